@@ -1,0 +1,217 @@
+"""`python -m augpipe.bench`: images/s of each policy on each engine, side by side.
+
+Engines: `augpipe` (ours), `kornia` (stock AugmentationSequential of the same chain), `torchvision`
+(the v2 chain applied image by image, as in a DataLoader worker), `dali` (DALI's own operators;
+CPU here, GPU where CUDA exists). Inputs are generated uint8 batches of the output size (what a
+loader hands over); throughput counts input images per second, each producing all the views.
+Every number is the median of `--repeats` timed calls after `--warmup` calls.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+
+import torch
+
+from augpipe.engines import ENGINES, Unsupported, build
+from augpipe.policy import build_policy, list_policies
+from timekeep import SyncTimer
+
+DEFAULT_POLICIES = ("simclr", "byol", "noise", "crop", "none")
+DEFAULT_BATCH = {32: 256, 64: 256, 96: 128, 128: 128, 224: 64}
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("--device cuda: CUDA is not available on this machine (use cpu or auto)")
+    return torch.device(name)
+
+
+def versions() -> dict[str, str]:
+    found = {"python": platform.python_version(), "torch": torch.__version__}
+    for module in ("torchvision", "kornia", "nvidia.dali"):
+        try:
+            found[module] = __import__(module, fromlist=["__version__"]).__version__
+        except Exception:  # an engine missing here is reported, not fatal
+            found[module] = "missing"
+    return found
+
+
+def machine(device: torch.device) -> dict[str, object]:
+    info = {"platform": platform.platform(), "cpu_count": os.cpu_count(),
+            "torch_threads": torch.get_num_threads()}
+    if device.type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(device)
+    return info
+
+
+def measure(run, images: torch.Tensor, warmup: int, repeats: int) -> float:
+    """Median images/s over `repeats` timed calls."""
+    for _ in range(warmup):
+        run(images)
+    rates = []
+    for _ in range(repeats):
+        timer = SyncTimer(images.device)
+        with timer:
+            run(images)
+        rates.append(images.shape[0] / timer.seconds)
+    return statistics.median(rates)
+
+
+def run_bench(policies, engines, sizes, device, views=2, warmup=2, repeats=5, batch=None, seed=0,
+              log=print) -> list[dict]:
+    records = []
+    common = {"machine": machine(device), "versions": versions()}
+    for size in sizes:
+        n = batch or DEFAULT_BATCH.get(size, 64)
+        g = torch.Generator(device=device).manual_seed(seed)
+        images = torch.randint(0, 256, (n, 3, size, size), dtype=torch.uint8, device=device, generator=g)
+        for policy_name in policies:
+            policy = build_policy(policy_name, size=size, views=views)
+            for engine in engines:
+                try:
+                    if engine == "augpipe":
+                        run = lambda x, p=policy: p(x, generator=g)  # noqa: E731
+                    else:
+                        run = build(engine, policy, device=str(device), batch_size=n) \
+                            if engine == "dali" else build(engine, policy)
+                    if engine == "torchvision" and device.type == "cuda":
+                        pass  # per-image loop on CUDA tensors: measured as is
+                    rate = measure(run, images, warmup, repeats)
+                except (Unsupported, ImportError) as err:
+                    log(f"  skip {engine:<11} {policy_name:<8} {size:>3}px: {err}")
+                    continue
+                records.append({"engine": engine, "policy": policy_name, "size": size, "batch": n,
+                                "device": str(device), "views": views, "images_per_s": round(rate, 1),
+                                **common})
+                log(f"  {engine:<11} {policy_name:<8} {size:>3}px batch {n:>3}: {rate:9.1f} img/s")
+    return records
+
+
+def table(records: list[dict]) -> str:
+    """Markdown table: one row per (size, policy), one column per engine, ratio to augpipe."""
+    engines = [e for e in ENGINES if any(r["engine"] == e for r in records)]
+    rows = {}
+    for r in records:
+        rows.setdefault((r["size"], r["batch"], r["policy"]), {})[r["engine"]] = r["images_per_s"]
+    head = "| size | batch | policy | " + " | ".join(f"{e} img/s" for e in engines) + " |"
+    lines = [head, "|" + "---|" * (3 + len(engines))]
+    for (size, n, policy), rates in rows.items():
+        ours = rates.get("augpipe")
+        cells = []
+        for e in engines:
+            if e not in rates:
+                cells.append("n/a")
+            elif e == "augpipe" or not ours:
+                cells.append(f"{rates[e]:,.0f}")
+            else:
+                cells.append(f"{rates[e]:,.0f} (augpipe {ours / rates[e]:.1f}x)")
+        lines.append(f"| {size} | {n} | {policy} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def write_atomic(path: str, data: bytes) -> None:
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.basename(path))
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def chart(records: list[dict], path: str) -> None:
+    import io
+
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sizes = sorted({r["size"] for r in records})
+    engines = [e for e in ENGINES if any(r["engine"] == e for r in records)]
+    fig, axes = plt.subplots(1, len(sizes), figsize=(6 * len(sizes), 4), squeeze=False)
+    for ax, size in zip(axes[0], sizes):
+        policies = list(dict.fromkeys(r["policy"] for r in records if r["size"] == size))
+        width = 0.8 / max(len(engines), 1)
+        for i, engine in enumerate(engines):
+            rates = {r["policy"]: r["images_per_s"] for r in records if r["size"] == size and r["engine"] == engine}
+            xs = [j + i * width for j, p in enumerate(policies) if p in rates]
+            ax.bar(xs, [rates[p] for p in policies if p in rates], width, label=engine)
+        ax.set_xticks([j + 0.4 - width / 2 for j in range(len(policies))], policies)
+        ax.set_yscale("log")
+        ax.set_ylabel("images/s (log)")
+        ax.set_title(f"{size} px, {records[0]['device']}")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    plt.close(fig)
+    write_atomic(path, buf.getvalue())
+
+
+def _csv(text: str) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m augpipe.bench", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    parser.add_argument("--sizes", default="32,224", help="comma-separated output sizes (default 32,224)")
+    parser.add_argument("--policies", default=",".join(DEFAULT_POLICIES),
+                        help=f"comma-separated policy names (any of {', '.join(list_policies())})")
+    parser.add_argument("--engines", default=",".join(ENGINES), help=f"comma-separated, of {', '.join(ENGINES)}")
+    parser.add_argument("--batch", type=int, default=None, help="batch size (default: 256 at 32 px, 64 at 224 px)")
+    parser.add_argument("--views", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--json", default=None, help="write the records to this JSON file")
+    parser.add_argument("--png", default=None, help="write a bar chart (default: next to --json)")
+    args = parser.parse_args(argv)
+
+    try:
+        sizes = [int(s) for s in _csv(args.sizes)]
+    except ValueError:
+        parser.error(f"--sizes: expected comma-separated integers, got {args.sizes!r}")
+    engines = _csv(args.engines)
+    bad = [e for e in engines if e not in ENGINES]
+    if bad:
+        parser.error(f"--engines: unknown {', '.join(bad)}; valid: {', '.join(ENGINES)}")
+    policies = _csv(args.policies)
+    for p in policies:
+        try:
+            build_policy(p, size=32)
+        except ValueError as err:
+            parser.error(f"--policies: {err}")
+    if args.repeats < 1 or args.warmup < 0:
+        parser.error("--repeats must be >= 1 and --warmup >= 0")
+    device = pick_device(args.device)
+
+    print(f"augpipe bench on {device} ({torch.get_num_threads()} threads), views={args.views}", flush=True)
+    records = run_bench(policies, engines, sizes, device, views=args.views, warmup=args.warmup,
+                        repeats=args.repeats, batch=args.batch,
+                        log=lambda s: print(s, flush=True))
+    print()
+    print(table(records))
+    if args.json:
+        write_atomic(args.json, (json.dumps(records, indent=1) + "\n").encode())
+        png = args.png or os.path.splitext(args.json)[0] + ".png"
+        chart(records, png)
+        print(f"\nwrote {args.json} and {png}")
+    elif args.png:
+        chart(records, args.png)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

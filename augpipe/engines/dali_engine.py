@@ -1,0 +1,141 @@
+"""DALI's own operators, fed the batch through `external_source`.
+
+Per-sample probabilities use DALI's conditional execution (`if fn.random.coin_flip(...)` inside a
+pipeline built with `enable_conditionals=True`), the mechanism DALI documents for this. Colour
+ops run on uint8 (DALI's colour operators assume the type's range), the rest on float in [0, 1].
+
+Checked where: the CPU path (`device="cpu"`, `device_id=None`) runs in CI; the GPU path
+(`device="gpu"`, operators on the GPU, output through `feed_ndarray`) follows DALI's documentation
+and runs only under `make gpu-check` on a machine with DALI and CUDA.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from augpipe.engines import Unsupported
+from augpipe.ops import NORMALIZE_STATS
+
+
+def _uniform(fn, lo, hi):
+    """A per-sample U(lo, hi) argument; DALI rejects an empty range, so lo == hi is a constant."""
+    return float(lo) if lo == hi else fn.random.uniform(range=[float(lo), float(hi)])
+
+
+def _apply(op, x, size, fn, types, dmath):
+    name = op.name
+
+    def coin(p):
+        return fn.random.coin_flip(probability=float(p), dtype=types.BOOL)
+
+    if name == "rrc":
+        if op.p < 1:
+            raise Unsupported("dali: rrc with p < 1")
+        return fn.random_resized_crop(x, size=list(size), random_area=list(op.scale),
+                                      random_aspect_ratio=list(op.ratio), antialias=False)
+    if name == "resize":
+        return fn.resize(x, size=list(size), antialias=False)
+    if name == "flip":
+        return fn.flip(x, horizontal=fn.random.coin_flip(probability=float(op.p)))
+    if name == "jitter":
+        if coin(op.p):
+            x = fn.color_twist(
+                x,
+                brightness=_uniform(fn, max(0.0, 1 - op.brightness), 1 + op.brightness),
+                contrast=_uniform(fn, max(0.0, 1 - op.contrast), 1 + op.contrast),
+                saturation=_uniform(fn, max(0.0, 1 - op.saturation), 1 + op.saturation),
+                hue=_uniform(fn, -360.0 * op.hue, 360.0 * op.hue))
+        return x
+    if name == "gray":
+        if coin(op.p):
+            x = fn.color_twist(x, saturation=0.0)
+        return x
+    if name == "blur":
+        if coin(op.p):
+            x = fn.gaussian_blur(x, window_size=op.kernel_size(size),
+                                 sigma=_uniform(fn, *op.sigma))
+        return x
+    raise Unsupported(f"dali: no uint8 equivalent for op {name!r}")
+
+
+def _apply_float(op, x, size, fn, types, dmath):
+    name = op.name
+    if name == "solarize":
+        if fn.random.coin_flip(probability=float(op.p), dtype=types.BOOL):
+            x = x + (x >= op.threshold) * (1.0 - 2.0 * x)
+        return x
+    if name == "noise":
+        if fn.random.coin_flip(probability=float(op.p), dtype=types.BOOL):
+            x = dmath.clamp(fn.noise.gaussian(x, stddev=_uniform(fn, *op.std)), 0.0, 1.0)
+        return x
+    if name == "normalize":
+        mean, std = NORMALIZE_STATS[op.stats]
+        return fn.crop_mirror_normalize(x, mean=list(mean), std=list(std), output_layout="HWC")
+    if name == "identity":
+        return x
+    raise Unsupported(f"dali: no equivalent for op {name!r}")
+
+
+_UINT8_OPS = {"rrc", "resize", "flip", "jitter", "gray", "blur"}
+
+
+def build(policy, device: str = "cpu", batch_size: int = 256, seed: int = 0, num_threads: int = 2):
+    from nvidia.dali import fn, pipeline_def, types
+    import nvidia.dali.math as dmath
+
+    on_gpu = device.startswith("cuda")
+    for view in policy.views:
+        seen_float = False
+        for op in view.ops:
+            if op.name in _UINT8_OPS and seen_float:
+                raise Unsupported(f"dali: {op.name} after a float-only op")
+            seen_float |= op.name not in _UINT8_OPS
+
+    @pipeline_def(batch_size=batch_size, num_threads=num_threads, device_id=0 if on_gpu else None,
+                  seed=seed, enable_conditionals=True, prefetch_queue_depth=1)
+    def pipe():
+        images = fn.external_source(name="images", layout="HWC", dtype=types.UINT8)
+        if on_gpu:
+            images = images.gpu()
+        outs = []
+        for view in policy.views:
+            x, is_float = images, False
+            for op in view.ops:
+                if op.name in _UINT8_OPS:
+                    x = _apply(op, x, view.size, fn, types, dmath)
+                    continue
+                if not is_float:
+                    x, is_float = fn.cast(x, dtype=types.FLOAT) * (1.0 / 255.0), True
+                x = _apply_float(op, x, view.size, fn, types, dmath)
+            if not is_float:
+                x = fn.cast(x, dtype=types.FLOAT) * (1.0 / 255.0)
+            outs.append(fn.transpose(x, perm=[2, 0, 1]))
+        return tuple(outs)
+
+    built = {}
+
+    def run(images: torch.Tensor):
+        n = images.shape[0]
+        if n not in built:
+            p = pipe(batch_size=n)
+            p.build()
+            built[n] = p
+        p = built[n]
+        hwc = images.permute(0, 2, 3, 1).contiguous()
+        if on_gpu:
+            p.feed_input("images", [t for t in hwc])  # DALI accepts CUDA tensors via __cuda_array_interface__
+        else:
+            p.feed_input("images", [t.numpy() for t in hwc.cpu()])
+        outs = p.run()
+        return [_to_torch(o, images.device) for o in outs]
+    return run
+
+
+def _to_torch(tensor_list, device):
+    if hasattr(tensor_list, "as_cpu") and device.type == "cuda":
+        from nvidia.dali.plugin.pytorch import feed_ndarray
+        dense = tensor_list.as_tensor()
+        out = torch.empty(dense.shape(), dtype=torch.float32, device=device)
+        feed_ndarray(dense, out)
+        return out
+    return torch.from_numpy(np.asarray(tensor_list.as_array()))

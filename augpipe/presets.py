@@ -1,0 +1,24 @@
+"""Named policies, written as spec strings so that a preset and a custom spec are the same thing.
+
+Each entry cites its source recipe. `|` separates asymmetric view chains (view 1 | view 2).
+"""
+from __future__ import annotations
+
+PRESETS: dict[str, str] = {
+    # SimCLR (Chen et al. 2020, appendix A): crop 0.08-1, flip, colour distortion of strength 1
+    # (0.8, 0.8, 0.8, 0.2) with p=0.8, grayscale p=0.2, blur p=0.5 with sigma 0.1-2.
+    "simclr": "rrc(scale=0.08:1)+flip+jitter(0.8,0.8,0.8,0.2,p=0.8)+gray(p=0.2)+blur(sigma=0.1:2,p=0.5)",
+    # BYOL (Grill et al. 2020, table 6): asymmetric blur (1.0 / 0.1) and solarize (0 / 0.2).
+    "byol": ("rrc(scale=0.08:1)+flip+jitter(0.4,0.4,0.2,0.1,p=0.8)+gray(p=0.2)+blur(sigma=0.1:2,p=1.0)"
+             " | rrc(scale=0.08:1)+flip+jitter(0.4,0.4,0.2,0.1,p=0.8)+gray(p=0.2)+blur(sigma=0.1:2,p=0.1)"
+             "+solarize(p=0.2)"),
+    # VICReg (Bardes et al. 2022, appendix C.1) uses BYOL's recipe: same asymmetric pair.
+    "vicreg": ("rrc(scale=0.08:1)+flip+jitter(0.4,0.4,0.2,0.1,p=0.8)+gray(p=0.2)+blur(sigma=0.1:2,p=1.0)"
+               " | rrc(scale=0.08:1)+flip+jitter(0.4,0.4,0.2,0.1,p=0.8)+gray(p=0.2)+blur(sigma=0.1:2,p=0.1)"
+               "+solarize(p=0.2)"),
+    # Bordes et al. 2023: the positive pair is the same image with two independent noise draws.
+    "noise": "noise(std=0.1)",
+    "crop": "rrc(scale=0.08:1)+flip",
+    "crop-gray": "rrc(scale=0.08:1)+flip+gray(p=0.2)",
+    "none": "identity",
+}
