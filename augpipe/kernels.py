@@ -112,7 +112,8 @@ def hue(images: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
     for n in (5.0, 3.0, 1.0):
         k = torch.remainder(n + h6, 6.0)
         out.append(maxc - delta * torch.minimum(k, 4.0 - k).clamp(0.0, 1.0))
-    return torch.stack(out, dim=1)
+    # torchvision can land a rounding error above 1.0; the [0, 1] contract holds here.
+    return torch.stack(out, dim=1).clamp_(0.0, 1.0)
 
 
 def gaussian_kernels(sigma: torch.Tensor, kernel_size: int, dtype=torch.float32) -> torch.Tensor:
@@ -135,7 +136,7 @@ def gaussian_blur(images: torch.Tensor, sigma: torch.Tensor, kernel_size: int) -
     x = F.pad(x, (pad, pad, pad, pad), mode="reflect")
     x = F.conv2d(x, taps.view(n * c, 1, kernel_size, 1), groups=n * c)
     x = F.conv2d(x, taps.view(n * c, 1, 1, kernel_size), groups=n * c)
-    return x.view(n, c, h, w)
+    return x.view(n, c, h, w).clamp_(0.0, 1.0)  # taps sum to 1 only up to rounding
 
 
 def solarize(images: torch.Tensor, threshold: torch.Tensor) -> torch.Tensor:

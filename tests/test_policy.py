@@ -1,0 +1,179 @@
+"""The public API: build_policy / list_policies / Policy.__call__, specs, errors, reproducibility."""
+import pytest
+import torch
+from torchvision.transforms.v2 import functional as TF
+
+import augpipe
+from augpipe import SpecError, build_policy, list_policies
+
+
+def test_list_policies_has_the_named_presets():
+    assert {"simclr", "byol", "vicreg", "noise", "crop", "crop-gray", "none"} <= set(list_policies())
+
+
+@pytest.mark.parametrize("name", list_policies())
+def test_every_preset_gives_float_views_in_range(name, photo_batch, gen):
+    views = build_policy(name, size=32, views=2)(photo_batch, generator=gen)
+    assert len(views) == 2
+    for v in views:
+        assert v.shape == (16, 3, 32, 32) and v.dtype == torch.float32
+        assert 0 <= v.min() and v.max() <= 1
+
+
+def test_same_seed_same_views_other_seed_other_views(photo_batch):
+    policy = build_policy("simclr", size=32)
+    a = policy(photo_batch, generator=torch.Generator().manual_seed(5))
+    b = policy(photo_batch, generator=torch.Generator().manual_seed(5))
+    c = policy(photo_batch, generator=torch.Generator().manual_seed(6))
+    assert all(torch.equal(x, y) for x, y in zip(a, b))
+    assert not torch.equal(a[0], c[0])
+
+
+def test_identical_images_get_different_views(gen):
+    same = torch.randint(0, 256, (1, 3, 32, 32), dtype=torch.uint8, generator=gen).expand(32, -1, -1, -1)
+    (view,) = build_policy("simclr", size=32, views=1)(same, generator=gen)
+    distinct = {tuple(v.flatten()[:64].tolist()) for v in view}
+    assert len(distinct) > 28  # per-sample parameters: not one draw for the batch
+
+
+def test_uint8_and_float_inputs_agree(photo_batch):
+    policy = build_policy("crop-gray", size=24)
+    a = policy(photo_batch, generator=torch.Generator().manual_seed(0))
+    b = policy(photo_batch.float() / 255, generator=torch.Generator().manual_seed(0))
+    for x, y in zip(a, b):
+        torch.testing.assert_close(x, y)
+
+
+def test_input_is_not_modified(photo_batch):
+    images = photo_batch.float() / 255
+    before = images.clone()
+    build_policy("simclr", size=48)(images)
+    build_policy("noise", size=48)(images)
+    assert torch.equal(images, before)
+
+
+@pytest.mark.parametrize("bad, message", [
+    (torch.rand(4, 3, 8, 8) * 255, "in \\[0, 1\\]"),
+    (torch.rand(3, 8, 8), "rank 3"),
+    (torch.rand(4, 1, 8, 8), "3 channels"),
+    (torch.zeros(4, 3, 8, 8, dtype=torch.int32), "uint8"),
+    (torch.rand(4, 3, 8, 8) - 0.5, "in \\[0, 1\\]"),
+])
+def test_bad_inputs_are_rejected_clearly(bad, message):
+    with pytest.raises((ValueError, TypeError), match=message):
+        build_policy("crop", size=8)(bad)
+
+
+def test_custom_spec_from_the_issue(photo_batch, gen):
+    spec = "rrc(scale=0.2:1)+flip+jitter(0.4,0.4,0.4,0.1,p=0.8)+gray(p=0.2)+noise(std=0.05)"
+    policy = build_policy(spec, size=32)
+    names = [op.name for op in policy.views[0].ops]
+    assert names == ["rrc", "flip", "jitter", "gray", "noise"]
+    jitter = policy.views[0].ops[2]
+    assert (jitter.brightness, jitter.hue, jitter.p) == (0.4, 0.1, 0.8)
+    assert policy.views[0].ops[0].scale == (0.2, 1.0)
+    assert policy.views[0].ops[4].std == (0.05, 0.05)
+    assert len(policy(photo_batch, generator=gen)) == 2
+
+
+def test_overrides_of_a_named_policy():
+    policy = build_policy("byol[blur.p=0.3, solarize.p=0]", size=32)
+    v1, v2 = ({op.name: op for op in view.ops} for view in policy.views)
+    assert v1["blur"].p == v2["blur"].p == 0.3 and v2["solarize"].p == 0.0
+    assert build_policy("noise[std=0.05:0.2]", size=32).views[0].ops[-1].std == (0.05, 0.2)
+
+
+def test_asymmetric_byol_views():
+    v1, v2 = (view.ops for view in build_policy("byol", size=32).views)
+    blur1, blur2 = (next(o for o in ops if o.name == "blur") for ops in (v1, v2))
+    assert (blur1.p, blur2.p) == (1.0, 0.1)
+    assert "solarize" not in [o.name for o in v1]
+    assert next(o for o in v2 if o.name == "solarize").p == 0.2
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("simclrr", "valid policies: byol"),
+    ("rrc+flop", "unknown op 'flop'; valid ops: blur"),
+    ("jitter(bright=0.4)", "unknown argument 'bright'; valid: p, brightness"),
+    ("rrc(scale=big)", "scale='big' is not valid, expected a number or a range"),
+    ("flip(p=1.5)", "p must be in \\[0, 1\\]"),
+    ("blur(k=4)", "positive odd integer"),
+    ("simclr[blur.q=1]", "unknown argument 'q'"),
+    ("noise[sigma=1]", "ambiguous or unknown"),
+    ("crop[solarize.p=1]", "has no op 'solarize'"),
+    ("normalize(stats=mnist)", "stats must be one of"),
+    ("", "empty policy spec"),
+])
+def test_bad_specs_give_one_line_errors(spec, message):
+    with pytest.raises(SpecError, match=message) as err:
+        build_policy(spec, size=32)
+    assert "\n" not in str(err.value)
+
+
+def test_multicrop_views(photo_batch, gen):
+    policy = build_policy("simclr", size=32, views="2x32+6x16@0.05:0.14")
+    views = policy(photo_batch, generator=gen)
+    assert [tuple(v.shape[-2:]) for v in views] == [(32, 32)] * 2 + [(16, 16)] * 6
+    assert policy.views[0].ops[0].scale == (0.08, 1.0) and policy.views[2].ops[0].scale == (0.05, 0.14)
+    with pytest.raises(ValueError, match="COUNTxSIZE"):
+        build_policy("simclr", size=32, views="2x")
+
+
+def test_output_dtype_and_channels_last(photo_batch):
+    views = build_policy("crop", size=32, dtype="bf16", channels_last=True)(photo_batch)
+    assert views[0].dtype == torch.bfloat16 and views[0].is_contiguous(memory_format=torch.channels_last)
+    normalized = build_policy("none", size=48, normalize="imagenet")(photo_batch)[0]
+    expected = TF.normalize(photo_batch.float() / 255, [0.485, 0.456, 0.406], [0.229, 0.224, 0.225])
+    torch.testing.assert_close(normalized, expected, atol=1e-5, rtol=0)
+
+
+def test_op_timing_is_opt_in_and_names_ops(photo_batch):
+    policy = build_policy("simclr", size=32, time_ops=True)
+    policy(photo_batch)
+    seconds = policy.op_seconds()
+    assert set(seconds) == {"rrc", "flip", "jitter", "gray", "blur"}
+    assert all(s >= 0 for s in seconds.values())
+    assert build_policy("simclr", size=32).op_seconds() == {}
+
+
+def _reference_view(img, params, i, size):
+    """Apply torchvision functional ops with the policy's sampled params for sample i."""
+    x = img.float() / 255
+    for p in params:
+        op = p["op"]
+        if op in ("rrc", "resize"):
+            x = TF.resized_crop(x, *p["boxes"][i].tolist(), list(size), antialias=False)
+        elif not p["apply"][i]:
+            continue
+        elif op == "flip":
+            x = TF.horizontal_flip(x)
+        elif op == "jitter":
+            fns = [TF.adjust_brightness, TF.adjust_contrast, TF.adjust_saturation, TF.adjust_hue]
+            for j in p["order"][i].tolist():
+                x = fns[j](x, float(p["factors"][i, j]))
+        elif op == "gray":
+            x = TF.rgb_to_grayscale(x, num_output_channels=3)
+        elif op == "blur":
+            s = float(p["sigma"][i])
+            x = TF.gaussian_blur(x, [3, 3], [s, s])
+        elif op == "solarize":
+            x = TF.solarize(x, float(p["threshold"][i]))
+    return x
+
+
+@pytest.mark.parametrize("name", ["simclr", "byol"])
+def test_views_equal_torchvision_replay_of_their_params(name, photo_batch, gen):
+    """End to end: every view equals torchvision's functional ops replayed with the same params."""
+    policy = build_policy(name, size=32)
+    views, params = policy(photo_batch, generator=gen, return_params=True)
+    for v, view_params in enumerate(params):
+        ref = torch.stack([_reference_view(img, view_params, i, (32, 32)) for i, img in enumerate(photo_batch)])
+        torch.testing.assert_close(views[v], ref, atol=2e-5, rtol=0)
+
+
+def test_repr_and_spec_roundtrip():
+    policy = build_policy("simclr", size=32)
+    again = build_policy(policy.views[0].ops and policy.spec.split(" | ")[0], size=32)
+    assert again.spec == policy.spec
+    assert "simclr" in repr(policy)
+    assert augpipe.check_images(torch.zeros(1, 3, 2, 2)) is None

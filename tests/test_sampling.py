@@ -1,0 +1,84 @@
+"""Sampled parameters follow the declared distributions and are drawn per sample."""
+import math
+
+import torch
+from torchvision import transforms
+
+from augpipe import build_policy, sampling
+
+N = 20000
+CPU = torch.device("cpu")
+
+
+def test_resized_crop_boxes_follow_torchvision_distribution(gen):
+    h, w, scale, ratio = 48, 64, (0.08, 1.0), (3 / 4, 4 / 3)
+    boxes = sampling.resized_crop_boxes(N, h, w, scale, ratio, gen, CPU).double()
+    top, left, bh, bw = boxes.unbind(1)
+    assert (top >= 0).all() and (left >= 0).all() and (top + bh <= h).all() and (left + bw <= w).all()
+    torch.manual_seed(0)
+    ref = torch.tensor([transforms.RandomResizedCrop.get_params(torch.empty(3, h, w), list(scale), list(ratio))
+                        for _ in range(4000)]).double()
+    for ours, theirs in [(bh * bw / (h * w), ref[:, 2] * ref[:, 3] / (h * w)),
+                         (torch.log(bw / bh), torch.log(ref[:, 3] / ref[:, 2])),
+                         (top / h, ref[:, 0] / h)]:
+        for q in (0.1, 0.5, 0.9):
+            assert abs(torch.quantile(ours, q) - torch.quantile(theirs, q)) < 0.03, q
+
+
+def test_resized_crop_fallback_is_central_crop():
+    # scale > achievable area for this ratio range: no try fits, so the central fallback is used
+    boxes = sampling.resized_crop_boxes(100, 10, 40, (0.9, 1.0), (1.0, 1.0), torch.Generator().manual_seed(0), CPU)
+    assert (boxes == torch.tensor([0, 15, 10, 10])).all()
+
+
+def test_uniform_bernoulli_permutations(gen):
+    u = sampling.uniform(N, 0.6, 1.4, gen, CPU)
+    assert 0.6 <= u.min() and u.max() <= 1.4
+    assert abs(u.mean() - 1.0) < 0.01 and abs(u.var() - 0.8 ** 2 / 12) < 0.003
+    coin = sampling.bernoulli(N, 0.2, gen, CPU)
+    assert abs(coin.float().mean() - 0.2) < 0.015
+    perms = sampling.permutations(N, 4, gen, CPU)
+    assert (perms.sort(dim=1).values == torch.arange(4)).all()
+    position_freq = torch.stack([(perms == j).float().mean(0) for j in range(4)])
+    assert (position_freq - 0.25).abs().max() < 0.02
+
+
+def test_policy_parameters_are_per_sample_and_follow_spec(gen):
+    policy = build_policy("rrc(scale=0.2:1)+flip+jitter(0.4,0.3,0.2,0.1,p=0.8)+gray(p=0.2)"
+                          "+blur(sigma=0.1:2,p=0.5)+noise(std=0.05:0.2)", size=16, views=1)
+    images = torch.full((4000, 3, 16, 16), 128, dtype=torch.uint8)
+    _, params = policy(images, generator=gen, return_params=True)
+    p = {d["op"]: d for d in params[0]}
+    for op, rate in [("flip", 0.5), ("jitter", 0.8), ("gray", 0.2), ("blur", 0.5)]:
+        assert abs(p[op]["apply"].float().mean() - rate) < 0.03, op
+    f = p["jitter"]["factors"]
+    for j, (lo, hi) in enumerate([(0.6, 1.4), (0.7, 1.3), (0.8, 1.2), (-0.1, 0.1)]):
+        assert lo <= f[:, j].min() and f[:, j].max() <= hi
+        assert abs(f[:, j].mean() - (lo + hi) / 2) < 0.01
+        assert f[:, j].unique().numel() > 3900  # one draw per sample, not per batch
+    area = p["rrc"]["boxes"][:, 2:].prod(1) / 256
+    assert area.min() >= 0.15 and area.unique().numel() > 20
+    assert 0.1 <= p["blur"]["sigma"].min() and p["blur"]["sigma"].max() <= 2.0
+    std = p["noise"]["std"]
+    assert 0.05 <= std.min() and std.max() <= 0.2 and abs(std.mean() - 0.125) < 0.005
+
+
+def test_noise_has_declared_per_sample_std(gen):
+    # mid-gray images, std small enough that clipping at 0 and 1 is negligible (5 sigma)
+    policy = build_policy("noise(std=0.02:0.09)", size=32, views=1)
+    images = torch.full((256, 3, 32, 32), 0.5)
+    (view,), params = policy(images, generator=gen, return_params=True)
+    declared = params[0][1]["std"]
+    measured = (view - images).flatten(1).std(dim=1)
+    assert torch.allclose(measured, declared, rtol=0.05)
+    assert measured.std() > 0.01  # really one std per sample
+
+
+def test_noise_views_are_independent(gen):
+    policy = build_policy("noise", size=32)
+    images = torch.full((64, 3, 32, 32), 0.5)
+    a, b = policy(images, generator=gen)
+    d = (a - b).flatten(1)
+    corr = torch.corrcoef(torch.stack([(a - 0.5).flatten(), (b - 0.5).flatten()]))[0, 1]
+    assert abs(corr) < 0.02
+    assert math.isclose(d.std().item(), math.sqrt(2) * 0.1, rel_tol=0.03)
