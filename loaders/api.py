@@ -1,0 +1,115 @@
+"""`build_loader`: one interface over the three backends."""
+from __future__ import annotations
+
+import importlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from loaders.datasets import resolve_source
+from loaders.order import num_batches
+
+BACKENDS = ("torch", "dali", "ffcv")
+
+
+@dataclass(frozen=True)
+class LoaderConfig:
+    batch_size: int
+    image_size: int
+    device: torch.device
+    shuffle: bool = True
+    seed: int = 0
+    drop_last: bool = False
+    num_workers: int = 2
+    rank: int = 0
+    world_size: int = 1
+    on_error: str = "raise"
+    random_crop: tuple[tuple[float, float], tuple[float, float]] | None = None  # (scale, ratio)
+    channels_last: bool = False
+    ffcv_order: str = "random"
+
+
+class Loader:
+    """Iterable of `(images, labels)`; each pass is the next epoch (or the one `set_epoch` chose)."""
+
+    def __init__(self, backend, config: LoaderConfig, size: int, classes: list[str] | None):
+        self._backend = backend
+        self.config = config
+        self.dataset_size = size
+        self.classes = classes
+        self.epoch = 0
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes) if self.classes else self._backend.num_classes
+
+    @property
+    def skipped(self) -> list[tuple[str, str]]:
+        return getattr(self._backend, "skipped", [])
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        c = self.config
+        return num_batches(self.dataset_size, c.batch_size, c.rank, c.world_size, c.drop_last)
+
+    def __iter__(self):
+        epoch = self.epoch
+        self.epoch += 1
+        for images, labels in self._backend.iter_epoch(epoch):
+            if self.config.channels_last:
+                images = images.contiguous(memory_format=torch.channels_last)
+            yield images, labels
+
+
+def _check_positive(name: str, value: int) -> None:
+    if not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+
+
+def build_loader(kind: str, source: str | os.PathLike, *, batch_size: int, image_size: int,
+                 device: str | torch.device = "cpu", shuffle: bool = True, seed: int = 0,
+                 drop_last: bool = False, num_workers: int | None = None, rank: int = 0,
+                 world_size: int = 1, on_error: str = "raise",
+                 random_crop: tuple[tuple[float, float], tuple[float, float]] | bool | None = None,
+                 channels_last: bool = False, ffcv_order: str = "random") -> Loader:
+    """A loader of uint8 `[N,3,image_size,image_size]` images and int64 labels on `device`.
+
+    kind:        `torch`, `dali` or `ffcv`.
+    source:      an ImageFolder root, an embedded dataset name (`digits`, `digits:test`), or for
+                 `ffcv` also a `.beton` file (an ImageFolder is converted once into the cache).
+    random_crop: None/False for the centre square resized to `image_size`; True or
+                 `(scale, ratio)` for a random resized crop at decode time (DALI
+                 `image_random_crop`, FFCV `RandomResizedCropRGBImageDecoder`, torchvision's
+                 RandomResizedCrop parameters on the torch backend).
+    ffcv_order:  `random` or `quasi_random` (FFCV's memory-friendly order).
+    """
+    if kind not in BACKENDS:
+        raise ValueError(f"unknown loader kind {kind!r}; valid: {', '.join(BACKENDS)}")
+    _check_positive("batch_size", batch_size)
+    _check_positive("image_size", image_size)
+    if num_workers is None:
+        num_workers = min(4, os.cpu_count() or 1)
+    if on_error not in ("raise", "skip"):
+        raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
+    if ffcv_order not in ("random", "quasi_random"):
+        raise ValueError(f"ffcv_order must be 'random' or 'quasi_random', got {ffcv_order!r}")
+    device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device='cuda' but CUDA is not available on this machine")
+    if random_crop is True:
+        random_crop = ((0.08, 1.0), (3 / 4, 4 / 3))
+    config = LoaderConfig(batch_size, image_size, device, shuffle, seed, drop_last, num_workers, rank,
+                          world_size, on_error, random_crop or None, channels_last, ffcv_order)
+    path = resolve_source(source)
+    module = importlib.import_module(f"loaders.{kind}_backend")
+    backend = module.Backend(path, config)
+    size = backend.size
+    per_rank = size // world_size if drop_last else -(-size // world_size)
+    if drop_last and per_rank < batch_size:
+        raise ValueError(f"batch_size={batch_size} is larger than the {per_rank} images per rank of "
+                         f"{Path(path)} with drop_last=True: every batch would be dropped")
+    return Loader(backend, config, size, backend.classes)

@@ -1,0 +1,139 @@
+"""`ffcv` backend: an FFCV `.beton` file read by `ffcv.loader.Loader`.
+
+An ImageFolder source (or `digits`) is written once into a `.beton` in the cache (named by the
+source path, so changing the folder means a new file) with `loaders.prepare`, which decodes every
+image with the reference Pillow decoding, stored raw when small. Sample i of the file is image i of
+the shared scan, so indices mean the same thing on every backend.
+
+Order: `shuffle=False` reads this rank's indices in order (`loaders.order`); with shuffling FFCV
+permutes this rank's shard per epoch with its own RANDOM (or QUASI_RANDOM) order seeded from
+`seed + epoch` (FFCV's rule). The shard itself is this rank's share of a fixed `(seed, 0)`
+permutation: disjoint across ranks, covering the dataset, fixed for the run.
+
+The first use in a process compiles FFCV's pipeline with numba (several seconds): logged, not
+silent.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from loaders.datasets import cache_dir
+from loaders.order import epoch_indices
+
+log = logging.getLogger("loaders.ffcv")
+_COMPILED = False
+
+
+def beton_for_folder(path: Path, on_error: str, max_resolution: int | None = None) -> tuple[Path, list[str], list]:
+    """The cached `.beton` of an ImageFolder (written on first use), its classes and skipped files."""
+    from loaders.prepare import write_beton
+    from loaders.scan import scan_image_folder
+
+    index = scan_image_folder(path, on_error=on_error)
+    key = hashlib.sha1(f"{path.resolve()}|{len(index)}|{max_resolution}".encode()).hexdigest()[:12]
+    target = cache_dir() / "beton" / f"{path.name}-{key}.beton"
+    if not target.exists():
+        log.warning("ffcv: writing %s from %s (%d images, once)", target, path, len(index))
+        write_beton(index, target, max_resolution=max_resolution)
+    return target, index.classes, index.skipped
+
+
+class Backend:
+    def __init__(self, path, config):
+        import ffcv  # noqa: F401  (fail here, with the import error)
+        from ffcv.reader import Reader
+
+        path = Path(path)
+        self.config = config
+        self.skipped = []
+        if path.suffix == ".beton":
+            if not path.is_file():
+                raise FileNotFoundError(f"{path}: no such .beton file")
+            self.beton, self.classes = path, None
+        else:
+            self.beton, self.classes, self.skipped = beton_for_folder(path, config.on_error)
+        reader = Reader(str(self.beton))
+        self.size = int(reader.num_samples)
+
+    @property
+    def num_classes(self) -> int:
+        raise ValueError(f"{self.beton}: a bare .beton has no class names; pass the ImageFolder source")
+
+    def _loader(self, indices, ordered: bool):
+        from ffcv.fields.basics import IntDecoder
+        from ffcv.fields.rgb_image import CenterCropRGBImageDecoder, RandomResizedCropRGBImageDecoder
+        from ffcv.loader import Loader, OrderOption
+        from ffcv.transforms import Squeeze, ToDevice, ToTensor, ToTorchImage
+
+        c = self.config
+        size = (c.image_size, c.image_size)
+        if c.random_crop is None:
+            decoder = CenterCropRGBImageDecoder(size, ratio=1.0)
+        else:
+            decoder = RandomResizedCropRGBImageDecoder(size, scale=c.random_crop[0], ratio=c.random_crop[1])
+        on_cuda = c.device.type == "cuda"
+        image_ops = [decoder, ToTensor()]
+        label_ops = [IntDecoder(), ToTensor(), Squeeze()]
+        if on_cuda:
+            image_ops.append(ToDevice(c.device, non_blocking=True))
+            label_ops.append(ToDevice(c.device, non_blocking=True))
+        image_ops.append(ToTorchImage(channels_last=True))
+        if ordered:
+            order = OrderOption.SEQUENTIAL
+        else:
+            order = OrderOption.QUASI_RANDOM if c.ffcv_order == "quasi_random" else OrderOption.RANDOM
+        return Loader(str(self.beton), batch_size=c.batch_size, num_workers=max(1, c.num_workers),
+                      order=order, seed=c.seed, indices=indices, drop_last=c.drop_last,
+                      pipelines={"image": image_ops, "label": label_ops}, os_cache=True)
+
+    def iter_epoch(self, epoch: int):
+        global _COMPILED
+        c = self.config
+        if c.shuffle:
+            indices = epoch_indices(self.size, epoch=0, seed=c.seed, shuffle=True, rank=c.rank,
+                                    world_size=c.world_size, drop_last=c.drop_last)
+        else:
+            indices = epoch_indices(self.size, epoch=epoch, seed=c.seed, shuffle=False, rank=c.rank,
+                                    world_size=c.world_size, drop_last=c.drop_last)
+        if len(indices) == 0:
+            return
+        loader = self._loader(indices, ordered=not c.shuffle)
+        loader.next_epoch = epoch
+        start = time.perf_counter()
+        if not _COMPILED:
+            log.warning("ffcv: first batch compiles the pipeline with numba (several seconds)")
+        iterator = iter(loader)
+        try:
+            for images, labels in iterator:
+                if not _COMPILED:
+                    _COMPILED = True
+                    log.warning("ffcv: pipeline compiled in %.1f s", time.perf_counter() - start)
+                # FFCV hands out views of its ring of prefetch buffers, which its thread refills:
+                # a batch kept past the next step would change under the caller. Copy it out.
+                yield images.clone(memory_format=torch.channels_last), labels.to(torch.int64, copy=True)
+        finally:
+            _stop(iterator)
+
+
+def _stop(iterator, timeout_s: float = 10.0) -> None:
+    """Stop FFCV's prefetch thread when an epoch is left early (break, exception).
+
+    `EpochIterator.close()` only sets a flag; a thread blocked on its full output queue never sees
+    it and aborts the interpreter at exit. Drain the queue until the thread has ended.
+    """
+    import queue
+
+    iterator.close()
+    deadline = time.monotonic() + timeout_s
+    while iterator.is_alive() and time.monotonic() < deadline:
+        try:
+            iterator.output_queue.get_nowait()
+        except queue.Empty:
+            pass
+        iterator.join(timeout=0.01)

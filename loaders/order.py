@@ -1,0 +1,42 @@
+"""Per-epoch order and sharding, decided in one place from (seed, epoch, rank, world_size).
+
+Every backend asks here which sample indices it loads, in which order, for one epoch: the epoch's
+permutation comes from a generator seeded with (seed, epoch), and rank r of W takes positions
+r, r+W, r+2W, ... of it (as torch's DistributedSampler does), so the shards are disjoint and cover
+the dataset. Without drop_last the permutation is padded by wrapping so all shards have equal size
+(needed for DDP's lockstep); the padded duplicates are the first few of the permutation.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+
+def epoch_indices(n: int, *, epoch: int, seed: int, shuffle: bool, rank: int = 0, world_size: int = 1,
+                  drop_last: bool = False) -> np.ndarray:
+    if world_size < 1 or not 0 <= rank < world_size:
+        raise ValueError(f"rank must be in [0, world_size) and world_size >= 1, got rank={rank}, "
+                         f"world_size={world_size}")
+    if shuffle:
+        order = np.random.default_rng([seed, epoch]).permutation(n)
+    else:
+        order = np.arange(n)
+    if world_size > 1:
+        if drop_last:
+            order = order[: (n // world_size) * world_size]
+        else:
+            total = math.ceil(n / world_size) * world_size
+            order = np.concatenate([order, order[: total - n]]) if total > n else order
+        order = order[rank::world_size]
+    return order
+
+
+def batches(indices: np.ndarray, batch_size: int, drop_last: bool) -> list[np.ndarray]:
+    count = len(indices) // batch_size if drop_last else math.ceil(len(indices) / batch_size)
+    return [indices[i * batch_size:(i + 1) * batch_size] for i in range(count)]
+
+
+def num_batches(n: int, batch_size: int, rank: int, world_size: int, drop_last: bool) -> int:
+    per_rank = n // world_size if drop_last else math.ceil(n / world_size)
+    return per_rank // batch_size if drop_last else math.ceil(per_rank / batch_size)

@@ -1,0 +1,97 @@
+"""`python -m loaders.prepare SRC DST.beton`: write an FFCV file from an ImageFolder, atomically.
+
+Every image is decoded with the reference Pillow decoding (`loaders.decode`: any mode to RGB),
+optionally downscaled so its longer side is at most `--max-resolution`, and stored raw (exact
+pixels) when its side is at most 64 px, else as JPEG (quality 95). The file is written under a
+temporary name next to DST and renamed when complete: an interrupted run never leaves a
+half-written DST.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from loaders.datasets import resolve_source
+from loaders.decode import load_rgb
+from loaders.scan import DatasetError, ImageIndex, scan_image_folder
+
+RAW_MAX_SIDE = 64
+
+
+class _Decoded:
+    """Indexable (image HWC uint8, label) view of a scan, for FFCV's writer."""
+
+    def __init__(self, index: ImageIndex, max_resolution: int | None):
+        self.index, self.max_resolution = index, max_resolution
+
+    def __len__(self):
+        return len(self.index)
+
+    def __getitem__(self, i):
+        from PIL import Image
+        im = load_rgb(self.index.files[i])
+        if self.max_resolution and max(im.size) > self.max_resolution:
+            scale = self.max_resolution / max(im.size)
+            im = im.resize((max(1, round(im.width * scale)), max(1, round(im.height * scale))), Image.BILINEAR)
+        return np.asarray(im, dtype=np.uint8), int(self.index.labels[i])
+
+
+def write_beton(index: ImageIndex, dst: str | os.PathLike, max_resolution: int | None = None,
+                num_workers: int | None = None) -> Path:
+    from ffcv.fields import IntField, RGBImageField
+    from ffcv.writer import DatasetWriter
+
+    dst = Path(dst)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    first, _ = _Decoded(index, max_resolution)[0]
+    mode = "raw" if max(first.shape[:2]) <= RAW_MAX_SIDE else "jpg"
+    fd, tmp = tempfile.mkstemp(dir=dst.parent, prefix=f".{dst.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        writer = DatasetWriter(tmp, {"image": RGBImageField(write_mode=mode, max_resolution=max_resolution,
+                                                           jpeg_quality=95),
+                                     "label": IntField()},
+                               num_workers=num_workers or min(4, os.cpu_count() or 1))
+        writer.from_indexed_dataset(_Decoded(index, max_resolution))
+        os.replace(tmp, dst)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return dst
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m loaders.prepare", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("src", help="ImageFolder root (root/<class>/<image>) or an embedded name (digits)")
+    parser.add_argument("dst", help="output .beton file")
+    parser.add_argument("--max-resolution", type=int, default=None,
+                        help="downscale so the longer side is at most N pixels")
+    parser.add_argument("--on-error", choices=["raise", "skip"], default="raise",
+                        help="unreadable files: stop with an error naming them (raise) or leave them out (skip)")
+    parser.add_argument("--workers", type=int, default=None)
+    args = parser.parse_args(argv)
+    if not args.dst.endswith(".beton"):
+        parser.error(f"dst {args.dst!r}: expected a file name ending in .beton")
+    if args.max_resolution is not None and args.max_resolution < 1:
+        parser.error(f"--max-resolution must be >= 1, got {args.max_resolution}")
+    try:
+        index = scan_image_folder(resolve_source(args.src), on_error=args.on_error)
+    except DatasetError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    for f, reason in index.skipped:
+        print(f"skipped {f}: {reason}", file=sys.stderr)
+    write_beton(index, args.dst, args.max_resolution, args.workers)
+    print(f"wrote {len(index)} images in {len(index.classes)} classes to {args.dst}"
+          + (f" ({len(index.skipped)} unreadable files skipped)" if index.skipped else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

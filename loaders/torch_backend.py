@@ -1,0 +1,73 @@
+"""`torch` backend: Pillow decoding in DataLoader workers, pinned memory, non-blocking copies.
+
+The reference backend: its decoding (`loaders.decode`) defines the pixels that the other
+backends are tested against.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from loaders.decode import center_resized, load_rgb
+from loaders.order import batches, epoch_indices
+from loaders.scan import scan_image_folder
+
+
+def _crop_seed(seed: int, epoch: int, index: int) -> int:
+    return int(np.random.default_rng([seed, epoch, index, 0x5EED]).integers(2**62))
+
+
+class _Files(Dataset):
+    def __init__(self, files, labels, image_size, random_crop, seed):
+        self.files, self.labels = files, labels
+        self.image_size, self.random_crop, self.seed = image_size, random_crop, seed
+
+    def __len__(self):
+        return len(self.files)
+
+    def __getitem__(self, item):
+        index, epoch = item
+        im = load_rgb(self.files[index])
+        if self.random_crop is None:
+            arr = center_resized(im, self.image_size)
+        else:
+            from torchvision.transforms import RandomResizedCrop
+            from torchvision.transforms.functional import resized_crop
+            scale, ratio = self.random_crop
+            # torchvision's own RRC parameters, from a per-(seed, epoch, index) RNG: reproducible
+            # whatever the worker count, and the caller's global RNG is left alone.
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(_crop_seed(self.seed, epoch, index))
+                top, left, h, w = RandomResizedCrop.get_params(im, list(scale), list(ratio))
+            arr = np.asarray(resized_crop(im, top, left, h, w, [self.image_size] * 2), dtype=np.uint8)
+        return arr, self.labels[index]
+
+
+def _collate(samples):
+    images = torch.from_numpy(np.stack([s[0] for s in samples])).permute(0, 3, 1, 2)  # NHWC memory
+    labels = torch.tensor([s[1] for s in samples], dtype=torch.int64)
+    return images, labels
+
+
+class Backend:
+    def __init__(self, path, config):
+        index = scan_image_folder(path, on_error=config.on_error)
+        self.config, self.index = config, index
+        self.size, self.classes, self.skipped = len(index), index.classes, index.skipped
+        self.dataset = _Files(index.files, index.labels, config.image_size, config.random_crop, config.seed)
+
+    def iter_epoch(self, epoch: int):
+        c = self.config
+        order = epoch_indices(self.size, epoch=epoch, seed=c.seed, shuffle=c.shuffle, rank=c.rank,
+                              world_size=c.world_size, drop_last=c.drop_last)
+        batch_list = [[(int(i), epoch) for i in b] for b in batches(order, c.batch_size, c.drop_last)]
+        on_cuda = c.device.type == "cuda"
+        loader = DataLoader(self.dataset, batch_sampler=batch_list, num_workers=c.num_workers,
+                            collate_fn=_collate, pin_memory=on_cuda,
+                            persistent_workers=False, prefetch_factor=4 if c.num_workers else None)
+        for images, labels in loader:
+            if on_cuda:
+                images = images.to(c.device, non_blocking=True)
+                labels = labels.to(c.device, non_blocking=True)
+            yield images, labels

@@ -1,0 +1,228 @@
+"""loaders: one interface, three backends, the same data; bad input handled clearly."""
+import importlib.util
+import os
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import loaders
+from loaders import DatasetError, build_loader, scan_image_folder
+from loaders.order import epoch_indices
+
+HAVE = {"torch": True,
+        "dali": importlib.util.find_spec("nvidia") is not None and importlib.util.find_spec("nvidia.dali") is not None,
+        "ffcv": importlib.util.find_spec("ffcv") is not None}
+KINDS = [pytest.param(k, marks=pytest.mark.skipif(not HAVE[k], reason=f"{k} not installed")) for k in loaders.BACKENDS]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def isolated_cache(tmp_path_factory):
+    old = os.environ.get("AUGPIPE_CACHE")
+    os.environ["AUGPIPE_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+    yield
+    if old is None:
+        os.environ.pop("AUGPIPE_CACHE")
+    else:
+        os.environ["AUGPIPE_CACHE"] = old
+
+
+def epoch_pairs(loader):
+    """(label, image bytes) for every sample of one epoch, sorted: the epoch's multiset."""
+    pairs = []
+    for images, labels in loader:
+        assert images.dtype == torch.uint8 and labels.dtype == torch.int64
+        pairs += [(int(y), x.contiguous().numpy().tobytes()) for x, y in zip(images.cpu(), labels.cpu())]
+    return sorted(pairs)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_digits_epoch_has_every_image_once(kind):
+    loader = build_loader(kind, "digits", batch_size=100, image_size=32, seed=3, num_workers=1)
+    index = scan_image_folder(loaders.resolve_source("digits"))
+    assert loader.dataset_size == len(index) == 1442 and len(loader) == 15
+    assert loader.classes == [str(i) for i in range(10)]
+    sizes, labels = [], []
+    for images, y in loader:
+        assert images.shape[1:] == (3, 32, 32)
+        sizes.append(len(y))
+        labels += y.tolist()
+    assert sizes == [100] * 14 + [42]
+    assert sorted(labels) == sorted(index.labels)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_same_multiset_as_torch_backend(kind):
+    ref = epoch_pairs(build_loader("torch", "digits:test", batch_size=64, image_size=32, seed=1, num_workers=1))
+    got = epoch_pairs(build_loader(kind, "digits:test", batch_size=64, image_size=32, seed=9, num_workers=1))
+    assert [p[0] for p in got] == [p[0] for p in ref]
+    # digits are lossless PNGs at 32 px: no resize, no JPEG, so pixels are identical
+    assert [p[1] for p in got] == [p[1] for p in ref]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_reshuffle_is_deterministic_per_seed_and_epoch(kind):
+    def first_labels(seed, epoch):
+        loader = build_loader(kind, "digits:test", batch_size=32, image_size=8, seed=seed, num_workers=1)
+        loader.set_epoch(epoch)
+        return next(iter(loader))[1].tolist()
+    assert first_labels(0, 0) == first_labels(0, 0)
+    assert first_labels(0, 0) != first_labels(0, 1)
+    assert first_labels(0, 1) != first_labels(1, 1)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_shards_are_disjoint_and_cover(kind):
+    shards = [epoch_pairs(build_loader(kind, "digits:test", batch_size=50, image_size=32, seed=2,
+                                       num_workers=1, rank=r, world_size=2, drop_last=False))
+              for r in range(2)]
+    everything = epoch_pairs(build_loader("torch", "digits:test", batch_size=50, image_size=32, num_workers=1))
+    n = len(everything)  # 355: odd, so one sample is repeated to keep the shards equal
+    assert len(shards[0]) == len(shards[1]) == (n + 1) // 2
+    combined = sorted(shards[0] + shards[1])
+    assert len(set(combined)) >= n - 1  # digits can repeat pixel-for-pixel; labels+pixels nearly unique
+    assert set(combined) == set(everything)
+
+
+def _ordered(kind, source, size, count=None):
+    loader = build_loader(kind, source, batch_size=count or 64, image_size=size, shuffle=False, num_workers=1)
+    images, labels = next(iter(loader))
+    return images.contiguous().int(), labels
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_resized_pixels_match_reference_within_tolerance(kind):
+    """Downscaling (32 -> 20 px) goes through each library's own antialiased resize.
+
+    Stated tolerance: mean absolute difference <= 3 grey levels, labels identical.
+    """
+    ref, ref_labels = _ordered("torch", "digits:test", 20)
+    got, labels = _ordered(kind, "digits:test", 20)
+    assert torch.equal(labels.cpu(), ref_labels)
+    assert (got.cpu() - ref).abs().float().mean() <= 3.0
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_cifar_jpegs_match_reference_up_to_decoder(kind, cifar_root):
+    """Real JPEGs at native size: only the JPEG decoders differ (Pillow vs DALI's libjpeg-turbo
+    settings; FFCV stores Pillow's pixels raw). Stated tolerance: mean |diff| <= 1 level."""
+    ref, ref_labels = _ordered("torch", cifar_root / "test", 32, 256)
+    got, labels = _ordered(kind, cifar_root / "test", 32, 256)
+    assert torch.equal(labels.cpu(), ref_labels)
+    assert (got.cpu() - ref).abs().float().mean() <= 1.0
+
+
+def test_epoch_indices_shards_are_a_partition():
+    for n, w in [(10, 3), (11, 2), (7, 7)]:
+        parts = [epoch_indices(n, epoch=1, seed=0, shuffle=True, rank=r, world_size=w, drop_last=True)
+                 for r in range(w)]
+        flat = np.concatenate(parts)
+        assert len(set(flat.tolist())) == len(flat) == (n // w) * w
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_random_crop_at_decode_gives_image_size(kind):
+    loader = build_loader(kind, "digits:test", batch_size=64, image_size=24, random_crop=True, num_workers=1)
+    images, _ = next(iter(loader))
+    assert images.shape == (64, 3, 24, 24)
+    center = next(iter(build_loader(kind, "digits:test", batch_size=64, image_size=24, num_workers=1)))[0]
+    assert not torch.equal(images, center)
+
+
+@pytest.fixture(scope="module")
+def odd_folder(tmp_path_factory):
+    """Images of every awkward kind, in two classes."""
+    root = tmp_path_factory.mktemp("odd")
+    a, b = root / "a", root / "b"
+    a.mkdir(), b.mkdir()
+    rng = np.random.default_rng(0)
+    rgb = rng.integers(0, 256, (40, 60, 3), dtype=np.uint8)
+    Image.fromarray(rgb).save(a / "rgb.jpg")
+    Image.fromarray(rgb[..., 0]).save(a / "gray.png")
+    Image.fromarray(rgb).convert("CMYK").save(a / "cmyk.jpg")
+    Image.fromarray(np.dstack([rgb, rgb[..., :1]])).save(a / "rgba.png")
+    Image.fromarray(rgb).convert("P").save(b / "palette.png")
+    Image.fromarray((rng.integers(0, 65535, (30, 30))).astype(np.uint16)).save(b / "gray16.png")
+    Image.fromarray(rgb[:2, :3]).save(b / "tiny.png")
+    Image.fromarray(rng.integers(0, 256, (3, 300, 3), dtype=np.uint8)).save(b / "long.png")
+    return root
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_awkward_images_become_rgb_of_image_size(kind, odd_folder):
+    loader = build_loader(kind, odd_folder, batch_size=8, image_size=16, shuffle=False, num_workers=1)
+    images, labels = next(iter(loader))
+    assert images.shape == (8, 3, 16, 16)
+    assert labels.tolist() == [0, 0, 0, 0, 1, 1, 1, 1]
+
+
+@pytest.fixture
+def broken_folder(tmp_path):
+    root = tmp_path / "broken"
+    (root / "cat").mkdir(parents=True)
+    rng = np.random.default_rng(1)
+    for i in range(4):
+        Image.fromarray(rng.integers(0, 256, (20, 20, 3), dtype=np.uint8)).save(root / "cat" / f"ok{i}.jpg")
+    data = (root / "cat" / "ok0.jpg").read_bytes()
+    (root / "cat" / "truncated.jpg").write_bytes(data[: len(data) // 2])
+    (root / "cat" / "empty.jpg").write_bytes(b"")
+    (root / "cat" / "notes.png").write_text("not an image")
+    return root
+
+
+def test_broken_files_are_named_or_skipped(broken_folder):
+    with pytest.raises(DatasetError, match="3 unreadable") as err:
+        build_loader("torch", broken_folder, batch_size=2, image_size=8)
+    message = str(err.value)
+    assert "truncated.jpg" in message and "empty.jpg (empty file)" in message and "notes.png" in message
+    loader = build_loader("torch", broken_folder, batch_size=2, image_size=8, on_error="skip")
+    assert loader.dataset_size == 4
+    assert sorted(os.path.basename(f) for f, _ in loader.skipped) == ["empty.jpg", "notes.png", "truncated.jpg"]
+    assert sum(len(y) for _, y in loader) == 4
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda p: p / "missing", "no such directory"),
+    (lambda p: (p / "empty").mkdir() or p / "empty", "no class subfolders"),
+    (lambda p: (p / "flat").mkdir() or (p / "flat" / "x.jpg").write_bytes(b"") or p / "flat", "no class subfolders"),
+    (lambda p: (p / "hollow" / "c").mkdir(parents=True) or p / "hollow", "no image files"),
+])
+def test_bad_folders_give_one_line_errors(tmp_path, make, message):
+    with pytest.raises(DatasetError, match=message) as err:
+        build_loader("torch", make(tmp_path), batch_size=2, image_size=8)
+    assert "\n" not in str(err.value)
+
+
+def test_bad_arguments_give_clear_errors():
+    with pytest.raises(ValueError, match="larger than the 355 images per rank.*drop_last=True"):
+        build_loader("torch", "digits:test", batch_size=1000, image_size=8, drop_last=True)
+    with pytest.raises(ValueError, match="unknown loader kind 'jax'; valid: torch, dali, ffcv"):
+        build_loader("jax", "digits", batch_size=2, image_size=8)
+    with pytest.raises(ValueError, match="batch_size must be a positive integer"):
+        build_loader("torch", "digits", batch_size=0, image_size=8)
+    with pytest.raises(ValueError, match="on_error must be"):
+        build_loader("torch", "digits", batch_size=2, image_size=8, on_error="ignore")
+
+
+@pytest.mark.skipif(not HAVE["ffcv"], reason="ffcv not installed")
+def test_prepare_writes_beton_atomically_and_reports(broken_folder, tmp_path, capsys, monkeypatch):
+    from loaders import prepare
+    dst = tmp_path / "out" / "cats.beton"
+    assert prepare.main([str(broken_folder), str(dst)]) == 2
+    assert "3 unreadable" in capsys.readouterr().err and not dst.exists()
+    assert prepare.main([str(broken_folder), str(dst), "--on-error", "skip"]) == 0
+    out = capsys.readouterr()
+    assert "wrote 4 images in 1 classes" in out.out and "skipped" in out.err and "truncated.jpg" in out.err
+    loader = build_loader("ffcv", dst, batch_size=4, image_size=20, shuffle=False, num_workers=1)
+    images, labels = next(iter(loader))
+    assert images.shape == (4, 3, 20, 20) and labels.tolist() == [0, 0, 0, 0]
+
+    # a failure mid-write leaves neither the destination nor a temporary file behind
+    def boom(self, dataset, *a, **k):
+        raise RuntimeError("disk full")
+    monkeypatch.setattr("ffcv.writer.DatasetWriter.from_indexed_dataset", boom)
+    again = tmp_path / "out" / "again.beton"
+    with pytest.raises(RuntimeError, match="disk full"):
+        prepare.main([str(broken_folder), str(again), "--on-error", "skip"])
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["cats.beton"]
