@@ -60,6 +60,7 @@ class Backend:
             self.beton, self.classes, self.skipped = beton_for_folder(path, config.on_error)
         reader = Reader(str(self.beton))
         self.size = int(reader.num_samples)
+        self._ffcv = None
 
     @property
     def num_classes(self) -> int:
@@ -95,15 +96,16 @@ class Backend:
     def iter_epoch(self, epoch: int):
         global _COMPILED
         c = self.config
-        if c.shuffle:
-            indices = epoch_indices(self.size, epoch=0, seed=c.seed, shuffle=True, rank=c.rank,
+        if self._ffcv is None:
+            # One FFCV Loader for the run: its indices do not depend on the epoch (in order, or
+            # this rank's fixed shard that FFCV permutes per epoch), and each new Loader would
+            # regenerate and recompile its pipeline (about a second).
+            indices = epoch_indices(self.size, epoch=0, seed=c.seed, shuffle=c.shuffle, rank=c.rank,
                                     world_size=c.world_size, drop_last=c.drop_last)
-        else:
-            indices = epoch_indices(self.size, epoch=epoch, seed=c.seed, shuffle=False, rank=c.rank,
-                                    world_size=c.world_size, drop_last=c.drop_last)
-        if len(indices) == 0:
-            return
-        loader = self._loader(indices, ordered=not c.shuffle)
+            if len(indices) == 0:
+                return
+            self._ffcv = self._loader(indices, ordered=not c.shuffle)
+        loader = self._ffcv
         loader.next_epoch = epoch
         start = time.perf_counter()
         if not _COMPILED:

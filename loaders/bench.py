@@ -1,0 +1,137 @@
+"""`python -m loaders.bench`: images/s of each loader backend against a torchvision baseline.
+
+Datasets (from `--shared`, default `../shared/data`): the CIFAR-10 test JPEGs (10,000 at 32x32,
+unpacked once into the cache) and the 200 full-size ImageNet photographs (as an ImageFolder of
+links, one class per photo), each loaded at 32 px and 224 px outputs. The baseline is torchvision's
+`ImageFolder` with PIL transforms (Resize + CenterCrop + PILToTensor) in a `DataLoader` with the same
+workers. One untimed warm-up epoch per loader (FFCV compiles, caches fill), then the median of
+`--repeats` timed epochs. FFCV's one-time `.beton` write is reported apart (`prepare_s`).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tarfile
+import time
+from pathlib import Path
+
+import torch
+
+from loaders.api import BACKENDS, build_loader
+from loaders.datasets import cache_dir
+from timekeep import SyncTimer
+
+DEFAULT_SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def cifar_test(shared: Path) -> Path:
+    target = cache_dir() / "cifar10-jpeg"
+    if not (target / "cifar10" / "test").exists():
+        archive = shared / "cifar10-jpeg.tar.gz"
+        if not archive.exists():
+            raise SystemExit(f"{archive}: not found (pass --shared DIR holding cifar10-jpeg.tar.gz)")
+        target.mkdir(parents=True, exist_ok=True)
+        with tarfile.open(archive) as tar:
+            tar.extractall(target, filter="data")
+    return target / "cifar10" / "test"
+
+
+def imagenet_folder(shared: Path) -> Path:
+    src = shared / "imagenet-samples"
+    if not src.is_dir():
+        raise SystemExit(f"{src}: not found (pass --shared DIR holding imagenet-samples/)")
+    target = cache_dir() / "imagenet-samples-folder"
+    for photo in sorted(src.iterdir()):
+        folder = target / photo.stem
+        folder.mkdir(parents=True, exist_ok=True)
+        link = folder / photo.name
+        if not link.exists():
+            link.symlink_to(photo.resolve())
+    return target
+
+
+def baseline_loader(root: Path, size: int, batch_size: int, workers: int):
+    from torchvision import datasets, transforms
+    tf = transforms.Compose([transforms.Resize(size), transforms.CenterCrop(size), transforms.PILToTensor()])
+    return torch.utils.data.DataLoader(datasets.ImageFolder(str(root), transform=tf), batch_size=batch_size,
+                                       shuffle=True, num_workers=workers)
+
+
+def time_epochs(loader, device, repeats: int) -> float:
+    """Median images/s over `repeats` epochs, after one warm-up epoch."""
+    for _ in loader:
+        pass
+    rates = []
+    for _ in range(repeats):
+        count, timer = 0, SyncTimer(device)
+        with timer:
+            for images, _ in loader:
+                count += images.shape[0]
+        rates.append(count / timer.seconds)
+    return statistics.median(rates)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m loaders.bench", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--shared", type=Path, default=DEFAULT_SHARED)
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--sizes", default="32,224")
+    parser.add_argument("--backends", default=",".join(("baseline",) + BACKENDS))
+    parser.add_argument("--datasets", default="cifar10-test,imagenet-200")
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--json", default=None)
+    args = parser.parse_args(argv)
+    device = torch.device(args.device)
+    roots = {"cifar10-test": lambda: cifar_test(args.shared), "imagenet-200": lambda: imagenet_folder(args.shared)}
+    records = []
+    for name in [d.strip() for d in args.datasets.split(",") if d.strip()]:
+        if name not in roots:
+            parser.error(f"--datasets: unknown {name!r}; valid: {', '.join(roots)}")
+        root = roots[name]()
+        for size in [int(s) for s in args.sizes.split(",")]:
+            for backend in [b.strip() for b in args.backends.split(",") if b.strip()]:
+                start = time.perf_counter()
+                try:
+                    if backend == "baseline":
+                        loader = baseline_loader(root, size, args.batch_size, args.workers)
+                    else:
+                        loader = build_loader(backend, root, batch_size=args.batch_size, image_size=size,
+                                              device=device, num_workers=args.workers)
+                except ImportError as err:
+                    print(f"  skip {backend}: {err}", flush=True)
+                    continue
+                prepare_s = time.perf_counter() - start
+                rate = time_epochs(loader, device, args.repeats)
+                records.append({"dataset": name, "loader": backend, "size": size, "batch": args.batch_size,
+                                "workers": args.workers, "device": str(device), "images_per_s": round(rate, 1),
+                                "prepare_s": round(prepare_s, 2), "torch": torch.__version__})
+                print(f"  {name:<13} {size:>3}px {backend:<8} {rate:9.1f} img/s  (setup {prepare_s:.1f} s)",
+                      flush=True)
+    print()
+    print("| dataset | size | " + " | ".join(["baseline", *BACKENDS]) + " |")
+    print("|---|---|" + "---|" * (1 + len(BACKENDS)))
+    for name in dict.fromkeys(r["dataset"] for r in records):
+        for size in dict.fromkeys(r["size"] for r in records):
+            rates = {r["loader"]: r["images_per_s"] for r in records if r["dataset"] == name and r["size"] == size}
+            base = rates.get("baseline")
+            cells = [f"{rates[b]:,.0f}" + (f" ({rates[b] / base:.1f}x)" if base and b != "baseline" else "")
+                     if b in rates else "n/a" for b in ["baseline", *BACKENDS]]
+            print(f"| {name} | {size} | " + " | ".join(cells) + " |")
+    if args.json:
+        path = Path(args.json)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(json.dumps(records, indent=1) + "\n")
+        os.replace(tmp, path)
+        print(f"\nwrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

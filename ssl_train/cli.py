@@ -1,0 +1,85 @@
+"""`python -m ssl_train`: the command line over `TrainConfig` (every field is a flag)."""
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import fields
+
+from ssl_train.config import TrainConfig
+
+HELP = {
+    "data": "embedded dataset name (digits) or a folder with train/ and test/ ImageFolders",
+    "loader": "loader backend: torch, dali or ffcv",
+    "policy": "augmentation: a preset (simclr, byol, vicreg, noise, crop, crop-gray, none), "
+              "with optional [op.key=value] overrides, or a spec string like 'rrc(scale=0.2:1)+flip+noise(std=0.05)'",
+    "views": "number of views, or multi-crop '2x32+4x16@0.05:0.14' (COUNTxSIZE[@crop-scale])",
+    "method": "simclr, vicreg, byol or barlow",
+    "negatives": "SimCLR negatives per anchor: 'all' (2N-2) or K drawn uniformly from other images' views; 1 = single negative",
+    "temperature": "SimCLR softmax temperature",
+    "proj_hidden": "projector hidden width", "proj_dim": "projector output width",
+    "proj_layers": "projector depth (linear layers)",
+    "ema": "BYOL base target momentum (cosine-increased to 1)",
+    "barlow_lambda": "Barlow Twins off-diagonal weight",
+    "backbone": "small (4-layer ConvNet, CPU-friendly), resnet18 or resnet50 (CIFAR stem at <= 64 px)",
+    "image_size": "side of loaded images and views (px)",
+    "batch_size": "global batch size (split over DDP processes)",
+    "epochs": "training epochs",
+    "optimizer": "lars, sgd or adamw",
+    "lr": "base learning rate (scaled by --lr-scaling with batch/256)",
+    "lr_scaling": "lr scaling rule with batch size: linear, sqrt or none",
+    "weight_decay": "weight decay", "momentum": "SGD/LARS momentum",
+    "warmup_epochs": "linear warm-up epochs before the cosine decay",
+    "knn_k": "k of the weighted kNN evaluation", "knn_temperature": "kNN vote temperature",
+    "probe_lr": "online linear probe learning rate",
+    "eval_every": "run kNN every N epochs (always at the end)",
+    "device": "auto, cpu or cuda",
+    "precision": "fp32 or bf16 (autocast)",
+    "channels_last": "channels_last memory format for views and backbone",
+    "compile": "torch.compile the model",
+    "num_workers": "loader workers",
+    "seed": "seed of every random choice (data order, augmentation, init)",
+    "out": "output folder (config.json, log.csv, checkpoint.pt, result.json)",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m ssl_train",
+                                     description="Train a JE-SSL model and account for augmentation cost vs accuracy.")
+    for f in fields(TrainConfig):
+        flag = "--" + f.name.replace("_", "-")
+        if f.type in ("bool", bool):
+            parser.add_argument(flag, action="store_true", help=HELP[f.name])
+        else:
+            kind = {"int": int, "float": float}.get(f.type if isinstance(f.type, str) else f.type.__name__, str)
+            choices = TrainConfig.CHOICES.get(f.name)
+            parser.add_argument(flag, type=kind, default=f.default, choices=choices,
+                                help=f"{HELP[f.name]} (default: {f.default})")
+    parser.add_argument("--resume", action="store_true", help="continue the unfinished run in --out")
+    parser.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    values = {f.name: getattr(args, f.name) for f in fields(TrainConfig)}
+    cfg = TrainConfig(**values)
+    try:
+        cfg.validate()
+    except ValueError as err:
+        parser.error(str(err))
+    from augpipe import SpecError
+    from ssl_train.loop import NonFiniteLoss, RunError, summary, train
+    try:
+        result = train(cfg, resume=args.resume, overwrite=args.overwrite, progress=not args.no_progress)
+    except NonFiniteLoss as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 3
+    except (RunError, SpecError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if result is not None:
+        print(summary(result))
+        print(f"wrote {cfg.out}/result.json")
+    return 0

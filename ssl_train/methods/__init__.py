@@ -1,0 +1,17 @@
+"""Methods by name: each a small module behind this registry."""
+from ssl_train.methods.barlow import BarlowTwins
+from ssl_train.methods.base import Method
+from ssl_train.methods.byol import BYOL
+from ssl_train.methods.simclr import SimCLR, info_nce
+from ssl_train.methods.vicreg import VICReg
+
+METHODS: dict[str, type[Method]] = {"simclr": SimCLR, "vicreg": VICReg, "byol": BYOL, "barlow": BarlowTwins}
+
+
+def build_method(name: str, feature_dim: int, cfg) -> Method:
+    if name not in METHODS:
+        raise ValueError(f"unknown method {name!r}; valid: {', '.join(METHODS)}")
+    return METHODS[name](feature_dim, cfg)
+
+
+__all__ = ["METHODS", "Method", "build_method", "info_nce"]

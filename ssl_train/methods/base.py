@@ -1,0 +1,48 @@
+"""What every method shares: the projector MLP and the forward over views."""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+
+def mlp(in_dim: int, hidden: int, out: int, layers: int = 2, last_bn: bool = False) -> nn.Sequential:
+    """Linear-BN-ReLU blocks, then a plain Linear (optionally a final affine-free BN)."""
+    mods, dim = [], in_dim
+    for _ in range(layers - 1):
+        mods += [nn.Linear(dim, hidden, bias=False), nn.BatchNorm1d(hidden), nn.ReLU(inplace=True)]
+        dim = hidden
+    mods.append(nn.Linear(dim, out, bias=not last_bn))
+    if last_bn:
+        mods.append(nn.BatchNorm1d(out, affine=False))
+    return nn.Sequential(*mods)
+
+
+class Method(nn.Module):
+    """A JE-SSL method: owns its heads and its loss, nothing of the loop.
+
+    `forward(backbone, views)` returns `(loss, features)` where `features` are the backbone
+    features of the first view (detached by the caller for the online probe).
+    `on_step_end(backbone, progress)` runs after each optimizer step (BYOL's EMA update).
+    """
+
+    def __init__(self, feature_dim: int, cfg):
+        super().__init__()
+        self.cfg = cfg
+        self.projector = mlp(feature_dim, cfg.proj_hidden, cfg.proj_dim, cfg.proj_layers)
+
+    def embed(self, backbone: nn.Module, views: list[torch.Tensor]) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """Backbone features of all views in one pass (one BN batch, as SimCLR does), split back."""
+        n = views[0].shape[0]
+        same = all(v.shape == views[0].shape for v in views)
+        feats = backbone(torch.cat(views)) if same else torch.cat([backbone(v) for v in views])
+        return feats[:n], list(feats.split([v.shape[0] for v in views]))
+
+    def loss(self, z: list[torch.Tensor]) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward(self, backbone, views):
+        first, feats = self.embed(backbone, views)
+        return self.loss([self.projector(f) for f in feats]), first
+
+    def on_step_end(self, backbone: nn.Module, progress: float) -> None:
+        pass
