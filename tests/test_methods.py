@@ -1,0 +1,106 @@
+"""Methods: losses against plain references, the negatives control, EMA, optimisers."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from ssl_train.config import TrainConfig
+from ssl_train.methods import METHODS, build_method, info_nce
+from ssl_train.optim import LARS, lr_at, scaled_lr
+
+
+def reference_nt_xent(a, b, t):
+    """Textbook NT-Xent: cross-entropy over the 2N x 2N similarity matrix without the diagonal."""
+    z = F.normalize(torch.cat([a, b]), dim=1)
+    n = a.shape[0]
+    sim = z @ z.T / t
+    sim.fill_diagonal_(float("-inf"))
+    targets = torch.cat([torch.arange(n, 2 * n), torch.arange(n)])
+    return F.cross_entropy(sim, targets)
+
+
+def test_info_nce_all_negatives_is_nt_xent(gen):
+    a, b = torch.randn(16, 8, generator=gen), torch.randn(16, 8, generator=gen)
+    torch.testing.assert_close(info_nce([a, b], 0.2, None), reference_nt_xent(a, b, 0.2))
+
+
+def test_info_nce_with_all_candidates_as_k_equals_all(gen):
+    a, b = torch.randn(10, 8, generator=gen), torch.randn(10, 8, generator=gen)
+    torch.testing.assert_close(info_nce([a, b], 0.5, 18, torch.Generator().manual_seed(0)),
+                               info_nce([a, b], 0.5, None))
+
+
+def test_single_negative_uses_exactly_one_other_image(gen):
+    n, t = 6, 0.5
+    a, b = torch.randn(n, 4, generator=gen), torch.randn(n, 4, generator=gen)
+    loss = info_nce([a, b], t, 1, torch.Generator().manual_seed(3))
+    z = F.normalize(torch.cat([a, b]), dim=1)
+    sim = z @ z.T / t
+    pos = torch.cat([sim[torch.arange(n), torch.arange(n) + n], sim[torch.arange(n) + n, torch.arange(n)]])
+    # each anchor's loss is log(1 + e^(s_neg - s_pos)) for its one negative: bounded by the extremes
+    other = sim.clone()
+    image = torch.arange(n).repeat(2)
+    other[image[:, None] == image[None, :]] = float("nan")
+    lo = F.softplus(torch.nan_to_num(other, nan=float("inf")).min(1).values - pos).mean()
+    hi = F.softplus(torch.nan_to_num(other, nan=float("-inf")).max(1).values - pos).mean()
+    assert lo <= loss <= hi
+    assert not torch.isclose(loss, info_nce([a, b], t, None))
+    # drawn per anchor: a different draw gives a different loss
+    assert not torch.isclose(loss, info_nce([a, b], t, 1, torch.Generator().manual_seed(4)))
+
+
+def test_too_many_negatives_is_an_error(gen):
+    a = torch.randn(4, 3, generator=gen)
+    with pytest.raises(ValueError, match="negatives=7 but only 6 candidates"):
+        info_nce([a, a], 0.1, 7)
+
+
+@pytest.mark.parametrize("name", sorted(METHODS))
+def test_every_method_trains_a_step(name, gen):
+    cfg = TrainConfig(method=name, proj_hidden=32, proj_dim=16)
+    backbone = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 8 * 8, 24))
+    method = build_method(name, 24, cfg)
+    if name == "byol":
+        method._target(backbone)
+    views = [torch.rand(12, 3, 8, 8, generator=gen) for _ in range(2)]
+    loss, feats = method(backbone, views)
+    assert loss.ndim == 0 and torch.isfinite(loss) and feats.shape == (12, 24)
+    loss.backward()
+    assert backbone[1].weight.grad.abs().sum() > 0
+
+
+def test_byol_target_follows_online_by_ema(gen):
+    cfg = TrainConfig(method="byol", proj_hidden=8, proj_dim=4, ema=0.9)
+    backbone = torch.nn.Linear(5, 6)
+    method = build_method("byol", 6, cfg)
+    target = method._target(backbone)
+    before = target.weight.clone()
+    with torch.no_grad():
+        backbone.weight.add_(1.0)
+    method.on_step_end(backbone, progress=0.0)  # tau = ema at the start
+    torch.testing.assert_close(target.weight, 0.9 * before + 0.1 * backbone.weight)
+    method.on_step_end(backbone, progress=1.0)  # tau = 1 at the end: frozen
+    after = target.weight.clone()
+    method.on_step_end(backbone, progress=1.0)
+    assert torch.equal(after, target.weight)
+
+
+def test_lr_rules_and_schedule():
+    assert scaled_lr(0.3, 512, "linear") == pytest.approx(0.6)
+    assert scaled_lr(0.3, 1024, "sqrt") == pytest.approx(0.6)
+    assert scaled_lr(0.3, 64, "none") == 0.3
+    assert lr_at(0, 100, 10, 1.0) == pytest.approx(0.1)
+    assert lr_at(9, 100, 10, 1.0) == pytest.approx(1.0)
+    assert lr_at(55, 100, 10, 1.0) == pytest.approx(0.5)
+    assert lr_at(100, 100, 10, 1.0) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_lars_scales_step_by_trust_ratio():
+    w = torch.nn.Parameter(torch.full((2, 2), 2.0))
+    b = torch.nn.Parameter(torch.ones(2))
+    opt = LARS([w, b], lr=1.0, momentum=0.0, weight_decay=0.0, eta=0.1)
+    w.grad, b.grad = torch.full((2, 2), 4.0), torch.full((2,), 0.5)
+    opt.step()
+    # trust = eta * |w| / |g| = 0.1 * 4 / 8: the 2-D weight moves by 0.05 * 4; the bias by its raw grad
+    torch.testing.assert_close(w.detach(), torch.full((2, 2), 2.0 - 0.05 * 4))
+    torch.testing.assert_close(b.detach(), torch.full((2,), 0.5))

@@ -1,0 +1,160 @@
+"""ssl_train end to end on the embedded digits: results, time account, resume, errors, DDP."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from ssl_train.cli import build_parser, main
+from ssl_train.config import TrainConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ["--data", "digits", "--image-size", "16", "--batch-size", "64", "--proj-hidden", "64",
+        "--proj-dim", "32", "--num-workers", "0", "--no-progress", "--knn-k", "20"]
+
+
+@pytest.fixture(autouse=True)
+def cache(tmp_path_factory, monkeypatch):
+    monkeypatch.setenv("AUGPIPE_CACHE", str(tmp_path_factory.getbasetemp() / "augpipe-cache"))
+
+
+def run_cli(args, env=None):
+    return subprocess.run([sys.executable, "-m", "ssl_train", *args], cwd=ROOT, capture_output=True, text=True,
+                          env={**os.environ, **(env or {})}, timeout=600)
+
+
+def test_run_writes_result_with_accuracies_and_time_account(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main([*TINY, "--epochs", "2", "--out", str(out), "--policy", "crop", "--method", "simclr",
+                 "--negatives", "8"]) == 0
+    result = json.loads((out / "result.json").read_text())
+    assert 0.1 < result["knn_top1"] <= 1 and 0 <= result["linear_top1"] <= 1
+    t = result["time"]
+    assert t["data_s"] > 0 and t["augment_s"] > 0 and t["model_s"] > 0
+    assert t["total_s"] == pytest.approx(t["data_s"] + t["augment_s"] + t["model_s"] + t["eval_s"])
+    assert set(t["augment_ops_s"]) == {"rrc", "flip", "normalize"}
+    assert result["config"]["negatives"] == "8" and result["config"]["policy"] == "crop"
+    assert [row["epoch"] for row in result["epochs"]] == [1, 2]
+    assert json.loads((out / "config.json").read_text()) == result["config"]
+    csv_lines = (out / "log.csv").read_text().splitlines()
+    assert csv_lines[0].startswith("epoch,loss,lr,data_s,augment_s,model_s") and len(csv_lines) == 3
+    printed = capsys.readouterr().out
+    assert "kNN top-1" in printed and "augment" in printed and "model" in printed
+
+
+@pytest.mark.parametrize("method", ["vicreg", "byol", "barlow"])
+def test_other_methods_run(method, tmp_path):
+    assert main([*TINY, "--epochs", "1", "--out", str(tmp_path / method), "--method", method,
+                 "--policy", "noise[std=0.1]"]) == 0
+    assert json.loads((tmp_path / method / "result.json").read_text())["knn_top1"] > 0.1
+
+
+def test_finished_run_is_not_overwritten(tmp_path):
+    out = tmp_path / "done"
+    assert main([*TINY, "--epochs", "1", "--out", str(out)]) == 0
+    before = (out / "result.json").read_text()
+    proc = run_cli([*TINY, "--epochs", "1", "--out", str(out)])
+    assert proc.returncode == 2 and "holds a finished run" in proc.stderr and "--overwrite" in proc.stderr
+    assert (out / "result.json").read_text() == before
+
+
+def test_help_documents_every_flag():
+    text = build_parser().format_help()
+    for flag in ["--data", "--loader", "--policy", "--method", "--negatives", "--batch-size", "--epochs", "--lr",
+                 "--optimizer", "--backbone", "--device", "--precision", "--seed", "--out", "--resume",
+                 "--temperature", "--proj-dim", "--weight-decay", "--warmup-epochs", "--lr-scaling", "--ema",
+                 "--knn-k"]:
+        assert flag in text, flag
+    assert len([f for f in TrainConfig.__dataclass_fields__]) <= text.count("(default:") + 2
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--negatives", "zero"], "--negatives: expected 'all' or a positive integer"),
+    (["--method", "moco"], "invalid choice: 'moco'"),
+    (["--batch-size", "0"], "--batch-size: must be >= 1"),
+    (["--lr", "-1"], "--lr: must be > 0"),
+    (["--policy", "simclrr"], "unknown policy"),
+    (["--data", "/nonexistent"], "--data /nonexistent: expected an embedded name"),
+])
+def test_bad_flags_give_one_line_errors(args, message, tmp_path):
+    proc = run_cli([*TINY, "--epochs", "1", "--out", str(tmp_path / "x"), *args])
+    assert proc.returncode == 2
+    assert message in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_diverging_run_exits_with_message(tmp_path):
+    proc = run_cli([*TINY, "--epochs", "1", "--out", str(tmp_path / "nan"), "--optimizer", "sgd", "--lr", "1e30"])
+    assert proc.returncode == 3
+    assert "loss became" in proc.stderr and "try a lower --lr" in proc.stderr
+    assert not (tmp_path / "nan" / "result.json").exists()
+
+
+def test_nan_in_a_later_epoch_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
+    from ssl_train.checkpoint import load_checkpoint
+    from ssl_train.loop import NonFiniteLoss, train
+    from ssl_train.methods import simclr
+
+    calls = {"n": 0}
+    real = simclr.info_nce
+
+    def fails_in_epoch_two(*args, **kwargs):  # 22 steps per epoch at batch 64
+        calls["n"] += 1
+        loss = real(*args, **kwargs)
+        return loss * float("nan") if calls["n"] > 25 else loss
+    monkeypatch.setattr(simclr, "info_nce", fails_in_epoch_two)
+    cfg = TrainConfig(data="digits", image_size=16, batch_size=64, proj_hidden=64, proj_dim=32, num_workers=0,
+                      knn_k=20, epochs=3, out=str(tmp_path / "nan2"))
+    with pytest.raises(NonFiniteLoss, match="epoch 2 step 4.*last good checkpoint is"):
+        train(cfg, progress=False)
+    assert load_checkpoint(tmp_path / "nan2" / "checkpoint.pt")["epoch"] == 0
+    assert not (tmp_path / "nan2" / "result.json").exists()
+
+
+def test_resume_after_kill_reaches_same_metrics(tmp_path):
+    args = [*TINY, "--epochs", "3", "--policy", "crop-gray", "--seed", "5"]
+    full = tmp_path / "full"
+    assert main([*args, "--out", str(full)]) == 0
+
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, "-m", "ssl_train", *args, "--out", str(killed)], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ})
+    deadline = time.time() + 300
+    while not (killed / "checkpoint.pt").exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)  # mid-epoch 2: the epoch-1 checkpoint has just been written
+    proc.wait()
+    assert not (killed / "result.json").exists()
+    proc = run_cli([*args, "--out", str(killed), "--resume"])
+    assert proc.returncode == 0, proc.stderr
+    assert "resuming" in proc.stdout
+    a = json.loads((full / "result.json").read_text())
+    b = json.loads((killed / "result.json").read_text())
+    assert b["knn_top1"] == a["knn_top1"] and b["linear_top1"] == a["linear_top1"]
+    assert [r["loss"] for r in b["epochs"]] == [r["loss"] for r in a["epochs"]]
+
+
+def test_resume_refuses_a_changed_config(tmp_path):
+    out = tmp_path / "r"
+    assert main([*TINY, "--epochs", "1", "--out", str(out)]) == 0
+    (out / "result.json").unlink()
+    proc = run_cli([*TINY, "--epochs", "1", "--out", str(out), "--resume", "--lr", "0.5"])
+    assert proc.returncode == 2 and "differs from the checkpoint's in lr" in proc.stderr
+
+
+def test_ddp_two_cpu_processes(tmp_path):
+    out = tmp_path / "ddp"
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
+                           "--master-port", "29517", "-m", "ssl_train", *TINY, "--epochs", "1",
+                           "--out", str(out), "--device", "cpu"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads((out / "result.json").read_text())
+    assert result["world_size"] == 2 and result["knn_top1"] > 0.1
+    assert proc.stdout.count("wrote") == 1  # results written once, by rank 0
