@@ -54,6 +54,7 @@ class Op:
     name: ClassVar[str] = ""
     positional: ClassVar[tuple[str, ...]] = ()  # argument names accepted without `key=`
     changes_size: ClassVar[bool] = False
+    inplace: ClassVar[bool] = True  # may write into its input (the policy hands it an owned tensor)
     p: float = 1.0
 
     def sample(self, n: int, ctx: SampleContext) -> dict[str, torch.Tensor]:
@@ -82,6 +83,7 @@ class RandomResizedCrop(Op):
 
     With p < 1, the samples not cropped are resized whole.
     """
+    inplace: ClassVar[bool] = False
     name: ClassVar[str] = "rrc"
     positional: ClassVar[tuple[str, ...]] = ("scale", "ratio")
     changes_size: ClassVar[bool] = True
@@ -110,6 +112,7 @@ class RandomResizedCrop(Op):
 @dataclass
 class Resize(Op):
     """`resize`: the whole image resized to the view size (implied when a view has no crop)."""
+    inplace: ClassVar[bool] = False
     name: ClassVar[str] = "resize"
     changes_size: ClassVar[bool] = True
 
@@ -122,7 +125,7 @@ class Resize(Op):
     def apply(self, images, params):
         size = tuple(int(s) for s in params["size"][0].tolist())
         if tuple(images.shape[-2:]) == size:
-            return images.clone()  # later ops work in place: never hand them the caller's tensor
+            return images
         return kernels.resized_crop(images, params["boxes"], size)
 
 
@@ -154,6 +157,7 @@ class ColorJitter(Op):
     p: float = 0.8
 
     _KERNELS: ClassVar[tuple] = (kernels.brightness, kernels.contrast, kernels.saturation, kernels.hue)
+    # the policy hands ops a tensor they own, and _subset hands kernels a fresh selection
 
     def validate(self) -> None:
         super().validate()
@@ -180,7 +184,7 @@ class ColorJitter(Op):
             for j in active:
                 mask = order[:, step] == j
                 images = _subset(images, mask, {"f": factors[:, j]},
-                                 lambda x, q, j=j: self._KERNELS[j](x, q["f"]))
+                                 lambda x, q, j=j: self._KERNELS[j](x, q["f"], inplace=True))
         return images
 
 
@@ -192,7 +196,7 @@ class Grayscale(Op):
     p: float = 0.2
 
     def kernel(self, images, params):
-        return kernels.grayscale(images)
+        return kernels.grayscale(images, inplace=True)
 
 
 @dataclass
@@ -243,13 +247,14 @@ class Solarize(Op):
         return params
 
     def kernel(self, images, params):
-        return kernels.solarize(images, params["threshold"])
+        return kernels.solarize(images, params["threshold"], inplace=True)
 
 
 @dataclass
 class GaussianNoise(Op):
     """`noise(std=0.1)` or `noise(std=0.05:0.2)`: additive N(0, std^2) per pixel, std per sample
     (fixed or ~ U(lo, hi)), clipped to [0, 1]. Two views of the same image get independent noise."""
+    inplace: ClassVar[bool] = False
     name: ClassVar[str] = "noise"
     positional: ClassVar[tuple[str, ...]] = ("std", "p")
     std: Range = (0.1, 0.1)
@@ -267,6 +272,7 @@ class GaussianNoise(Op):
         return params
 
     def apply(self, images, params):
+        # row i's seed is base + i: a chunk of rows draws from its first row's seed
         noise = sampling.normal_from_seed(images, int(params["seed"][0]))
         std = torch.where(params["apply"], params["std"], torch.zeros_like(params["std"]))
         return kernels.gaussian_noise(images, std, noise)
@@ -275,6 +281,7 @@ class GaussianNoise(Op):
 @dataclass
 class Normalize(Op):
     """`normalize(stats=imagenet)`: per-channel standardisation (also `cifar10`)."""
+    inplace: ClassVar[bool] = False
     name: ClassVar[str] = "normalize"
     positional: ClassVar[tuple[str, ...]] = ("stats",)
     stats: str = "imagenet"
@@ -291,6 +298,7 @@ class Normalize(Op):
 @dataclass
 class Identity(Op):
     """`identity`: leaves the images as they are."""
+    inplace: ClassVar[bool] = False
     name: ClassVar[str] = "identity"
 
     def apply(self, images, params):

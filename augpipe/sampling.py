@@ -49,10 +49,14 @@ def permutations(n: int, k: int, generator: torch.Generator | None,
 
 
 def seeds(n: int, generator: torch.Generator | None, device: torch.device) -> torch.Tensor:
-    """One 62-bit seed drawn from `generator`, repeated `[n]` (for batch-sized draws like noise)."""
+    """Seeds `base + i` for rows i = 0..n-1, `base` a 62-bit draw from `generator`.
+
+    For batch-sized draws (noise): a kernel run on a chunk of rows seeds its draw with the
+    chunk's first row, so chunks get different noise and the result is a function of the seed.
+    """
     gd = _gen_device(generator, device)
-    seed = torch.randint(0, 2**62, (1,), generator=generator, device=gd)
-    return seed.to(device).expand(n)
+    base = torch.randint(0, 2**62, (1,), generator=generator, device=gd).to(device)
+    return base + torch.arange(n, device=device)
 
 
 def normal_from_seed(images: torch.Tensor, seed: int) -> torch.Tensor:

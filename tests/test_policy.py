@@ -177,3 +177,19 @@ def test_repr_and_spec_roundtrip():
     assert again.spec == policy.spec
     assert "simclr" in repr(policy)
     assert augpipe.check_images(torch.zeros(1, 3, 2, 2)) is None
+
+
+def test_cpu_chunking_changes_no_result(photo_batch, monkeypatch):
+    """Kernels run on cache-sized chunks of rows on CPU; parameters are drawn for the whole batch
+    first, so the views are the same as in one pass (noise aside: its draw is seeded per chunk)."""
+    from augpipe import policy as policy_module
+    policy = build_policy("byol", size=40)
+    whole = policy(photo_batch, generator=torch.Generator().manual_seed(1))
+    monkeypatch.setattr(policy_module, "CPU_CHUNK_BYTES", 3 * 48 * 48 * 4 * 3)  # 3 rows per chunk
+    assert policy_module.chunk_rows(photo_batch) == 3
+    chunked = policy(photo_batch, generator=torch.Generator().manual_seed(1))
+    for a, b in zip(whole, chunked):
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=0)
+    noisy = build_policy("noise", size=48)(photo_batch, generator=torch.Generator().manual_seed(1))[0]
+    first, second = noisy[0:3] - photo_batch[0:3] / 255, noisy[3:6] - photo_batch[3:6] / 255
+    assert not torch.allclose(first, second, atol=1e-3)  # chunks draw different noise
