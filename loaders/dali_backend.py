@@ -11,7 +11,7 @@ exercised only by `make gpu-check` on a machine that has DALI and CUDA.
 """
 from __future__ import annotations
 
-from loaders.order import epoch_indices
+from loaders.order import epoch_indices, subset_members
 from loaders.scan import scan_image_folder
 
 
@@ -20,7 +20,8 @@ class Backend:
         import nvidia.dali  # noqa: F401  (fail here, with the import error, not mid-epoch)
         index = scan_image_folder(path, on_error=config.on_error)
         self.config, self.index = config, index
-        self.size, self.classes, self.skipped = len(index), index.classes, index.skipped
+        self.members = subset_members(len(index), config.subset, config.seed)
+        self.size, self.classes, self.skipped = len(self.members), index.classes, index.skipped
 
     def _pipeline(self, files, labels):
         from nvidia.dali import fn, pipeline_def, types
@@ -61,6 +62,7 @@ class Backend:
                               world_size=c.world_size, drop_last=c.drop_last)
         if len(order) == 0:
             return
+        order = self.members[order]
         files = [self.index.files[i] for i in order]
         labels = [self.index.labels[i] for i in order]
         pipe = self._pipeline(files, labels)

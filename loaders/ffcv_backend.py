@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from loaders.datasets import cache_dir
-from loaders.order import epoch_indices
+from loaders.order import epoch_indices, subset_members
 
 log = logging.getLogger("loaders.ffcv")
 _COMPILED = False
@@ -59,7 +59,8 @@ class Backend:
         else:
             self.beton, self.classes, self.skipped = beton_for_folder(path, config.on_error)
         reader = Reader(str(self.beton))
-        self.size = int(reader.num_samples)
+        self.members = subset_members(int(reader.num_samples), config.subset, config.seed)
+        self.size = len(self.members)
         self._ffcv = None
 
     @property
@@ -104,6 +105,7 @@ class Backend:
                                     world_size=c.world_size, drop_last=c.drop_last)
             if len(indices) == 0:
                 return
+            indices = self.members[indices]
             self._ffcv = self._loader(indices, ordered=not c.shuffle)
         loader = self._ffcv
         loader.next_epoch = epoch

@@ -40,3 +40,13 @@ def batches(indices: np.ndarray, batch_size: int, drop_last: bool) -> list[np.nd
 def num_batches(n: int, batch_size: int, rank: int, world_size: int, drop_last: bool) -> int:
     per_rank = n // world_size if drop_last else math.ceil(n / world_size)
     return per_rank // batch_size if drop_last else math.ceil(per_rank / batch_size)
+
+
+def subset_members(n: int, subset: int | None, seed: int) -> np.ndarray:
+    """Dataset indices a loader draws from: all of them, or a seeded random `subset` of them
+    (sorted, the same on every backend and every epoch)."""
+    if subset is None or subset >= n:
+        return np.arange(n)
+    if subset < 1:
+        raise ValueError(f"subset must be >= 1, got {subset}")
+    return np.sort(np.random.default_rng([seed, 0x5B5E7]).choice(n, size=subset, replace=False))

@@ -10,6 +10,7 @@ from ssl_train.config import TrainConfig
 HELP = {
     "data": "embedded dataset name (digits) or a folder with train/ and test/ ImageFolders",
     "loader": "loader backend: torch, dali or ffcv",
+    "train_subset": "train on a seeded random subset of this many images (0 = all); kNN uses the same subset",
     "policy": "augmentation: a preset (simclr, byol, vicreg, noise, crop, crop-gray, none), "
               "with optional [op.key=value] overrides, or a spec string like 'rrc(scale=0.2:1)+flip+noise(std=0.05)'",
     "views": "number of views, or multi-crop '2x32+4x16@0.05:0.14' (COUNTxSIZE[@crop-scale])",

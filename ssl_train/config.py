@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, fields
 class TrainConfig:
     data: str = "digits"              # embedded name or a folder with train/ (and test/) ImageFolders
     loader: str = "torch"             # torch | dali | ffcv
+    train_subset: int = 0             # 0 = the whole train split, else a seeded random subset
     policy: str = "simclr"            # preset name (with [overrides]) or spec string
     views: str = "2"                  # count, or multi-crop "2x32+4x16@0.05:0.14"
     method: str = "simclr"            # simclr | vicreg | byol | barlow
@@ -54,6 +55,8 @@ class TrainConfig:
             raise ValueError(f"--negatives: expected 'all' or a positive integer K, got {self.negatives!r}")
         if self.negatives != "all" and self.method != "simclr":
             raise ValueError("--negatives applies to --method simclr only")
+        if self.train_subset < 0:
+            raise ValueError(f"--train-subset: must be >= 0 (0 = all), got {self.train_subset}")
         for key in ("batch_size", "epochs", "image_size", "knn_k", "proj_dim", "proj_hidden", "eval_every"):
             if getattr(self, key) < 1:
                 raise ValueError(f"--{key.replace('_', '-')}: must be >= 1, got {getattr(self, key)}")

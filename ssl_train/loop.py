@@ -110,9 +110,10 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False, progr
     # --- data: loaders (uint8 on the device) and augpipe (views) -------------------------------
     train_src, test_src = data_splits(cfg.data)
     common = dict(image_size=cfg.image_size, device=device, num_workers=cfg.num_workers, seed=cfg.seed)
+    subset = cfg.train_subset or None
     train_loader = loaders.build_loader(cfg.loader, train_src, batch_size=cfg.batch_size // world, shuffle=True,
-                                        drop_last=True, rank=rank, world_size=world, **common)
-    eval_train = loaders.build_loader(cfg.loader, train_src, batch_size=512, shuffle=False, **common)
+                                        drop_last=True, rank=rank, world_size=world, subset=subset, **common)
+    eval_train = loaders.build_loader(cfg.loader, train_src, batch_size=512, shuffle=False, subset=subset, **common)
     eval_test = loaders.build_loader(cfg.loader, test_src, batch_size=512, shuffle=False, **common)
     num_classes = len(train_loader.classes)
     policy = augpipe.build_policy(cfg.policy, size=cfg.image_size, views=cfg.views, normalize=NORMALIZE,

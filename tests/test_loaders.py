@@ -226,3 +226,12 @@ def test_prepare_writes_beton_atomically_and_reports(broken_folder, tmp_path, ca
     with pytest.raises(RuntimeError, match="disk full"):
         prepare.main([str(broken_folder), str(again), "--on-error", "skip"])
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["cats.beton"]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_subset_is_the_same_on_every_backend(kind):
+    ref = epoch_pairs(build_loader("torch", "digits:test", batch_size=50, image_size=32, subset=100, seed=4,
+                                   num_workers=1))
+    got = build_loader(kind, "digits:test", batch_size=50, image_size=32, subset=100, seed=4, num_workers=1)
+    assert got.dataset_size == 100 and len(got) == 2
+    assert epoch_pairs(got) == ref

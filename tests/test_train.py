@@ -158,3 +158,16 @@ def test_ddp_two_cpu_processes(tmp_path):
     result = json.loads((out / "result.json").read_text())
     assert result["world_size"] == 2 and result["knn_top1"] > 0.1
     assert proc.stdout.count("wrote") == 1  # results written once, by rank 0
+
+
+def test_offline_linear_eval_of_a_saved_run(tmp_path, capsys):
+    from ssl_train import linear_eval
+    out = tmp_path / "lin"
+    assert main([*TINY, "--epochs", "1", "--out", str(out), "--train-subset", "500"]) == 0
+    assert json.loads((out / "result.json").read_text())["config"]["train_subset"] == 500
+    assert linear_eval.main(["--run", str(out), "--epochs", "50"]) == 0
+    result = json.loads((out / "linear_eval.json").read_text())
+    assert result["train_images"] == 500 and result["test_images"] == 355
+    assert 0.3 < result["linear_eval_top1"] <= 1.0  # digits: far above the 10% of chance
+    assert linear_eval.main(["--run", str(tmp_path / "nothing")]) == 2
+    assert "no checkpoint" in capsys.readouterr().err
