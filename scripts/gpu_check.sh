@@ -16,8 +16,22 @@ run "$py" -c "import torch; assert torch.cuda.is_available(), 'no CUDA'; print(t
 status=0
 run "$py" -m pytest -q -m gpu tests --junitxml="$out/gpu-tests.xml" || status=1
 run "$py" -m augpipe.bench --device cuda --sizes 32,224 --json "$out/bench-aug-cuda.json" || status=1
-if [ -f ssl_train/__main__.py ] && [ "${GPU_CHECK_TRAIN:-1}" = 1 ]; then
-  run "$py" -m ssl_train.gpu_bench --out "$out/train" || status=1
+# ResNet-18 SimCLR on CIFAR-10 (goal: >= 85% kNN in <= 10 minutes on one H100). The archive
+# must travel with the tree: copy ../shared/data/cifar10-jpeg.tar.gz to .gpu-data/ (ignored by git)
+# and name .gpu-data in the device tool's carry.
+cifar=${CIFAR_TGZ:-}
+for c in .gpu-data/cifar10-jpeg.tar.gz ../shared/data/cifar10-jpeg.tar.gz; do
+  [ -z "$cifar" ] && [ -f "$c" ] && cifar=$c
+done
+if [ -n "$cifar" ] && [ "${GPU_CHECK_TRAIN:-1}" = 1 ]; then
+  data=$("$py" -c "from experiments.runner import resolve_data; from loaders.datasets import cache_dir; print(resolve_data('$cifar', cache_dir() / 'experiments-data'))")
+  run timeout "${GPU_TRAIN_TIMEOUT_S:-660}" "$py" -m ssl_train --data "$data" --backbone resnet18 --method simclr \
+      --policy simclr --batch-size 512 --epochs "${GPU_TRAIN_EPOCHS:-30}" --optimizer lars --lr 1.0 \
+      --weight-decay 1e-6 --warmup-epochs 2 --proj-hidden 2048 --temperature 0.2 --device cuda \
+      --precision bf16 --channels-last --num-workers 12 --eval-every 10 --no-progress \
+      --out "$out/train-resnet18" --overwrite || status=1
+else
+  echo "skip training check: no CIFAR-10 archive (.gpu-data/cifar10-jpeg.tar.gz)" | tee -a "$log"
 fi
 echo "results in $out (status $status)" | tee -a "$log"
 exit $status
