@@ -11,17 +11,13 @@ exercised only by `make gpu-check` on a machine that has DALI and CUDA.
 """
 from __future__ import annotations
 
-from loaders.order import epoch_indices, subset_members
-from loaders.scan import scan_image_folder
+from loaders.base import ScannedBackend
 
 
-class Backend:
+class Backend(ScannedBackend):
     def __init__(self, path, config):
         import nvidia.dali  # noqa: F401  (fail here, with the import error, not mid-epoch)
-        index = scan_image_folder(path, on_error=config.on_error)
-        self.config, self.index = config, index
-        self.members = subset_members(len(index), config.subset, config.seed)
-        self.size, self.classes, self.skipped = len(self.members), index.classes, index.skipped
+        super().__init__(path, config)
 
     def _pipeline(self, files, labels):
         from nvidia.dali import fn, pipeline_def, types
@@ -58,11 +54,9 @@ class Backend:
         from nvidia.dali.plugin.pytorch import DALIGenericIterator
 
         c = self.config
-        order = epoch_indices(self.size, epoch=epoch, seed=c.seed, shuffle=c.shuffle, rank=c.rank,
-                              world_size=c.world_size, drop_last=c.drop_last)
+        order = self.epoch_order(epoch)
         if len(order) == 0:
             return
-        order = self.members[order]
         files = [self.index.files[i] for i in order]
         labels = [self.index.labels[i] for i in order]
         pipe = self._pipeline(files, labels)

@@ -9,9 +9,9 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from loaders.base import ScannedBackend
 from loaders.decode import center_resized, load_rgb
-from loaders.order import batches, epoch_indices, subset_members
-from loaders.scan import scan_image_folder
+from loaders.order import batches
 
 
 def _crop_seed(seed: int, epoch: int, index: int) -> int:
@@ -50,19 +50,15 @@ def _collate(samples):
     return images, labels
 
 
-class Backend:
+class Backend(ScannedBackend):
     def __init__(self, path, config):
-        index = scan_image_folder(path, on_error=config.on_error)
-        self.config, self.index = config, index
-        self.members = subset_members(len(index), config.subset, config.seed)
-        self.size, self.classes, self.skipped = len(self.members), index.classes, index.skipped
-        self.dataset = _Files(index.files, index.labels, config.image_size, config.random_crop, config.seed)
+        super().__init__(path, config)
+        self.dataset = _Files(self.index.files, self.index.labels, config.image_size, config.random_crop,
+                              config.seed)
 
     def iter_epoch(self, epoch: int):
         c = self.config
-        order = epoch_indices(self.size, epoch=epoch, seed=c.seed, shuffle=c.shuffle, rank=c.rank,
-                              world_size=c.world_size, drop_last=c.drop_last)
-        order = self.members[order]
+        order = self.epoch_order(epoch)
         batch_list = [[(int(i), epoch) for i in b] for b in batches(order, c.batch_size, c.drop_last)]
         on_cuda = c.device.type == "cuda"
         loader = DataLoader(self.dataset, batch_sampler=batch_list, num_workers=c.num_workers,
