@@ -14,7 +14,7 @@ HELP = {
     "policy": "augmentation: a preset (simclr, byol, vicreg, noise, crop, crop-gray, none), "
               "with optional [op.key=value] overrides, or a spec string like 'rrc(scale=0.2:1)+flip+noise(std=0.05)'",
     "views": "number of views, or multi-crop '2x32+4x16@0.05:0.14' (COUNTxSIZE[@crop-scale])",
-    "method": "simclr, vicreg, byol or barlow",
+    "method": "simclr, vicreg, byol or barlow; supervised trains a labelled reference (the ceiling)",
     "negatives": "SimCLR negatives per anchor: 'all' (2N-2) or K drawn uniformly from other images' views; 1 = single negative",
     "temperature": "SimCLR softmax temperature",
     "proj_hidden": "projector hidden width", "proj_dim": "projector output width",

@@ -11,7 +11,7 @@ class TrainConfig:
     train_subset: int = 0             # 0 = the whole train split, else a seeded random subset
     policy: str = "simclr"            # preset name (with [overrides]) or spec string
     views: str = "2"                  # count, or multi-crop "2x32+4x16@0.05:0.14"
-    method: str = "simclr"            # simclr | vicreg | byol | barlow
+    method: str = "simclr"            # simclr | vicreg | byol | barlow | supervised (the ceiling)
     negatives: str = "all"            # SimCLR: all | K
     temperature: float = 0.2
     proj_hidden: int = 512
@@ -41,7 +41,7 @@ class TrainConfig:
     seed: int = 0
     out: str = "runs/run"
 
-    CHOICES = {"loader": ("torch", "dali", "ffcv"), "method": ("simclr", "vicreg", "byol", "barlow"),
+    CHOICES = {"loader": ("torch", "dali", "ffcv"), "method": ("simclr", "vicreg", "byol", "barlow", "supervised"),
                "backbone": ("small", "resnet18", "resnet50"), "optimizer": ("lars", "sgd", "adamw"),
                "lr_scaling": ("linear", "sqrt", "none"), "device": ("auto", "cpu", "cuda"),
                "precision": ("fp32", "bf16")}

@@ -30,7 +30,9 @@ def evaluate_run(run: Path, epochs: int = 100, lr: float = 1e-2, device: str = "
     cfg = TrainConfig.from_dict(state["config"])
     dev = pick_device(device)
     backbone, dim = build_backbone(cfg.backbone, cfg.image_size)
-    trainer = Trainer(backbone, build_method(cfg.method, dim, cfg))
+    num_classes = len(loaders.build_loader(cfg.loader, data_splits(cfg.data)[0], batch_size=1,
+                                           image_size=cfg.image_size).classes)
+    trainer = Trainer(backbone, build_method(cfg.method, dim, cfg, num_classes))
     if cfg.method == "byol":
         trainer.method._target(backbone)
     trainer.load_state_dict(state["trainer"])

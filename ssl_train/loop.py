@@ -85,8 +85,8 @@ class Trainer(nn.Module):
         super().__init__()
         self.backbone, self.method = backbone, method
 
-    def forward(self, views):
-        return self.method(self.backbone, views)
+    def forward(self, views, labels=None):
+        return self.method(self.backbone, views, labels)
 
 
 def _versions() -> dict:
@@ -126,7 +126,7 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False, progr
     backbone, feat_dim = build_backbone(cfg.backbone, cfg.image_size)
     if cfg.channels_last:
         backbone = backbone.to(memory_format=torch.channels_last)
-    method = build_method(cfg.method, feat_dim, cfg)
+    method = build_method(cfg.method, feat_dim, cfg, num_classes)
     trainer = Trainer(backbone, method).to(device)
     if cfg.method == "byol":
         method._target(backbone)  # create the EMA target now, before DDP and the optimiser
@@ -205,7 +205,7 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False, progr
                 for group in optimizer.param_groups:
                     group["lr"] = lr
                 with autocast:
-                    loss, feats = forward(views)
+                    loss, feats = forward(views, labels)
                 if not torch.isfinite(loss):
                     last = f"the last good checkpoint is {ckpt_path}" if ckpt_path.exists() else "no checkpoint yet"
                     raise NonFiniteLoss(f"loss became {loss.item()} at epoch {epoch + 1} step {step + 1}; "

@@ -59,11 +59,11 @@ def test_too_many_negatives_is_an_error(gen):
 def test_every_method_trains_a_step(name, gen):
     cfg = TrainConfig(method=name, proj_hidden=32, proj_dim=16)
     backbone = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 8 * 8, 24))
-    method = build_method(name, 24, cfg)
+    method = build_method(name, 24, cfg, num_classes=3)
     if name == "byol":
         method._target(backbone)
     views = [torch.rand(12, 3, 8, 8, generator=gen) for _ in range(2)]
-    loss, feats = method(backbone, views)
+    loss, feats = method(backbone, views, labels=torch.arange(12) % 3)
     assert loss.ndim == 0 and torch.isfinite(loss) and feats.shape == (12, 24)
     loss.backward()
     assert backbone[1].weight.grad.abs().sum() > 0

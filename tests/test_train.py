@@ -46,7 +46,7 @@ def test_run_writes_result_with_accuracies_and_time_account(tmp_path, capsys):
     assert "kNN top-1" in printed and "augment" in printed and "model" in printed
 
 
-@pytest.mark.parametrize("method", ["vicreg", "byol", "barlow"])
+@pytest.mark.parametrize("method", ["vicreg", "byol", "barlow", "supervised"])
 def test_other_methods_run(method, tmp_path):
     assert main([*TINY, "--epochs", "1", "--out", str(tmp_path / method), "--method", method,
                  "--policy", "noise[std=0.1]"]) == 0

@@ -3,14 +3,18 @@ from ssl_train.methods.barlow import BarlowTwins
 from ssl_train.methods.base import Method
 from ssl_train.methods.byol import BYOL
 from ssl_train.methods.simclr import SimCLR, info_nce
+from ssl_train.methods.supervised import Supervised
 from ssl_train.methods.vicreg import VICReg
 
-METHODS: dict[str, type[Method]] = {"simclr": SimCLR, "vicreg": VICReg, "byol": BYOL, "barlow": BarlowTwins}
+METHODS: dict[str, type[Method]] = {"simclr": SimCLR, "vicreg": VICReg, "byol": BYOL, "barlow": BarlowTwins,
+                                    "supervised": Supervised}
 
 
-def build_method(name: str, feature_dim: int, cfg) -> Method:
+def build_method(name: str, feature_dim: int, cfg, num_classes: int | None = None) -> Method:
     if name not in METHODS:
         raise ValueError(f"unknown method {name!r}; valid: {', '.join(METHODS)}")
+    if name == "supervised":
+        return Supervised(feature_dim, cfg, num_classes)
     return METHODS[name](feature_dim, cfg)
 
 

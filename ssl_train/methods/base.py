@@ -20,8 +20,9 @@ def mlp(in_dim: int, hidden: int, out: int, layers: int = 2, last_bn: bool = Fal
 class Method(nn.Module):
     """A JE-SSL method: owns its heads and its loss, nothing of the loop.
 
-    `forward(backbone, views)` returns `(loss, features)` where `features` are the backbone
-    features of the first view (detached by the caller for the online probe).
+    `forward(backbone, views, labels)` returns `(loss, features)` where `features` are the
+    backbone features of the first view (detached by the caller for the online probe); labels are
+    ignored by the self-supervised methods (only the supervised reference reads them).
     `on_step_end(backbone, progress)` runs after each optimizer step (BYOL's EMA update).
     """
 
@@ -40,7 +41,7 @@ class Method(nn.Module):
     def loss(self, z: list[torch.Tensor]) -> torch.Tensor:
         raise NotImplementedError
 
-    def forward(self, backbone, views):
+    def forward(self, backbone, views, labels=None):
         first, feats = self.embed(backbone, views)
         return self.loss([self.projector(f) for f in feats]), first
 

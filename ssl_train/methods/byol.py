@@ -26,7 +26,7 @@ class BYOL(Method):
             self.target_backbone = copy.deepcopy(backbone).requires_grad_(False)
         return self.target_backbone
 
-    def forward(self, backbone, views):
+    def forward(self, backbone, views, labels=None):
         first, feats = self.embed(backbone, views)
         online = [self.predictor(self.projector(f)) for f in feats]
         with torch.no_grad():
