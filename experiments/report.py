@@ -80,7 +80,7 @@ def plots(found: dict[str, list[dict]], out: Path) -> list[Path]:
         fig.savefig(path, dpi=100)
         plt.close(fig)
         written.append(path)
-    for name, x_key in [("batch-size", "batch_size"), ("negatives", "negatives"), ("policies", "policy")]:
+    for name in ("batch-size", "negatives", "policies"):
         runs = [r for r in found.get(name, []) if "failed" not in r]
         if not runs:
             continue

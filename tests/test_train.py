@@ -150,7 +150,7 @@ def test_resume_refuses_a_changed_config(tmp_path):
 def test_ddp_two_cpu_processes(tmp_path):
     out = tmp_path / "ddp"
     proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
-                           "--master-port", "29517", "-m", "ssl_train", *TINY, "--epochs", "1",
+                           "--standalone", "-m", "ssl_train", *TINY, "--epochs", "1",
                            "--out", str(out), "--device", "cpu"],
                           cwd=ROOT, capture_output=True, text=True, timeout=600,
                           env={**os.environ, "OMP_NUM_THREADS": "1"})
