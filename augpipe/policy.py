@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 
 import torch
 
-from augpipe.ops import Normalize, Op, RandomResizedCrop, Resize, SampleContext
+from augpipe.ops import OPS, Normalize, Op, RandomResizedCrop, Resize, SampleContext
 from augpipe.presets import PRESETS
 from augpipe.spec import SpecError, apply_overrides, describe, parse_chains, split_preset
 from timekeep import IntervalLog
@@ -166,15 +166,10 @@ def resolve_chains(spec: str):
         return apply_overrides(chains, overrides, name) if overrides else chains
     if overrides is not None:
         raise SpecError(f"unknown policy {name!r}; valid policies: {', '.join(list_policies())}")
-    if re.fullmatch(r"[\w-]+", spec.strip()) and spec.strip() not in _op_names():
+    if re.fullmatch(r"[\w-]+", spec.strip()) and spec.strip() not in OPS:
         raise SpecError(f"unknown policy or op {spec.strip()!r}; valid policies: {', '.join(list_policies())}; "
-                        f"valid ops: {', '.join(sorted(_op_names()))}")
+                        f"valid ops: {', '.join(sorted(OPS))}")
     return parse_chains(spec)
-
-
-def _op_names():
-    from augpipe.ops import OPS
-    return set(OPS)
 
 
 _VIEW_RE = re.compile(r"^\s*(\d+)\s*x\s*(\d+)\s*(?:@\s*([\d.]+)\s*:\s*([\d.]+))?\s*$")
