@@ -78,12 +78,11 @@ def run_bench(policies, engines, sizes, device, views=2, warmup=2, repeats=5, ba
             for engine in engines:
                 try:
                     if engine == "augpipe":
-                        run = lambda x, p=policy: p(x, generator=g)  # noqa: E731
+                        run = lambda x, p=policy, g=g: p(x, generator=g)  # noqa: E731
+                    elif engine == "dali":
+                        run = build(engine, policy, device=str(device), batch_size=n)
                     else:
-                        run = build(engine, policy, device=str(device), batch_size=n) \
-                            if engine == "dali" else build(engine, policy)
-                    if engine == "torchvision" and device.type == "cuda":
-                        pass  # per-image loop on CUDA tensors: measured as is
+                        run = build(engine, policy)
                     rate = measure(run, images, warmup, repeats)
                 except (Unsupported, ImportError) as err:
                     log(f"  skip {engine:<11} {policy_name:<8} {size:>3}px: {err}")

@@ -7,7 +7,7 @@ the name used in spec strings (`OPS`), so presets, the spec parser and the CLI s
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from typing import Callable, ClassVar
 
 import torch

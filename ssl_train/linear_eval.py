@@ -10,7 +10,6 @@ import argparse
 import sys
 from pathlib import Path
 
-import torch
 
 import augpipe
 import loaders

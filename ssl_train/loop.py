@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import csv
 import io
-import math
 import platform
 import time
 from contextlib import nullcontext
@@ -304,4 +303,4 @@ def summary(result: dict) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["RunError", "NonFiniteLoss", "train", "summary", "math"]
+__all__ = ["RunError", "NonFiniteLoss", "train", "summary"]
