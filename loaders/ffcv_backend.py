@@ -11,7 +11,9 @@ permutes this rank's shard per epoch with its own RANDOM (or QUASI_RANDOM) order
 permutation: disjoint across ranks, covering the dataset, fixed for the run.
 
 The first use in a process compiles FFCV's pipeline with numba (several seconds): logged, not
-silent.
+silent. FFCV also sets torch's intra-op thread count to its worker count (to 1 on import), for
+the whole process; the backend puts the caller's count back, or CPU training would silently run
+on one core.
 """
 from __future__ import annotations
 
@@ -45,8 +47,10 @@ def beton_for_folder(path: Path, on_error: str, max_resolution: int | None = Non
 
 class Backend:
     def __init__(self, path, config):
+        self._threads = torch.get_num_threads()
         import ffcv  # noqa: F401  (fail here, with the import error)
         from ffcv.reader import Reader
+        torch.set_num_threads(self._threads)
 
         path = Path(path)
         self.config = config
@@ -106,14 +110,18 @@ class Backend:
                 return
             indices = self.members[indices]
             self._ffcv = self._loader(indices, ordered=not c.shuffle)
+            torch.set_num_threads(self._threads)
         loader = self._ffcv
         loader.next_epoch = epoch
         start = time.perf_counter()
         if not _COMPILED:
             log.warning("ffcv: first batch compiles the pipeline with numba (several seconds)")
         iterator = iter(loader)
+        torch.set_num_threads(self._threads)
         try:
-            for images, labels in iterator:
+            for step, (images, labels) in enumerate(iterator):
+                if step == 0:  # FFCV's thread has set the count again when it started
+                    torch.set_num_threads(self._threads)
                 if not _COMPILED:
                     _COMPILED = True
                     log.warning("ffcv: pipeline compiled in %.1f s", time.perf_counter() - start)

@@ -235,3 +235,18 @@ def test_subset_is_the_same_on_every_backend(kind):
     got = build_loader(kind, "digits:test", batch_size=50, image_size=32, subset=100, seed=4, num_workers=1)
     assert got.dataset_size == 100 and len(got) == 2
     assert epoch_pairs(got) == ref
+
+
+@pytest.mark.skipif(not HAVE["ffcv"], reason="ffcv not installed")
+def test_ffcv_leaves_torch_thread_count_alone():
+    """FFCV sets torch's thread count to its worker count for the whole process; we restore it."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        loader = build_loader("ffcv", "digits:test", batch_size=64, image_size=16, num_workers=1)
+        assert torch.get_num_threads() == 2
+        for _ in loader:
+            assert torch.get_num_threads() == 2
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
