@@ -250,3 +250,12 @@ def test_ffcv_leaves_torch_thread_count_alone():
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_an_epoch_left_early_does_not_leak_into_the_next(kind):
+    loader = build_loader(kind, "digits:test", batch_size=64, image_size=16, shuffle=False, num_workers=1)
+    first = next(iter(loader))[1]  # leave epoch 0 after one batch
+    full = [y for _, y in loader]  # epoch 1: complete, from its start
+    assert sum(len(y) for y in full) == 355
+    assert torch.equal(full[0], first)  # shuffle=False: every epoch starts with the same batch
