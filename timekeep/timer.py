@@ -53,7 +53,6 @@ class TimeAccount:
     def __init__(self, device: torch.device | str | None = "cpu"):
         self.device = device
         self.seconds: dict[str, float] = defaultdict(float)
-        self.counts: dict[str, int] = defaultdict(int)
 
     @contextmanager
     def phase(self, name: str) -> Iterator[None]:
@@ -61,21 +60,6 @@ class TimeAccount:
         with timer:
             yield
         self.seconds[name] += timer.seconds
-        self.counts[name] += 1
-
-    def add(self, name: str, seconds: float) -> None:
-        self.seconds[name] += seconds
-        self.counts[name] += 1
-
-    def total(self) -> float:
-        return sum(self.seconds.values())
-
-    def as_dict(self) -> dict[str, float]:
-        return dict(self.seconds)
-
-    def reset(self) -> None:
-        self.seconds.clear()
-        self.counts.clear()
 
 
 class IntervalLog:
