@@ -32,9 +32,9 @@ def check_images(images: torch.Tensor) -> None:
     if not images.is_floating_point():
         raise TypeError(f"images must be uint8 (0-255) or float (0-1), got dtype {images.dtype}")
     if images.numel():
-        lo, hi = torch.aminmax(images)
-        if hi.item() > 1.0 or lo.item() < 0.0:
-            raise ValueError(f"float images must lie in [0, 1], got range [{lo.item():g}, {hi.item():g}]; "
+        lo, hi = torch.stack(torch.aminmax(images)).tolist()  # one device sync, not two
+        if hi > 1.0 or lo < 0.0:
+            raise ValueError(f"float images must lie in [0, 1], got range [{lo:g}, {hi:g}]; "
                              "pass uint8 images or divide 0-255 floats by 255")
 
 

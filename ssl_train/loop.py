@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import platform
 import time
 from contextlib import nullcontext
@@ -205,10 +206,6 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False, progr
                     group["lr"] = lr
                 with autocast:
                     loss, feats = forward(views, labels)
-                if not torch.isfinite(loss):
-                    last = f"the last good checkpoint is {ckpt_path}" if ckpt_path.exists() else "no checkpoint yet"
-                    raise NonFiniteLoss(f"loss became {loss.item()} at epoch {epoch + 1} step {step + 1}; "
-                                        f"stopped ({last}); try a lower --lr")
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
@@ -217,11 +214,19 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False, progr
                 probe_opt.zero_grad(set_to_none=True)
                 probe_loss.backward()
                 probe_opt.step()
-            loss_sum += loss.item() * images.shape[0]
+                # One read of the loss per step, after the work is queued: checking before
+                # backward would stall the GPU queue. A non-finite step never reaches a
+                # checkpoint (they are written at epoch ends), so the last good one stays good.
+                loss_value = loss.item()
+            if not math.isfinite(loss_value):
+                last = f"the last good checkpoint is {ckpt_path}" if ckpt_path.exists() else "no checkpoint yet"
+                raise NonFiniteLoss(f"loss became {loss_value} at epoch {epoch + 1} step {step + 1}; "
+                                    f"stopped ({last}); try a lower --lr")
+            loss_sum += loss_value * images.shape[0]
             seen += images.shape[0]
             if bar is not None:
                 s = account.seconds
-                bar.set_postfix_str(f"loss {loss.item():.3f} | data {s['data']:.1f}s aug {s['augment']:.1f}s "
+                bar.set_postfix_str(f"loss {loss_value:.3f} | data {s['data']:.1f}s aug {s['augment']:.1f}s "
                                     f"model {s['model']:.1f}s")
                 bar.update()
         if bar is not None:
