@@ -1,10 +1,14 @@
 """`python -m augpipe.bench`: images/s of each policy on each engine, side by side.
 
-Engines: `augpipe` (ours), `kornia` (stock AugmentationSequential of the same chain), `torchvision`
-(the v2 chain applied image by image, as in a DataLoader worker), `dali` (DALI's own operators;
-CPU here, GPU where CUDA exists). Inputs are generated uint8 batches of the output size (what a
-loader hands over); throughput counts input images per second, each producing all the views.
-Every number is the median of `--repeats` timed calls after `--warmup` calls.
+Engines: `augpipe` (ours, with its device default: subset gating eager on the CPU, blend gating
+compiled on CUDA), `augpipe-compiled` (torch.compile of the blend path), `kornia` (stock
+AugmentationSequential of the same chain), `kornia-compiled` (that chain under torch.compile),
+`torchvision` (the v2 chain applied image by image, as in a DataLoader worker), `dali` (DALI's own
+operators; CPU here, GPU where CUDA exists). Inputs are generated uint8 batches of the output size
+(what a loader hands over); throughput counts input images per second, each producing all the
+views. Every number is the median of `--repeats` timed calls after `--warmup` calls; the first call
+(which includes compilation for the compiled engines) is reported apart as `first_call_s`.
+augpipe records also carry `syncs_per_call` and `ops_per_call` (`augpipe.diagnostics`).
 """
 from __future__ import annotations
 
@@ -18,11 +22,14 @@ import tempfile
 
 import torch
 
+from augpipe.cpu import tune_cpu_allocator
+from augpipe.diagnostics import count_ops
 from augpipe.engines import ENGINES, Unsupported, build
 from augpipe.policy import build_policy, list_policies
 from timekeep import SyncTimer
 
 DEFAULT_POLICIES = ("simclr", "byol", "noise", "crop", "none")
+DEFAULT_ENGINES = ("augpipe", "kornia", "kornia-compiled", "torchvision", "dali")
 DEFAULT_BATCH = {32: 256, 64: 256, 96: 128, 128: 128, 224: 64}
 
 
@@ -52,6 +59,14 @@ def machine(device: torch.device) -> dict[str, object]:
     return info
 
 
+def first_call(run, images: torch.Tensor) -> float:
+    """Seconds of the first call (compilation included for compiled engines)."""
+    timer = SyncTimer(images.device)
+    with timer:
+        run(images)
+    return timer.seconds
+
+
 def measure(run, images: torch.Tensor, warmup: int, repeats: int) -> float:
     """Median images/s over `repeats` timed calls."""
     for _ in range(warmup):
@@ -77,20 +92,26 @@ def run_bench(policies, engines, sizes, device, views=2, warmup=2, repeats=5, ba
             policy = build_policy(policy_name, size=size, views=views)
             for engine in engines:
                 try:
-                    if engine == "augpipe":
-                        run = lambda x, p=policy, g=g: p(x, generator=g)  # noqa: E731
-                    elif engine == "dali":
-                        run = build(engine, policy, device=str(device), batch_size=n)
-                    else:
-                        run = build(engine, policy)
+                    options = {"device": str(device), "batch_size": n} if engine == "dali" else {}
+                    fn = build(engine, policy, **options)
+                    run = lambda x, fn=fn, g=g: fn(x, generator=g)  # noqa: E731
+                    first_s = first_call(run, images)
                     rate = measure(run, images, warmup, repeats)
                 except (Unsupported, ImportError) as err:
-                    log(f"  skip {engine:<11} {policy_name:<8} {size:>3}px: {err}")
+                    log(f"  skip {engine:<16} {policy_name:<8} {size:>3}px: {err}")
                     continue
-                records.append({"engine": engine, "policy": policy_name, "size": size, "batch": n,
-                                "device": str(device), "views": views, "images_per_s": round(rate, 1),
-                                **common})
-                log(f"  {engine:<11} {policy_name:<8} {size:>3}px batch {n:>3}: {rate:9.1f} img/s")
+                record = {"engine": engine, "policy": policy_name, "size": size, "batch": n,
+                          "device": str(device), "views": views, "images_per_s": round(rate, 1),
+                          "first_call_s": round(first_s, 3), **common}
+                extra = ""
+                if engine.startswith("augpipe"):
+                    counts = count_ops(lambda: run(images))
+                    record.update(syncs_per_call=counts.sync_count, ops_per_call=counts.ops,
+                                  gating=fn.gating_for(device), compiled=fn.compiles_on(device))
+                    extra = f" ({counts.sync_count} syncs, {counts.ops} ops per call, {record['gating']})"
+                records.append(record)
+                log(f"  {engine:<16} {policy_name:<8} {size:>3}px batch {n:>3}: {rate:9.1f} img/s, "
+                    f"first call {first_s:.2f}s{extra}")
     return records
 
 
@@ -169,7 +190,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", default="32,224", help="comma-separated output sizes (default 32,224)")
     parser.add_argument("--policies", default=",".join(DEFAULT_POLICIES),
                         help=f"comma-separated policy names (any of {', '.join(list_policies())})")
-    parser.add_argument("--engines", default=",".join(ENGINES), help=f"comma-separated, of {', '.join(ENGINES)}")
+    parser.add_argument("--engines", default=",".join(DEFAULT_ENGINES),
+                        help=f"comma-separated, of {', '.join(ENGINES)} (default {','.join(DEFAULT_ENGINES)})")
     parser.add_argument("--batch", type=int, default=None, help="batch size (default: 256 at 32 px, 64 at 224 px)")
     parser.add_argument("--views", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=5)
@@ -195,8 +217,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.repeats < 1 or args.warmup < 0:
         parser.error("--repeats must be >= 1 and --warmup >= 0")
     device = pick_device(args.device)
+    tuned = device.type == "cpu" and tune_cpu_allocator()  # for every engine alike (see augpipe.cpu)
 
-    print(f"augpipe bench on {device} ({torch.get_num_threads()} threads), views={args.views}", flush=True)
+    print(f"allocator tuned: {tuned}; augpipe bench on {device} ({torch.get_num_threads()} threads), views={args.views}", flush=True)
     records = run_bench(policies, engines, sizes, device, views=args.views, warmup=args.warmup,
                         repeats=args.repeats, batch=args.batch,
                         log=lambda s: print(s, flush=True))

@@ -1,20 +1,26 @@
-"""Augmentation ops: each one pairs a sampler (`augpipe.sampling`) with a kernel (`augpipe.kernels`).
+"""Augmentation ops: each one is a sampler (`augpipe.sampling`) plus a kernel (`augpipe.kernels`).
 
-An op is a small dataclass holding its probability and parameter ranges. `sample(n, ctx)` draws a
-dict of `[N, ...]` tensors (always with a bool `apply` mask); `apply(images, params)` runs the
-kernel on the samples whose mask is set and leaves the others untouched. Ops are registered by
-the name used in spec strings (`OPS`), so presets, the spec parser and the CLI share one table.
+An op is a small dataclass holding its probability and parameter ranges, and nothing else:
+- `sample(n, ctx)` draws every per-sample parameter as `[N, ...]` tensors on `ctx.device` (always a
+  bool `apply` mask), from the generator in `ctx`, without reading anything back to the host;
+- `kernel(images, params, size, inplace)` is a pure function of the images and those parameters
+  that transforms *every* row, with output shapes fixed by `size` (the view's output size).
+Which rows keep the kernel's result is the policy's job (`augpipe.policy`: a masked blend or row
+subsets). `gated=False` ops apply their mask themselves (crops: the full box; noise: std 0).
+Ops are registered by the name used in spec strings (`OPS`): presets, the parser and the CLI
+share one table.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from typing import Callable, ClassVar
+from typing import ClassVar
 
 import torch
 
 from augpipe import kernels, sampling
 
 Range = tuple[float, float]
+Size = tuple[int, int]
 
 NORMALIZE_STATS = {
     "imagenet": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
@@ -24,28 +30,11 @@ NORMALIZE_STATS = {
 
 @dataclass(frozen=True)
 class SampleContext:
-    """What a sampler needs besides its own ranges."""
+    """What a sampler needs besides its own ranges (all static: no tensor is read)."""
     generator: torch.Generator | None
     device: torch.device
-    in_size: tuple[int, int]   # (H, W) of the images entering the view
-    out_size: tuple[int, int]  # (h, w) of the view
-
-
-def _subset(images: torch.Tensor, mask: torch.Tensor, params: dict[str, torch.Tensor],
-            fn: Callable[[torch.Tensor, dict[str, torch.Tensor]], torch.Tensor]) -> torch.Tensor:
-    """Run `fn` only on the samples whose `mask` is set; write the results back in place.
-
-    Working on the selected rows alone (instead of computing every sample and selecting with
-    `torch.where`) is what makes a p=0.2 op cost about a fifth of a p=1 op.
-    """
-    idx = mask.nonzero().squeeze(1)
-    count = idx.numel()
-    if count == 0:
-        return images
-    if count == images.shape[0]:
-        return fn(images, params)
-    sub = {k: v.index_select(0, idx) for k, v in params.items()}
-    return images.index_copy_(0, idx, fn(images.index_select(0, idx), sub))
+    in_size: Size   # (H, W) of the images entering the op
+    out_size: Size  # (h, w) of the view
 
 
 @dataclass
@@ -54,18 +43,16 @@ class Op:
     name: ClassVar[str] = ""
     positional: ClassVar[tuple[str, ...]] = ()  # argument names accepted without `key=`
     changes_size: ClassVar[bool] = False
-    inplace: ClassVar[bool] = True  # may write into its input (the policy hands it an owned tensor)
+    gated: ClassVar[bool] = True  # the policy keeps the kernel's result only where `apply` is set
     p: float = 1.0
 
     def sample(self, n: int, ctx: SampleContext) -> dict[str, torch.Tensor]:
         return {"apply": sampling.bernoulli(n, self.p, ctx.generator, ctx.device)}
 
-    def kernel(self, images: torch.Tensor, params: dict[str, torch.Tensor]) -> torch.Tensor:
+    def kernel(self, images: torch.Tensor, params: dict[str, torch.Tensor], size: Size,
+               inplace: bool) -> torch.Tensor:
+        """Transform every row; `inplace=True` allows writing into `images`."""
         raise NotImplementedError
-
-    def apply(self, images: torch.Tensor, params: dict[str, torch.Tensor]) -> torch.Tensor:
-        per_sample = {k: v for k, v in params.items() if k != "apply"}
-        return _subset(images, params["apply"], per_sample, self.kernel)
 
     def validate(self) -> None:
         if not 0.0 <= self.p <= 1.0:
@@ -83,10 +70,10 @@ class RandomResizedCrop(Op):
 
     With p < 1, the samples not cropped are resized whole.
     """
-    inplace: ClassVar[bool] = False
     name: ClassVar[str] = "rrc"
     positional: ClassVar[tuple[str, ...]] = ("scale", "ratio")
     changes_size: ClassVar[bool] = True
+    gated: ClassVar[bool] = False
     scale: Range = (0.08, 1.0)
     ratio: Range = (3.0 / 4.0, 4.0 / 3.0)
 
@@ -99,32 +86,29 @@ class RandomResizedCrop(Op):
         params = super().sample(n, ctx)
         h, w = ctx.in_size
         boxes = sampling.resized_crop_boxes(n, h, w, self.scale, self.ratio, ctx.generator, ctx.device)
-        full = sampling.full_boxes(n, h, w, ctx.device)
-        params["boxes"] = torch.where(params["apply"][:, None], boxes, full)
-        params["size"] = torch.tensor(ctx.out_size, device=ctx.device).expand(n, 2)
+        if self.p < 1.0:
+            boxes = torch.where(params["apply"][:, None], boxes, sampling.full_boxes(n, h, w, ctx.device))
+        params["boxes"] = boxes
         return params
 
-    def apply(self, images, params):
-        size = tuple(int(s) for s in params["size"][0].tolist())
+    def kernel(self, images, params, size, inplace):
         return kernels.resized_crop(images, params["boxes"], size)
 
 
 @dataclass
 class Resize(Op):
     """`resize`: the whole image resized to the view size (implied when a view has no crop)."""
-    inplace: ClassVar[bool] = False
     name: ClassVar[str] = "resize"
     changes_size: ClassVar[bool] = True
+    gated: ClassVar[bool] = False
 
     def sample(self, n, ctx):
         h, w = ctx.in_size
         return {"apply": sampling.bernoulli(n, 1.0, ctx.generator, ctx.device),
-                "boxes": sampling.full_boxes(n, h, w, ctx.device),
-                "size": torch.tensor(ctx.out_size, device=ctx.device).expand(n, 2)}
+                "boxes": sampling.full_boxes(n, h, w, ctx.device)}
 
-    def apply(self, images, params):
-        size = tuple(int(s) for s in params["size"][0].tolist())
-        if tuple(images.shape[-2:]) == size:
+    def kernel(self, images, params, size, inplace):
+        if tuple(images.shape[-2:]) == tuple(size):  # static shapes: no tensor is read
             return images
         return kernels.resized_crop(images, params["boxes"], size)
 
@@ -136,7 +120,7 @@ class HorizontalFlip(Op):
     positional: ClassVar[tuple[str, ...]] = ("p",)
     p: float = 0.5
 
-    def kernel(self, images, params):
+    def kernel(self, images, params, size, inplace):
         return kernels.hflip(images)
 
 
@@ -145,8 +129,9 @@ class ColorJitter(Op):
     """`jitter(brightness, contrast, saturation, hue, p=0.8)`: torchvision's ColorJitter.
 
     Factors: brightness, contrast, saturation ~ U(max(0, 1-s), 1+s); hue ~ U(-h, h) turns.
-    The four adjustments run in a random order drawn per sample. A zero strength skips that
-    adjustment entirely, as torchvision does.
+    The four adjustments run in a random order drawn per sample (torchvision draws one order per
+    call). A zero strength skips that adjustment, as torchvision does (factor 1 is an exact
+    identity in the fused kernel; a zero hue strength removes the hue pass).
     """
     name: ClassVar[str] = "jitter"
     positional: ClassVar[tuple[str, ...]] = ("brightness", "contrast", "saturation", "hue", "p")
@@ -155,9 +140,6 @@ class ColorJitter(Op):
     saturation: float = 0.4
     hue: float = 0.1
     p: float = 0.8
-
-    _KERNELS: ClassVar[tuple] = (kernels.brightness, kernels.contrast, kernels.saturation, kernels.hue)
-    # the policy hands ops a tensor they own, and _subset hands kernels a fresh selection
 
     def validate(self) -> None:
         super().validate()
@@ -170,22 +152,16 @@ class ColorJitter(Op):
     def sample(self, n, ctx):
         params = super().sample(n, ctx)
         g, dev = ctx.generator, ctx.device
-        cols = [sampling.uniform(n, max(0.0, 1.0 - s), 1.0 + s, g, dev)
+        cols = [sampling.uniform(n, max(0.0, 1.0 - s), 1.0 + s, g, dev) if s > 0 else torch.ones(n, device=dev)
                 for s in (self.brightness, self.contrast, self.saturation)]
         cols.append(sampling.uniform(n, -self.hue, self.hue, g, dev))
         params["factors"] = torch.stack(cols, dim=1)
         params["order"] = sampling.permutations(n, 4, g, dev)
         return params
 
-    def kernel(self, images, params):
-        factors, order = params["factors"], params["order"]
-        active = [j for j, s in enumerate((self.brightness, self.contrast, self.saturation, self.hue)) if s > 0]
-        for step in range(4):
-            for j in active:
-                mask = order[:, step] == j
-                images = _subset(images, mask, {"f": factors[:, j]},
-                                 lambda x, q, j=j: self._KERNELS[j](x, q["f"], inplace=True))
-        return images
+    def kernel(self, images, params, size, inplace):
+        return kernels.color_jitter(images, params["factors"], params["order"], use_hue=self.hue > 0,
+                                    inplace=inplace)
 
 
 @dataclass
@@ -195,8 +171,8 @@ class Grayscale(Op):
     positional: ClassVar[tuple[str, ...]] = ("p",)
     p: float = 0.2
 
-    def kernel(self, images, params):
-        return kernels.grayscale(images, inplace=True)
+    def kernel(self, images, params, size, inplace):
+        return kernels.grayscale(images, inplace=inplace)
 
 
 @dataclass
@@ -215,7 +191,7 @@ class GaussianBlur(Op):
         if self.k < 0 or (self.k and self.k % 2 == 0):
             raise ValueError(f"blur: k must be 0 (auto) or a positive odd integer, got {self.k}")
 
-    def kernel_size(self, out_size: tuple[int, int]) -> int:
+    def kernel_size(self, out_size: Size) -> int:
         if self.k:
             return self.k
         k = max(3, int(0.1 * min(out_size)))
@@ -226,7 +202,7 @@ class GaussianBlur(Op):
         params["sigma"] = sampling.uniform(n, *self.sigma, ctx.generator, ctx.device)
         return params
 
-    def kernel(self, images, params):
+    def kernel(self, images, params, size, inplace):
         k = self.kernel_size(tuple(images.shape[-2:]))
         # reflect padding needs k//2 < the image side
         k = min(k, 2 * (min(images.shape[-2:]) // 2) - 1)
@@ -241,22 +217,22 @@ class Solarize(Op):
     threshold: float = 0.5
     p: float = 0.2
 
-    def sample(self, n, ctx):
-        params = super().sample(n, ctx)
-        params["threshold"] = torch.full((n,), self.threshold, device=ctx.device)
-        return params
-
-    def kernel(self, images, params):
-        return kernels.solarize(images, params["threshold"], inplace=True)
+    def kernel(self, images, params, size, inplace):
+        return kernels.solarize(images, self.threshold, inplace=inplace)
 
 
 @dataclass
 class GaussianNoise(Op):
     """`noise(std=0.1)` or `noise(std=0.05:0.2)`: additive N(0, std^2) per pixel, std per sample
-    (fixed or ~ U(lo, hi)), clipped to [0, 1]. Two views of the same image get independent noise."""
-    inplace: ClassVar[bool] = False
+    (fixed or ~ U(lo, hi)), clipped to [0, 1]. Two views of the same image get independent noise.
+
+    The standard normal draw is a sampled parameter (`noise`, the size of the images at the op),
+    drawn from the policy's generator like every other parameter: the kernel stays pure and
+    nothing is read back to the host. A sample not selected gets std 0 (an exact identity).
+    """
     name: ClassVar[str] = "noise"
     positional: ClassVar[tuple[str, ...]] = ("std", "p")
+    gated: ClassVar[bool] = False
     std: Range = (0.1, 0.1)
 
     def validate(self) -> None:
@@ -265,43 +241,45 @@ class GaussianNoise(Op):
 
     def sample(self, n, ctx):
         params = super().sample(n, ctx)
-        params["std"] = sampling.uniform(n, *self.std, ctx.generator, ctx.device)
-        # The noise itself is as large as the batch: the parameters keep only the seed it is
-        # drawn from (from the policy's generator), so they stay small and still reproduce it.
-        params["seed"] = sampling.seeds(n, ctx.generator, ctx.device)
+        std = sampling.uniform(n, *self.std, ctx.generator, ctx.device)
+        params["std"] = std if self.p >= 1.0 else torch.where(params["apply"], std, 0.0)
+        params["noise"] = sampling.normal((n, 3, *ctx.in_size), ctx.generator, ctx.device)
         return params
 
-    def apply(self, images, params):
-        # row i's seed is base + i: a chunk of rows draws from its first row's seed
-        noise = sampling.normal_from_seed(images, int(params["seed"][0]))
-        std = torch.where(params["apply"], params["std"], torch.zeros_like(params["std"]))
-        return kernels.gaussian_noise(images, std, noise)
+    def kernel(self, images, params, size, inplace):
+        return kernels.gaussian_noise(images, params["std"], params["noise"])
 
 
 @dataclass
 class Normalize(Op):
     """`normalize(stats=imagenet)`: per-channel standardisation (also `cifar10`)."""
-    inplace: ClassVar[bool] = False
     name: ClassVar[str] = "normalize"
     positional: ClassVar[tuple[str, ...]] = ("stats",)
+    gated: ClassVar[bool] = False
     stats: str = "imagenet"
 
     def validate(self) -> None:
         if self.stats not in NORMALIZE_STATS:
             raise ValueError(f"normalize: stats must be one of {sorted(NORMALIZE_STATS)}, got {self.stats!r}")
 
-    def apply(self, images, params):
+    def sample(self, n, ctx):
+        return {}
+
+    def kernel(self, images, params, size, inplace):
         mean, std = NORMALIZE_STATS[self.stats]
-        return kernels.normalize(images, torch.tensor(mean), torch.tensor(std))
+        return kernels.normalize(images, mean, std)
 
 
 @dataclass
 class Identity(Op):
     """`identity`: leaves the images as they are."""
-    inplace: ClassVar[bool] = False
     name: ClassVar[str] = "identity"
+    gated: ClassVar[bool] = False
 
-    def apply(self, images, params):
+    def sample(self, n, ctx):
+        return {}
+
+    def kernel(self, images, params, size, inplace):
         return images
 
 

@@ -6,11 +6,14 @@
 from __future__ import annotations
 
 import re
+import types
+from contextlib import nullcontext
 from dataclasses import dataclass, replace
 
 import torch
 
-from augpipe.ops import OPS, Normalize, Op, RandomResizedCrop, Resize, SampleContext
+from augpipe import kernels
+from augpipe.ops import OPS, HorizontalFlip, Normalize, Op, RandomResizedCrop, Resize, SampleContext
 from augpipe.presets import PRESETS
 from augpipe.spec import SpecError, apply_overrides, describe, parse_chains, split_preset
 from timekeep import IntervalLog
@@ -19,8 +22,16 @@ _DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bf
            "bf16": torch.bfloat16, "float16": torch.float16, "fp16": torch.float16}
 
 
-def check_images(images: torch.Tensor) -> None:
-    """Reject what the pipeline cannot mean: wrong type, rank, channels, dtype or range."""
+GATINGS = ("auto", "blend", "subset")
+
+
+def check_images(images: torch.Tensor, *, sync_free: bool = False) -> None:
+    """Reject what the pipeline cannot mean: wrong type, rank, channels, dtype or range.
+
+    Type, rank, channels and dtype are static. The float range (and NaN) needs the data: with
+    `sync_free=True` it is a device-side assert (`torch._assert_async`: no host read; on CUDA a
+    bad batch stops the process with the message), else one host read (free on the CPU).
+    """
     if not isinstance(images, torch.Tensor):
         raise TypeError(f"images must be a torch.Tensor [N,3,H,W], got {type(images).__name__}")
     if images.dim() != 4:
@@ -31,11 +42,19 @@ def check_images(images: torch.Tensor) -> None:
         return
     if not images.is_floating_point():
         raise TypeError(f"images must be uint8 (0-255) or float (0-1), got dtype {images.dtype}")
-    if images.numel():
-        lo, hi = torch.stack(torch.aminmax(images)).tolist()  # one device sync, not two
-        if hi > 1.0 or lo < 0.0:
-            raise ValueError(f"float images must lie in [0, 1], got range [{lo:g}, {hi:g}]; "
-                             "pass uint8 images or divide 0-255 floats by 255")
+    if not images.numel():
+        return
+    message = "float images must lie in [0, 1] (no NaN); pass uint8 images or divide 0-255 floats by 255"
+    lo, hi = torch.aminmax(images)
+    if sync_free:
+        try:
+            torch._assert_async((lo >= 0) & (hi <= 1), message)
+        except RuntimeError:  # raised at once on the CPU; CUDA reports it asynchronously
+            raise ValueError(message) from None
+        return
+    lo, hi = torch.stack([lo, hi]).tolist()  # one device sync, not two
+    if not (lo >= 0.0 and hi <= 1.0):
+        raise ValueError(f"{message}; got range [{lo:g}, {hi:g}]")
 
 
 @dataclass
@@ -45,23 +64,62 @@ class View:
     ops: list[Op]
 
 
-class Policy:
-    """Callable: `policy(images, generator=None, return_params=False)`.
+@dataclass
+class _Group:
+    """Views with the same size and ops: sampled and run as one batch of `len(views) * N` rows."""
+    size: tuple[int, int]
+    ops: list[Op]
+    views: list[int]
 
-    Returns one float tensor `[N, 3, h, w]` per view (and, with `return_params`, a list per view
-    of `{"op": name, **per-sample tensors}` dicts). With `time_ops=True`, the seconds spent in each
-    op (by op name, summed over views) accumulate in `op_seconds()`; on CUDA they are measured with
-    CUDA events, so timing costs one synchronisation per call, not one per op.
+
+ViewParams = list[dict]  # one dict per op: {"op": name, **[N, ...] tensors}
+
+
+class Policy:
+    """`views = policy(images, generator=g)` = `policy.apply(images, policy.sample(images, generator=g))`.
+
+    `sample` draws every per-sample parameter (small `[N, ...]` tensors on the images' device;
+    `return_params=True` hands them back, one list of `{"op": name, ...}` dicts per view).
+    `apply` is pure tensor code with fixed shapes. Per-sample gating (`p < 1`) is the policy's:
+    - `gating="blend"`: every kernel runs on every row and `torch.where` keeps the selected rows.
+      No host reads and fixed shapes, so `torch.compile(policy.apply, fullgraph=True)` and CUDA
+      graphs take it; the CUDA default.
+    - `gating="subset"`: kernels run on the selected rows only (`nonzero` + `index_select`). On
+      the CPU a host read is free and skipping rows is cheaper; the CPU default.
+    - `gating="auto"`: blend on CUDA, subset elsewhere.
+    Both give the same views for the same parameters (tested). Views with the same size and ops
+    (e.g. SimCLR's two) are run as one batch: half the kernel launches.
+
+    `compile=True` runs `apply` through `torch.compile(fullgraph=True)` with blend gating;
+    `compile="auto"` does so on CUDA only (see README for the measurements behind it).
+    With `time_ops=True`, seconds per op (by name, summed over views) accumulate in
+    `op_seconds()`; on CUDA they are CUDA events read once, in `op_seconds()`. A compiled apply
+    is timed as one entry, `compiled`.
     """
 
     def __init__(self, views: list[View], *, name: str = "", dtype: torch.dtype = torch.float32,
-                 channels_last: bool = False, time_ops: bool = False):
+                 channels_last: bool = False, time_ops: bool = False, gating: str = "auto",
+                 compile: bool | str = False):
+        if gating not in GATINGS:
+            raise ValueError(f"gating must be one of {', '.join(GATINGS)}, got {gating!r}")
+        if compile not in (True, False, "auto"):
+            raise ValueError(f"compile must be True, False or 'auto', got {compile!r}")
         self.views = views
         self.name = name
         self.dtype = dtype
         self.channels_last = channels_last
         self.time_ops = time_ops
+        self.gating = gating
+        self.compile = compile
+        self.groups: list[_Group] = []
+        for i, view in enumerate(views):
+            group = next((g for g in self.groups if g.size == view.size and g.ops == view.ops), None)
+            if group is None:
+                self.groups.append(_Group(view.size, view.ops, [i]))
+            else:
+                group.views.append(i)
         self._log: IntervalLog | None = None
+        self._compiled = None
 
     def __len__(self) -> int:
         return len(self.views)
@@ -74,6 +132,17 @@ class Policy:
     def spec(self) -> str:
         return describe([v.ops for v in self.views])
 
+    def gating_for(self, device: torch.device) -> str:
+        """The gating used for images on `device` (compiled policies always blend)."""
+        if self.compiles_on(device):
+            return "blend"
+        if self.gating == "auto":
+            return "blend" if device.type == "cuda" else "subset"
+        return self.gating
+
+    def compiles_on(self, device: torch.device) -> bool:
+        return self.compile is True or (self.compile == "auto" and device.type == "cuda")
+
     def op_seconds(self) -> dict[str, float]:
         return self._log.totals() if self._log else {}
 
@@ -81,74 +150,156 @@ class Policy:
         if self._log:
             self._log.reset()
 
+    # --- the contract ---------------------------------------------------------------------
     def __call__(self, images: torch.Tensor, generator: torch.Generator | None = None,
                  return_params: bool = False):
-        check_images(images)
-        n, in_hw = images.shape[0], tuple(images.shape[-2:])
+        params = self.sample(images, generator=generator)
+        views = self.apply(images, params)
+        return (views, params) if return_params else views
+
+    def sample(self, images: torch.Tensor, generator: torch.Generator | None = None) -> list[ViewParams]:
+        """Every op's per-sample parameters for the whole batch, before any pixel is touched.
+
+        Views of one group are drawn together (`len(views) * N` rows), then split per view.
+        """
+        check_images(images, sync_free=self.gating_for(images.device) == "blend")
+        n, device = images.shape[0], images.device
+        per_view: list[ViewParams] = [[] for _ in self.views]
+        for group in self.groups:
+            rows, hw, drawn = n * len(group.views), tuple(images.shape[-2:]), []
+            for op in group.ops:
+                drawn.append(op.sample(rows, SampleContext(generator, device, hw, group.size)))
+                if op.changes_size:
+                    hw = group.size
+            for k, v in enumerate(group.views):
+                per_view[v] = [{"op": op.name, **{key: t[k * n:(k + 1) * n] for key, t in p.items()}}
+                               for op, p in zip(group.ops, drawn)]
+        return per_view
+
+    def apply(self, images: torch.Tensor, params: list[ViewParams]) -> list[torch.Tensor]:
+        """The views of `images` for `params` (from `sample`): pure, fixed output shapes."""
         if self.time_ops and (self._log is None or self._log.device != images.device):
             self._log = IntervalLog(images.device)
-        rows = chunk_rows(images)
-        outputs, all_params = [], []
-        for view in self.views:
-            params = self._sample(view, n, generator, images.device, in_hw)
-            if rows >= n:
-                out = self._run(view, images, params)
-            else:
-                out = None
-                for start in range(0, n, rows):
-                    sl = slice(start, start + rows)
-                    y = self._run(view, images[sl], [{k: v[sl] for k, v in p.items()} for p in params])
-                    if out is None:
-                        out = torch.empty((n, *y.shape[1:]), dtype=self.dtype, device=y.device,
-                                          memory_format=torch.channels_last if self.channels_last
-                                          else torch.contiguous_format)
-                    out[sl] = y
-            outputs.append(out)
-            if return_params:
-                all_params.append([{"op": op.name, **p} for op, p in zip(view.ops, params)])
-        return (outputs, all_params) if return_params else outputs
-
-    @staticmethod
-    def _sample(view: View, n: int, generator, device, in_hw) -> list[dict[str, torch.Tensor]]:
-        """Every op's per-sample parameters for the whole batch, before any pixel is touched."""
-        params, hw = [], in_hw
-        for op in view.ops:
-            params.append(op.sample(n, SampleContext(generator, device, hw, view.size)))
-            if op.changes_size:
-                hw = view.size
-        return params
-
-    def _run(self, view: View, images: torch.Tensor, params: list[dict[str, torch.Tensor]]) -> torch.Tensor:
-        """The view's kernels on `images` (a whole batch or a chunk of rows)."""
-        y = images.float().div_(255.0) if images.dtype == torch.uint8 else images.float()
-        owned = y.data_ptr() != images.data_ptr()  # never write into the caller's tensor
-        for op, p in zip(view.ops, params):
-            if op.inplace and not owned:
-                y, owned = y.clone(), True
-            before = y
+        if self.compiles_on(images.device) and not torch.compiler.is_compiling():
+            if self._compiled is None:
+                self._compiled = torch.compile(_own_code(self._apply), fullgraph=True)
             if self.time_ops:
-                with self._log.interval(op.name):
-                    y = op.apply(y, p)
-            else:
-                y = op.apply(y, p)
-            owned = owned or y is not before
+                with self._log.interval("compiled"):
+                    return self._compiled(images, params)
+            return self._compiled(images, params)
+        return self._apply(images, params)
+
+    # --- running kernels ----------------------------------------------------------------
+    def _apply(self, images: torch.Tensor, params: list[ViewParams]) -> list[torch.Tensor]:
+        gating = self.gating_for(images.device)
+        n = images.shape[0]
+        outputs: list[torch.Tensor | None] = [None] * len(self.views)
+        for group in self.groups:
+            count = len(group.views)
+            joined = [{key: (torch.cat([params[v][i][key] for v in group.views]) if count > 1
+                             else params[group.views[0]][i][key])
+                       for key in params[group.views[0]][i] if key != "op"}
+                      for i in range(len(group.ops))]
+            rows = chunk_rows(images) if gating == "subset" and not torch.compiler.is_compiling() else n * count
+            if rows >= n * count:
+                y = self._run(group, _repeat_rows(images, count), joined, gating)
+            else:  # CPU: cache-sized chunks of rows, never across views
+                y = None
+                for k in range(count):
+                    for start in range(0, n, rows):
+                        stop = min(start + rows, n)
+                        sl = slice(k * n + start, k * n + stop)
+                        part = self._run(group, images[start:stop], [{key: t[sl] for key, t in p.items()}
+                                                                       for p in joined], gating)
+                        if y is None:
+                            y = torch.empty((n * count, *part.shape[1:]), dtype=part.dtype, device=part.device,
+                                            memory_format=torch.channels_last if self.channels_last
+                                            else torch.contiguous_format)
+                        y[sl] = part
+            for k, v in enumerate(group.views):
+                outputs[v] = y[k * n:(k + 1) * n]
+        return outputs
+
+    def _run(self, group: _Group, images: torch.Tensor, params: list[dict[str, torch.Tensor]],
+             gating: str) -> torch.Tensor:
+        """The group's kernels on `images` (rows matching `params`)."""
+        y = images.to(torch.float32).div_(255.0) if images.dtype == torch.uint8 else images.float()
+        owned = y is not images  # never write into the caller's tensor
+        timed = self.time_ops and not torch.compiler.is_compiling()
+        ops, i = group.ops, 0
+        while i < len(ops):
+            op, p, before = ops[i], params[i], y
+            fused = _fuses_flip(ops, i)  # crop then flip: one kernel (the flip reads the grid backwards)
+            name = f"{op.name}+flip" if fused else op.name
+            with self._log.interval(name) if timed else nullcontext():
+                if fused:
+                    flip = params[i + 1]["apply"] if ops[i + 1].p > 0 else None
+                    y = kernels.resized_crop(y, p["boxes"], group.size, flip=flip)
+                else:
+                    y = _gate(op, y, p, group.size, gating, owned)
+            owned = owned if y is before else y.is_contiguous()  # a broadcast view is not writable
+            i += 2 if fused else 1
         y = y.to(self.dtype)
-        if self.channels_last:
-            y = y.contiguous(memory_format=torch.channels_last)
-        return y
+        return y.contiguous(memory_format=torch.channels_last if self.channels_last else torch.contiguous_format)
+
+
+def _own_code(method):
+    """`method` bound to a copy of its function with its own code object. torch.compile caches
+    graphs (and counts recompiles against a limit of 8) per code object; every policy is a
+    different graph, so each gets its own cache instead of evicting the others'."""
+    fn = method.__func__
+    copy = types.FunctionType(fn.__code__.replace(), fn.__globals__, fn.__name__, fn.__defaults__, fn.__closure__)
+    return types.MethodType(copy, method.__self__)
+
+
+def _fuses_flip(ops: list[Op], i: int) -> bool:
+    """A crop (a size-changing op) directly followed by a flip runs as one kernel."""
+    return (isinstance(ops[i], (RandomResizedCrop, Resize)) and i + 1 < len(ops)
+            and isinstance(ops[i + 1], HorizontalFlip))
+
+
+def _repeat_rows(images: torch.Tensor, count: int) -> torch.Tensor:
+    """`count` copies of the batch stacked on dim 0 (one copy kernel; none for count 1)."""
+    if count == 1:
+        return images
+    return images.unsqueeze(0).expand(count, *images.shape).reshape(count * images.shape[0], *images.shape[1:])
+
+
+def _gate(op: Op, images: torch.Tensor, params: dict[str, torch.Tensor], size, gating: str,
+          owned: bool) -> torch.Tensor:
+    """Run `op` on the rows whose `apply` mask is set; the others pass through unchanged."""
+    if not op.gated or op.p >= 1.0:  # static: every row
+        return op.kernel(images, params, size, inplace=owned and gating == "subset")
+    if op.p <= 0.0:
+        return images
+    mask = params["apply"]
+    if gating == "blend":
+        return torch.where(mask.view(-1, 1, 1, 1), op.kernel(images, params, size, inplace=False), images)
+    # subset: only the selected rows are computed (on the CPU, the nonzero costs nothing)
+    idx = mask.nonzero().squeeze(1)
+    count = idx.numel()
+    if count == 0:
+        return images
+    if count == images.shape[0]:
+        return op.kernel(images, params, size, inplace=owned)
+    sub = {k: v.index_select(0, idx) for k, v in params.items()}
+    result = op.kernel(images.index_select(0, idx), sub, size, inplace=True)
+    target = images if owned else images.clone()
+    return target.index_copy_(0, idx, result)
 
 
 # On CPU, a view's kernels run on chunks of rows small enough to stay in cache: several
 # elementwise passes over a 38 MB batch (64 x 224 px) are bound by memory bandwidth, the same
-# passes over an 8 MB chunk mostly are not (measured: 1.2x to 2x faster at 224 px). Parameters are
-# still drawn for the whole batch first, so chunking changes no sampled value. On CUDA the
-# whole batch is one chunk (fewer, larger kernel launches).
-CPU_CHUNK_BYTES = 8 << 20
+# passes over a 16 MB chunk less so (measured with the tuned allocator, `augpipe.cpu`, simclr
+# 224 px b64: 1 MB chunks 121 img/s, 4 MB 230, 16 MB 395, 64 MB 302-399, whole batch 192-207). Parameters are
+# still drawn for the whole batch first, so chunking changes no sampled value. On CUDA and under
+# blend gating the whole group is one chunk (fewer, larger kernels).
+CPU_CHUNK_BYTES = 16 << 20
 
 
 def chunk_rows(images: torch.Tensor) -> int:
     if images.device.type != "cpu":
-        return images.shape[0]
+        return 1 << 62
     per_row = 4 * images[0].numel()
     return max(1, CPU_CHUNK_BYTES // per_row)
 
@@ -199,7 +350,8 @@ def parse_views(views: int | str, size: int | tuple[int, int]) -> list[tuple[tup
 
 def build_policy(spec: str, *, size: int | tuple[int, int], views: int | str = 2,
                  normalize: str | None = None, dtype: torch.dtype | str = torch.float32,
-                 channels_last: bool = False, time_ops: bool = False) -> Policy:
+                 channels_last: bool = False, time_ops: bool = False, gating: str = "auto",
+                 compile: bool | str = False) -> Policy:
     """Build a policy from a preset name or a spec string.
 
     spec:      `list_policies()` name, optionally `name[op.key=value,...]`, or a spec string.
@@ -208,6 +360,8 @@ def build_policy(spec: str, *, size: int | tuple[int, int], views: int | str = 2
                multi-crop string `"2x224+6x96@0.05:0.14"` (`@LO:HI` overrides the crop scale).
     normalize: `imagenet` or `cifar10` appends per-channel standardisation to every view.
     dtype:     output dtype (float32, bfloat16, float16); computation is float32.
+    gating:    how `p < 1` is applied per sample: `blend`, `subset` or `auto` (see `Policy`).
+    compile:   torch.compile `apply` (True, False, or `auto`: on CUDA only).
     """
     if isinstance(dtype, str):
         if dtype not in _DTYPES:
@@ -230,4 +384,4 @@ def build_policy(spec: str, *, size: int | tuple[int, int], views: int | str = 2
         built.append(View(size=hw, ops=ops))
     name, _ = split_preset(spec)
     return Policy(built, name=name if name in PRESETS else "custom", dtype=dtype,
-                  channels_last=channels_last, time_ops=time_ops)
+                  channels_last=channels_last, time_ops=time_ops, gating=gating, compile=compile)

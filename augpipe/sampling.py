@@ -48,22 +48,10 @@ def permutations(n: int, k: int, generator: torch.Generator | None,
     return keys.argsort(dim=1).to(device)
 
 
-def seeds(n: int, generator: torch.Generator | None, device: torch.device) -> torch.Tensor:
-    """Seeds `base + i` for rows i = 0..n-1, `base` a 62-bit draw from `generator`.
-
-    For batch-sized draws (noise): a kernel run on a chunk of rows seeds its draw with the
-    chunk's first row, so chunks get different noise and the result is a function of the seed.
-    """
+def normal(shape: tuple[int, ...], generator: torch.Generator | None, device: torch.device) -> torch.Tensor:
+    """Standard normal draws of `shape` (float32), e.g. the per-pixel noise of a batch."""
     gd = _gen_device(generator, device)
-    base = torch.randint(0, 2**62, (1,), generator=generator, device=gd).to(device)
-    return base + torch.arange(n, device=device)
-
-
-def normal_from_seed(images: torch.Tensor, seed: int) -> torch.Tensor:
-    """Standard normal noise of `images`' shape and device, reproducible from `seed`."""
-    g = torch.Generator(device=images.device)
-    g.manual_seed(seed)
-    return torch.randn(images.shape, generator=g, device=images.device, dtype=images.dtype)
+    return torch.randn(shape, generator=generator, device=gd).to(device)
 
 
 def resized_crop_boxes(n: int, height: int, width: int, scale: tuple[float, float],
@@ -108,6 +96,11 @@ def resized_crop_boxes(n: int, height: int, width: int, scale: tuple[float, floa
 
 
 def full_boxes(n: int, height: int, width: int, device: torch.device) -> torch.Tensor:
-    """The whole image as a crop box, for every sample: plain resize through the crop kernel."""
-    box = torch.tensor([0, 0, height, width], dtype=torch.int64, device=device)
-    return box.expand(n, 4).clone()
+    """The whole image as a crop box, for every sample: plain resize through the crop kernel.
+
+    Built by fills on the device, not from a host list (a host-to-device copy would synchronise).
+    """
+    boxes = torch.zeros(n, 4, dtype=torch.int64, device=device)
+    boxes[:, 2] = height
+    boxes[:, 3] = width
+    return boxes

@@ -20,6 +20,7 @@ import re
 from dataclasses import fields, replace
 
 from augpipe.ops import OPS, Op, op_fields
+from augpipe.presets import PRESETS
 
 _OP_RE = re.compile(r"^\s*([A-Za-z_][\w-]*)\s*(?:\((.*)\))?\s*$")
 _PRESET_RE = re.compile(r"^\s*([A-Za-z_][\w-]*)\s*\[(.*)\]\s*$")
@@ -100,10 +101,30 @@ def parse_op(text: str) -> Op:
 
 
 def parse_chains(text: str) -> list[list[Op]]:
-    """A spec string to one op list per view chain."""
+    """A spec string to one op list per view chain.
+
+    A one-chain preset may stand inside a chain, with or without overrides: `crop+solarize(p=1)`
+    is `rrc(scale=0.08:1)+flip+solarize(p=1)`.
+    """
     if not text or not text.strip():
         raise SpecError("empty policy spec")
-    return [[parse_op(op) for op in _split_top(chain, "+")] for chain in _split_top(text, "|")]
+    chains = []
+    for chain in _split_top(text, "|"):
+        ops: list[Op] = []
+        for item in _split_top(chain, "+"):
+            name, overrides = split_preset(item)
+            if name in PRESETS and name not in OPS and "(" not in item:
+                inner = parse_chains(PRESETS[name])
+                if overrides:
+                    inner = apply_overrides(inner, overrides, name)
+                if len(inner) != 1:
+                    raise SpecError(f"preset {name!r} has {len(inner)} view chains; only a one-chain preset "
+                                    "can stand inside a chain")
+                ops += inner[0]
+            else:
+                ops.append(parse_op(item))
+        chains.append(ops)
+    return chains
 
 
 def apply_overrides(chains: list[list[Op]], text: str, preset: str) -> list[list[Op]]:
@@ -121,8 +142,9 @@ def apply_overrides(chains: list[list[Op]], text: str, preset: str) -> list[list
             key = target
             owners = {op.name for chain in chains for op in chain if key in op_fields(type(op))}
             if len(owners) != 1:
-                raise SpecError(f"{preset}: override {key!r} is ambiguous or unknown; use op.{key}=... "
-                                f"with op one of {', '.join(sorted({o.name for c in chains for o in c}))}")
+                valid = sorted({f"{o.name}.{k}" for c in chains for o in c for k in op_fields(type(o))})
+                raise SpecError(f"{preset}: override {key!r} is ambiguous or unknown; valid keys: {', '.join(valid)} "
+                                "(the op. prefix may be left out when one op has the key)")
             op_name = owners.pop()
         hit = False
         for chain in result:

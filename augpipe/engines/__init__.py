@@ -1,26 +1,48 @@
-"""The same policy on other engines: stock Kornia, torchvision (per image), DALI.
+"""The same policy on other engines: stock Kornia, torchvision (per image), DALI, and compiled.
 
-Each engine module exposes `build(policy) -> callable(uint8 images [N,3,H,W]) -> list of views`,
-translating every op of our policy to that library's own operator with the same parameters. Used
-by the benchmark (augpipe against the stock libraries) and by the parity tests. An op that the
-engine cannot express raises `Unsupported`, naming the op.
+`build(engine, policy, **options)` returns `run(images, generator=None) -> list of views`
+(uint8 `[N,3,H,W]` or float in [0, 1] in, one float tensor per view out), translating every op
+of our policy to that engine's own operator with the same parameters:
+
+- `augpipe`: the policy itself (its device default: see `Policy`);
+- `augpipe-compiled`: the same policy with `torch.compile(apply, fullgraph=True)`, blend gating;
+- `kornia`: one stock `AugmentationSequential` per view; `kornia-compiled`: that under torch.compile;
+- `torchvision`: the v2 chain image by image, as in a DataLoader worker;
+- `dali`: DALI's own operators (CPU here, GPU where CUDA exists).
+
+Only augpipe draws from `generator`; the others draw from their own (torch's global) random
+state, which the training loop seeds per epoch. An op that the engine cannot express raises
+`Unsupported`, naming the op. Used by the benchmark, the parity tests and `ssl_train --aug-engine`.
 """
 from __future__ import annotations
 
 import importlib
 from typing import Callable
 
-ENGINES = ("augpipe", "kornia", "torchvision", "dali")
+ENGINES = ("augpipe", "augpipe-compiled", "kornia", "kornia-compiled", "torchvision", "dali")
 
 
 class Unsupported(NotImplementedError):
     """The engine has no equivalent for an op or option of the policy."""
 
 
+def _augpipe(policy, compiled: bool = False, **_):
+    if compiled:
+        from augpipe.policy import Policy
+        policy = Policy(policy.views, name=policy.name, dtype=policy.dtype, channels_last=policy.channels_last,
+                        time_ops=policy.time_ops, gating="blend", compile=True)
+    return policy
+
+
 def build(engine: str, policy, **options) -> Callable:
     if engine not in ENGINES:
         raise ValueError(f"unknown engine {engine!r}; valid engines: {', '.join(ENGINES)}")
-    if engine == "augpipe":
-        return policy
-    module = importlib.import_module(f"augpipe.engines.{engine}_engine")
-    return module.build(policy, **options)
+    base, _, variant = engine.partition("-")
+    if base == "augpipe":
+        return _augpipe(policy, compiled=variant == "compiled", **options)
+    module = importlib.import_module(f"augpipe.engines.{base}_engine")
+    run = module.build(policy, **options)
+    if variant == "compiled":
+        import torch
+        run = torch.compile(run)
+    return run

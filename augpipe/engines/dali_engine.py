@@ -114,7 +114,7 @@ def build(policy, device: str = "cpu", batch_size: int = 256, seed: int = 0, num
 
     built = {}
 
-    def run(images: torch.Tensor):
+    def run(images: torch.Tensor, generator=None):
         n = images.shape[0]
         if n not in built:
             p = pipe(batch_size=n)

@@ -47,7 +47,7 @@ def build(policy, **_):
         mods = [m for m in (_module(op, view.size) for op in view.ops) if m is not None]
         chains.append(K.AugmentationSequential(*mods))
 
-    def run(images: torch.Tensor):
+    def run(images: torch.Tensor, generator=None):
         x = images.float() / 255.0 if images.dtype == torch.uint8 else images
         # Kornia's noise does not clip; ours and torchvision's do.
         return [chain(x).clamp(0, 1) if any(o.name == "noise" for o in v.ops) else chain(x)

@@ -43,6 +43,6 @@ def build(policy, **_):
     composes = [v2.Compose([v2.ToDtype(torch.float32, scale=True)]
                            + [_transform(op, view.size) for op in view.ops]) for view in policy.views]
 
-    def run(images: torch.Tensor):
+    def run(images: torch.Tensor, generator=None):
         return [torch.stack([compose(img) for img in images]) for compose in composes]
     return run
