@@ -16,7 +16,7 @@ from augpipe import kernels
 from augpipe.ops import OPS, HorizontalFlip, Normalize, Op, RandomResizedCrop, Resize, SampleContext
 from augpipe.presets import PRESETS
 from augpipe.spec import SpecError, apply_overrides, describe, parse_chains, split_preset
-from timekeep import IntervalLog
+from timekeep import TimeAccount
 
 _DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16,
            "bf16": torch.bfloat16, "float16": torch.float16, "fp16": torch.float16}
@@ -118,7 +118,7 @@ class Policy:
                 self.groups.append(_Group(view.size, view.ops, [i]))
             else:
                 group.views.append(i)
-        self._log: IntervalLog | None = None
+        self._log: TimeAccount | None = None
         self._compiled = None
 
     def __len__(self) -> int:
@@ -144,7 +144,7 @@ class Policy:
         return self.compile is True or (self.compile == "auto" and device.type == "cuda")
 
     def op_seconds(self) -> dict[str, float]:
-        return self._log.totals() if self._log else {}
+        return self._log.seconds if self._log else {}
 
     def reset_timing(self) -> None:
         if self._log:
@@ -179,12 +179,12 @@ class Policy:
     def apply(self, images: torch.Tensor, params: list[ViewParams]) -> list[torch.Tensor]:
         """The views of `images` for `params` (from `sample`): pure, fixed output shapes."""
         if self.time_ops and (self._log is None or self._log.device != images.device):
-            self._log = IntervalLog(images.device)
+            self._log = TimeAccount(images.device)
         if self.compiles_on(images.device) and not torch.compiler.is_compiling():
             if self._compiled is None:
                 self._compiled = torch.compile(_own_code(self._apply), fullgraph=True)
             if self.time_ops:
-                with self._log.interval("compiled"):
+                with self._log.phase("compiled"):
                     return self._compiled(images, params)
             return self._compiled(images, params)
         return self._apply(images, params)
@@ -231,7 +231,7 @@ class Policy:
             op, p, before = ops[i], params[i], y
             fused = _fuses_flip(ops, i)  # crop then flip: one kernel (the flip reads the grid backwards)
             name = f"{op.name}+flip" if fused else op.name
-            with self._log.interval(name) if timed else nullcontext():
+            with self._log.phase(name) if timed else nullcontext():
                 if fused:
                     flip = params[i + 1]["apply"] if ops[i + 1].p > 0 else None
                     y = kernels.resized_crop(y, p["boxes"], group.size, flip=flip)

@@ -13,6 +13,8 @@ HELP = {
     "train_subset": "train on a seeded random subset of this many images (0 = all); kNN uses the same subset",
     "policy": "augmentation: a preset (simclr, byol, vicreg, noise, crop, crop-gray, none), "
               "with optional [op.key=value] overrides, or a spec string like 'rrc(scale=0.2:1)+flip+noise(std=0.05)'",
+    "aug_engine": "engine that runs the policy: augpipe (ours: eager on CPU, compiled on CUDA), augpipe-compiled, "
+                  "kornia, kornia-compiled, torchvision (per image) or dali; the same semantics, its own cost",
     "views": "number of views, or multi-crop '2x32+4x16@0.05:0.14' (COUNTxSIZE[@crop-scale])",
     "method": "simclr, vicreg, byol or barlow; supervised trains a labelled reference (the ceiling)",
     "negatives": "SimCLR negatives per anchor: 'all' (2N-2) or K drawn uniformly from other images' views; 1 = single negative",
@@ -33,6 +35,8 @@ HELP = {
     "knn_k": "k of the weighted kNN evaluation", "knn_temperature": "kNN vote temperature",
     "probe_lr": "online linear probe learning rate",
     "eval_every": "run kNN every N epochs (always at the end)",
+    "check_every": "read the loss back (the hot path's one host read) every N steps and at epoch end; "
+                   "a non-finite loss stops the run, naming the step range",
     "device": "auto, cpu or cuda",
     "precision": "fp32 or bf16 (autocast)",
     "channels_last": "channels_last memory format for views and backbone",

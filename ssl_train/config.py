@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 
+from augpipe.engines import ENGINES
+
 
 @dataclass
 class TrainConfig:
@@ -10,6 +12,7 @@ class TrainConfig:
     loader: str = "torch"             # torch | dali | ffcv
     train_subset: int = 0             # 0 = the whole train split, else a seeded random subset
     policy: str = "simclr"            # preset name (with [overrides]) or spec string
+    aug_engine: str = "augpipe"       # augpipe | augpipe-compiled | kornia | kornia-compiled | torchvision | dali
     views: str = "2"                  # count, or multi-crop "2x32+4x16@0.05:0.14"
     method: str = "simclr"            # simclr | vicreg | byol | barlow | supervised (the ceiling)
     negatives: str = "all"            # SimCLR: all | K
@@ -33,6 +36,7 @@ class TrainConfig:
     knn_temperature: float = 0.1
     probe_lr: float = 1e-3
     eval_every: int = 1               # kNN every N epochs (and always at the end)
+    check_every: int = 50             # read the loss (the one host read) every N steps and at epoch end
     device: str = "auto"              # auto | cpu | cuda
     precision: str = "fp32"           # fp32 | bf16 (autocast on CUDA)
     channels_last: bool = False
@@ -41,7 +45,7 @@ class TrainConfig:
     seed: int = 0
     out: str = "runs/run"
 
-    CHOICES = {"loader": ("torch", "dali", "ffcv"), "method": ("simclr", "vicreg", "byol", "barlow", "supervised"),
+    CHOICES = {"loader": ("torch", "dali", "ffcv"), "aug_engine": ENGINES, "method": ("simclr", "vicreg", "byol", "barlow", "supervised"),
                "backbone": ("small", "resnet18", "resnet50"), "optimizer": ("lars", "sgd", "adamw"),
                "lr_scaling": ("linear", "sqrt", "none"), "device": ("auto", "cpu", "cuda"),
                "precision": ("fp32", "bf16")}
@@ -57,7 +61,8 @@ class TrainConfig:
             raise ValueError("--negatives applies to --method simclr only")
         if self.train_subset < 0:
             raise ValueError(f"--train-subset: must be >= 0 (0 = all), got {self.train_subset}")
-        for key in ("batch_size", "epochs", "image_size", "knn_k", "proj_dim", "proj_hidden", "eval_every"):
+        for key in ("batch_size", "epochs", "image_size", "knn_k", "proj_dim", "proj_hidden", "eval_every",
+                    "check_every"):
             if getattr(self, key) < 1:
                 raise ValueError(f"--{key.replace('_', '-')}: must be >= 1, got {getattr(self, key)}")
         for key in ("lr", "temperature", "knn_temperature", "probe_lr"):

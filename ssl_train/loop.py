@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import os
 import platform
 import time
 from contextlib import nullcontext
@@ -22,6 +23,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 import augpipe
+import augpipe.cpu
+import augpipe.engines
 import loaders
 from ssl_train import dist
 from ssl_train.backbones import build_backbone
@@ -29,7 +32,7 @@ from ssl_train.checkpoint import load_checkpoint, save_checkpoint, write_json, w
 from ssl_train.config import TrainConfig
 from ssl_train.evaluate import extract, knn_top1, probe_top1
 from ssl_train.methods import build_method
-from ssl_train.optim import build_optimizer, lr_at, scaled_lr
+from ssl_train.optim import adamw, build_optimizer, lr_at, scaled_lr
 from timekeep import TimeAccount
 
 NORMALIZE = "imagenet"
@@ -50,6 +53,17 @@ def pick_device(name: str) -> torch.device:
     if name == "cuda" and not torch.cuda.is_available():
         raise RunError("--device cuda: CUDA is not available on this machine (use cpu or auto)")
     return torch.device(name)
+
+
+def cpu_threads(num_workers: int) -> int:
+    """Intra-op threads of the main process on CPU: the cores the loader workers leave free.
+
+    Workers decode on their own cores; a main process that also spreads every op over all cores
+    makes both wait on each other (on 2 cores with 2 workers, hundreds of small parallel regions
+    per step spin against the decoders). One thread at least.
+    """
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, cores - num_workers) if num_workers > 0 else cores
 
 
 def data_splits(data: str) -> tuple[str, str]:
@@ -97,6 +111,9 @@ def _versions() -> dict:
 def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False, progress: bool = True) -> dict:
     cfg.validate()
     device = pick_device(cfg.device)
+    if device.type == "cpu":
+        augpipe.cpu.tune_cpu_allocator()  # fresh batch-sized tensors without page faults (augpipe.cpu)
+        torch.set_num_threads(cpu_threads(cfg.num_workers))
     rank, world = dist.init_from_env(device)
     main = rank == 0
     out = Path(cfg.out)
@@ -118,6 +135,9 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False, progr
     num_classes = len(train_loader.classes)
     policy = augpipe.build_policy(cfg.policy, size=cfg.image_size, views=cfg.views, normalize=NORMALIZE,
                                   channels_last=cfg.channels_last, time_ops=True)
+    augment = augpipe.engines.build(cfg.aug_engine, policy, **({"device": str(device), "batch_size": cfg.batch_size // world}
+                                                              if cfg.aug_engine == "dali" else {}))
+    timed_ops = isinstance(augment, augpipe.Policy)  # per-op seconds: augpipe only (others: the phase total)
     plain = augpipe.build_policy("none", size=cfg.image_size, views=1, normalize=NORMALIZE,
                                  channels_last=cfg.channels_last)
     to_input = lambda images: plain(images)[0]  # noqa: E731  (eval: resize + normalise only)
@@ -134,7 +154,7 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False, progr
     peak_lr = scaled_lr(cfg.lr, cfg.batch_size, cfg.lr_scaling)
     params = [p for p in trainer.parameters() if p.requires_grad]
     optimizer = build_optimizer(cfg.optimizer, params, peak_lr, cfg.weight_decay, cfg.momentum)
-    probe_opt = torch.optim.AdamW(probe.parameters(), lr=cfg.probe_lr, weight_decay=1e-6)
+    probe_opt = adamw(probe.parameters(), lr=cfg.probe_lr, weight_decay=1e-6)
     model = trainer
     if world > 1:
         model = nn.parallel.DistributedDataParallel(trainer, device_ids=[device.index] if device.type == "cuda" else None)
@@ -183,12 +203,20 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False, progr
     for epoch in range(start_epoch, cfg.epochs):
         trainer.train()
         train_loader.set_epoch(epoch)
-        generator = torch.Generator(device=device).manual_seed(cfg.seed * 1_000_003 + epoch)
+        epoch_seed = cfg.seed * 1_000_003 + epoch
+        generator = torch.Generator(device=device).manual_seed(epoch_seed)
+        torch.manual_seed(epoch_seed)  # engines other than augpipe draw from torch's global state
         if hasattr(method, "generator"):
             method.generator = generator
-        policy.reset_timing()
+        if timed_ops:
+            augment.reset_timing()
         account = TimeAccount(device)
-        loss_sum, seen = 0.0, 0
+        # The loss is summed on the device and read back once every `check_every` steps (and at
+        # the epoch's end): the hot path's only host read. A non-finite step poisons the sum, so
+        # the check names the range of steps it happened in; checkpoints are written at epoch
+        # ends after the check, so the last good one stays good.
+        loss_sum = torch.zeros((), device=device)
+        checked, seen = 0, 0
         batches = iter(train_loader)
         bar = None
         if progress and main:
@@ -199,7 +227,7 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False, progr
             with account.phase("data"):
                 images, labels = next(batches)
             with account.phase("augment"):
-                views = policy(images, generator=generator)
+                views = augment(images, generator=generator)
             with account.phase("model"):
                 lr = lr_at(global_step, total_steps, warmup_steps, peak_lr)
                 for group in optimizer.param_groups:
@@ -214,30 +242,30 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False, progr
                 probe_opt.zero_grad(set_to_none=True)
                 probe_loss.backward()
                 probe_opt.step()
-                # One read of the loss per step, after the work is queued: checking before
-                # backward would stall the GPU queue. A non-finite step never reaches a
-                # checkpoint (they are written at epoch ends), so the last good one stays good.
-                loss_value = loss.item()
-            if not math.isfinite(loss_value):
-                last = f"the last good checkpoint is {ckpt_path}" if ckpt_path.exists() else "no checkpoint yet"
-                raise NonFiniteLoss(f"loss became {loss_value} at epoch {epoch + 1} step {step + 1}; "
-                                    f"stopped ({last}); try a lower --lr")
-            loss_sum += loss_value * images.shape[0]
+                loss_sum += loss.detach().float() * images.shape[0]
             seen += images.shape[0]
+            if (step + 1) % cfg.check_every == 0 or step + 1 == steps_per_epoch:
+                total = loss_sum.item()  # the one host read per check_every steps
+                if not math.isfinite(total):
+                    last = f"the last good checkpoint is {ckpt_path}" if ckpt_path.exists() else "no checkpoint yet"
+                    raise NonFiniteLoss(f"loss became {total} at epoch {epoch + 1} between steps {checked + 1} and "
+                                        f"{step + 1}; stopped ({last}); try a lower --lr")
+                checked = step + 1
+                if bar is not None:
+                    bar.set_postfix_str(f"loss {total / seen:.3f}")
             if bar is not None:
-                s = account.seconds
-                bar.set_postfix_str(f"loss {loss_value:.3f} | data {s['data']:.1f}s aug {s['augment']:.1f}s "
-                                    f"model {s['model']:.1f}s")
                 bar.update()
         if bar is not None:
             bar.close()
+        loss_sum = total
         row = {"epoch": epoch + 1, "loss": loss_sum / max(seen, 1), "lr": lr}
+        epoch_seconds = account.seconds  # on CUDA: the epoch's one synchronisation for timing
         for phase in ("data", "augment", "model"):
-            row[f"{phase}_s"] = account.seconds[phase]
-            totals[phase] += account.seconds[phase]
-        for name, secs in policy.op_seconds().items():
+            row[f"{phase}_s"] = epoch_seconds[phase]
+            totals[phase] += epoch_seconds[phase]
+        for name, secs in (augment.op_seconds() if timed_ops else {}).items():
             op_totals[name] = op_totals.get(name, 0.0) + secs
-        row["images_per_s"] = seen * world / max(1e-9, sum(account.seconds.values()))
+        row["images_per_s"] = seen * world / max(1e-9, sum(epoch_seconds.values()))
         if main:
             last = epoch + 1 == cfg.epochs
             row.update(evaluate(with_knn=last or (epoch + 1) % cfg.eval_every == 0))
@@ -260,7 +288,7 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False, progr
             "knn_top1": final.get("knn_top1"),
             "linear_top1": final["linear_top1"],
             "knn_top1_random_init": knn_init,
-            "time": {"data_s": totals["data"], "augment_s": totals["augment"], "model_s": totals["model"],
+            "time": {"aug_engine": cfg.aug_engine, "data_s": totals["data"], "augment_s": totals["augment"], "model_s": totals["model"],
                      "eval_s": totals["eval"], "total_s": train_s + totals["eval"],
                      "augment_ops_s": op_totals,
                      "augment_ms_per_image": 1000 * totals["augment"] / max(images_seen, 1),
@@ -269,6 +297,7 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False, progr
             "config": cfg.to_dict(),
             "device": str(device) + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""),
             "world_size": world,
+            "cpu_threads": torch.get_num_threads() if device.type == "cpu" else None,
             "versions": _versions(),
             "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
         }

@@ -45,8 +45,18 @@ def build_optimizer(name: str, params, lr: float, weight_decay: float, momentum:
     if name == "sgd":
         return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
     if name == "adamw":
-        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+        return adamw(params, lr=lr, weight_decay=weight_decay)
     raise ValueError(f"unknown optimizer {name!r}; valid: lars, sgd, adamw")
+
+
+def adamw(params, lr: float, weight_decay: float) -> torch.optim.AdamW:
+    """AdamW, fused where this torch has it: the fused step keeps its step counter on the device,
+    where the default implementation reads it back to the host twice per parameter group."""
+    params = list(params)
+    try:
+        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, fused=True)
+    except (RuntimeError, TypeError, ValueError):  # older torch: no fused kernel for this device
+        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
 
 
 def lr_at(step: int, total_steps: int, warmup_steps: int, peak: float) -> float:

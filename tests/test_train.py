@@ -36,7 +36,7 @@ def test_run_writes_result_with_accuracies_and_time_account(tmp_path, capsys):
     t = result["time"]
     assert t["data_s"] > 0 and t["augment_s"] > 0 and t["model_s"] > 0
     assert t["total_s"] == pytest.approx(t["data_s"] + t["augment_s"] + t["model_s"] + t["eval_s"])
-    assert set(t["augment_ops_s"]) == {"rrc", "flip", "normalize"}
+    assert set(t["augment_ops_s"]) == {"rrc+flip", "normalize"} and t["aug_engine"] == "augpipe"
     assert result["config"]["negatives"] == "8" and result["config"]["policy"] == "crop"
     assert [row["epoch"] for row in result["epochs"]] == [1, 2]
     assert json.loads((out / "config.json").read_text()) == result["config"]

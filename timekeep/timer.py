@@ -48,56 +48,48 @@ class SyncTimer:
 
 
 class TimeAccount:
-    """Accumulates seconds per named phase: `with account.phase("augment"): ...`."""
+    """Seconds per named phase, without a device sync per phase: `with account.phase("augment"): ...`.
 
-    def __init__(self, device: torch.device | str | None = "cpu"):
-        self.device = device
-        self.seconds: dict[str, float] = defaultdict(float)
-
-    @contextmanager
-    def phase(self, name: str) -> Iterator[None]:
-        timer = SyncTimer(self.device)
-        with timer:
-            yield
-        self.seconds[name] += timer.seconds
-
-
-class IntervalLog:
-    """Per-name time totals recorded without a device sync per interval.
-
-    On CUDA each interval is a pair of CUDA events and the elapsed times are read once, in
-    `totals()` (one synchronisation for a whole pipeline); on CPU the clock is read directly.
-    Used for the opt-in per-op timing of augmentation policies.
+    On CUDA each phase is a pair of CUDA events on the current stream, read once when `seconds`
+    is asked for (one synchronisation per epoch in the training loop, not one per phase): the
+    phases measure the stream's timeline, so work the GPU overlaps with loading is not counted
+    twice and a phase the host waits on shows as the gap it leaves. On CPU the clock is read
+    directly (no sync exists). Totals add over every interval of a name until `reset()`.
     """
 
-    def __init__(self, device: torch.device | str):
-        self.device = torch.device(device)
-        self._cpu: dict[str, float] = defaultdict(float)
+    def __init__(self, device: torch.device | str | None = "cpu"):
+        self.device = torch.device(device) if device is not None else torch.device("cpu")
+        self._totals: dict[str, float] = defaultdict(float)
         self._events: list[tuple[str, object, object]] = []
 
     @contextmanager
-    def interval(self, name: str) -> Iterator[None]:
+    def phase(self, name: str) -> Iterator[None]:
         if self.device.type == "cuda":
             start = torch.cuda.Event(enable_timing=True)
             end = torch.cuda.Event(enable_timing=True)
             start.record()
-            yield
-            end.record()
-            self._events.append((name, start, end))
+            try:
+                yield
+            finally:
+                end.record()
+                self._events.append((name, start, end))
         else:
             t0 = time.perf_counter()
-            yield
-            self._cpu[name] += time.perf_counter() - t0
+            try:
+                yield
+            finally:
+                self._totals[name] += time.perf_counter() - t0
 
-    def totals(self) -> dict[str, float]:
-        """Seconds per name (synchronises once on CUDA)."""
+    @property
+    def seconds(self) -> dict[str, float]:
+        """Seconds per phase (on CUDA: one synchronisation, then the events are folded in)."""
         if self._events:
             torch.cuda.synchronize(self.device)
             for name, start, end in self._events:
-                self._cpu[name] += start.elapsed_time(end) / 1000.0
+                self._totals[name] += start.elapsed_time(end) / 1000.0
             self._events.clear()
-        return dict(self._cpu)
+        return dict(self._totals)
 
     def reset(self) -> None:
-        self._cpu.clear()
+        self._totals.clear()
         self._events.clear()
