@@ -3,7 +3,7 @@ VENV  := .venv
 PY    := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install test demo bench-aug bench-load gpu-check clean
+.PHONY: install test demo bench-aug bench-load gpu-check gpu-check-dry gpu-wheels clean
 
 install: $(STAMP)
 
@@ -18,16 +18,27 @@ test: install
 	$(PY) -m pytest -q
 
 bench-aug: install
-	$(PY) -m augpipe.bench --json results/bench-aug.json
+	$(PY) -m augpipe.bench --json benchmarks/bench-aug.json
 
 bench-load: install
-	$(PY) -m loaders.bench --json results/bench-load.json
+	$(PY) -m loaders.bench --json benchmarks/bench-load.json
 
 demo: install
 	$(PY) -m ssl_train --data digits --out runs/demo --overwrite
 
+# On the lent GPU machine (torch preinstalled, no network): carry .whl (make gpu-wheels here) and
+# .gpu-data (a copy of ../shared/data/cifar10-jpeg.tar.gz). Writes gpu-check-results/gpu-check.json.
 gpu-check:
 	bash scripts/gpu_check.sh
 
+# The same script on the CPU at toy sizes (CI runs it): writes gpu-check-results-dry/gpu-check.json.
+gpu-check-dry: install
+	GPU_CHECK_DRY=1 bash scripts/gpu_check.sh
+
+# Kornia (and its Rust core) as wheels for the GPU machine's Python 3.12, into .whl/.
+gpu-wheels:
+	python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 \
+	  --platform manylinux_2_28_x86_64 --platform manylinux2014_x86_64 -d .whl kornia kornia_rs
+
 clean:
-	rm -rf $(VENV) *.egg-info .pytest_cache runs results
+	rm -rf $(VENV) *.egg-info .pytest_cache runs results gpu-check-results gpu-check-results-dry

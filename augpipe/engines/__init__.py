@@ -5,7 +5,8 @@
 of our policy to that engine's own operator with the same parameters:
 
 - `augpipe`: the policy itself (its device default: see `Policy`);
-- `augpipe-compiled`: the same policy with `torch.compile(apply, fullgraph=True)`, blend gating;
+- `augpipe-eager`: the policy never compiled (its device's gating); `augpipe-compiled`: always
+  `torch.compile(apply, fullgraph=True)` with blend gating;
 - `kornia`: one stock `AugmentationSequential` per view; `kornia-compiled`: that under torch.compile;
 - `torchvision`: the v2 chain image by image, as in a DataLoader worker;
 - `dali`: DALI's own operators (CPU here, GPU where CUDA exists).
@@ -19,19 +20,20 @@ from __future__ import annotations
 import importlib
 from typing import Callable
 
-ENGINES = ("augpipe", "augpipe-compiled", "kornia", "kornia-compiled", "torchvision", "dali")
+ENGINES = ("augpipe", "augpipe-eager", "augpipe-compiled", "kornia", "kornia-compiled", "torchvision", "dali")
 
 
 class Unsupported(NotImplementedError):
     """The engine has no equivalent for an op or option of the policy."""
 
 
-def _augpipe(policy, compiled: bool = False, **_):
-    if compiled:
-        from augpipe.policy import Policy
-        policy = Policy(policy.views, name=policy.name, dtype=policy.dtype, channels_last=policy.channels_last,
-                        time_ops=policy.time_ops, gating="blend", compile=True)
-    return policy
+def _augpipe(policy, variant: str, **_):
+    if not variant:
+        return policy
+    from augpipe.policy import Policy
+    compiled = variant == "compiled"
+    return Policy(policy.views, name=policy.name, dtype=policy.dtype, channels_last=policy.channels_last,
+                  time_ops=policy.time_ops, gating="blend" if compiled else policy.gating, compile=compiled)
 
 
 def build(engine: str, policy, **options) -> Callable:
@@ -39,7 +41,7 @@ def build(engine: str, policy, **options) -> Callable:
         raise ValueError(f"unknown engine {engine!r}; valid engines: {', '.join(ENGINES)}")
     base, _, variant = engine.partition("-")
     if base == "augpipe":
-        return _augpipe(policy, compiled=variant == "compiled", **options)
+        return _augpipe(policy, variant, **options)
     module = importlib.import_module(f"augpipe.engines.{base}_engine")
     run = module.build(policy, **options)
     if variant == "compiled":
