@@ -99,7 +99,7 @@ class Policy:
 
     def __init__(self, views: list[View], *, name: str = "", dtype: torch.dtype = torch.float32,
                  channels_last: bool = False, time_ops: bool = False, gating: str = "auto",
-                 compile: bool | str = False):
+                 compile: bool | str = "auto"):
         if gating not in GATINGS:
             raise ValueError(f"gating must be one of {', '.join(GATINGS)}, got {gating!r}")
         if compile not in (True, False, "auto"):
@@ -351,7 +351,7 @@ def parse_views(views: int | str, size: int | tuple[int, int]) -> list[tuple[tup
 def build_policy(spec: str, *, size: int | tuple[int, int], views: int | str = 2,
                  normalize: str | None = None, dtype: torch.dtype | str = torch.float32,
                  channels_last: bool = False, time_ops: bool = False, gating: str = "auto",
-                 compile: bool | str = False) -> Policy:
+                 compile: bool | str = "auto") -> Policy:
     """Build a policy from a preset name or a spec string.
 
     spec:      `list_policies()` name, optionally `name[op.key=value,...]`, or a spec string.

@@ -39,15 +39,48 @@ def test_full_box_resize_equals_resize(images):
     torch.testing.assert_close(kernels.resized_crop(images, boxes, (h, w)), images, atol=ATOL, rtol=0)
 
 
-@pytest.mark.parametrize("ours, ref, low, high", [
-    (kernels.brightness, TF.adjust_brightness, 0.2, 1.8),
-    (kernels.contrast, TF.adjust_contrast, 0.2, 1.8),
-    (kernels.saturation, TF.adjust_saturation, 0.0, 1.8),
-    (kernels.hue, TF.adjust_hue, -0.5, 0.5),
+def test_hue_matches_torchvision(images, gen):
+    values = -0.5 + torch.rand(images.shape[0], generator=gen)
+    torch.testing.assert_close(kernels.hue(images.clone(), values), per_image(TF.adjust_hue, images, values),
+                               atol=ATOL, rtol=0)
+
+
+@pytest.mark.parametrize("j, ref, low, high", [
+    (0, TF.adjust_brightness, 0.2, 1.8),
+    (1, TF.adjust_contrast, 0.2, 1.8),
+    (2, TF.adjust_saturation, 0.0, 1.8),
+    (3, TF.adjust_hue, -0.5, 0.5),
 ])
-def test_color_kernels_match_torchvision(images, gen, ours, ref, low, high):
-    values = low + (high - low) * torch.rand(images.shape[0], generator=gen)
-    torch.testing.assert_close(ours(images.clone(), values), per_image(ref, images, values), atol=ATOL, rtol=0)
+def test_color_jitter_single_adjustment_matches_torchvision(images, gen, j, ref, low, high):
+    """One adjustment active (the others at their identity), at every position of the order."""
+    n = images.shape[0]
+    values = low + (high - low) * torch.rand(n, generator=gen)
+    factors = torch.tensor([1.0, 1.0, 1.0, 0.0]).repeat(n, 1)
+    factors[:, j] = values
+    order = torch.rand(n, 4, generator=gen).argsort(1)
+    ours = kernels.color_jitter(images, factors, order, use_hue=j == 3)
+    torch.testing.assert_close(ours, per_image(ref, images, values), atol=ATOL, rtol=0)
+
+
+@pytest.mark.parametrize("inplace", [False, True])
+def test_color_jitter_follows_each_samples_order(images, gen, inplace):
+    n = images.shape[0]
+    factors = torch.stack([0.2 + 1.6 * torch.rand(n, generator=gen) for _ in range(3)]
+                          + [torch.rand(n, generator=gen) - 0.5], 1)
+    order = torch.rand(n, 4, generator=gen).argsort(1)
+    fns = [TF.adjust_brightness, TF.adjust_contrast, TF.adjust_saturation, TF.adjust_hue]
+    expected = []
+    for img, f, o in zip(images, factors, order):
+        for j in o.tolist():
+            img = fns[j](img, float(f[j]))
+        expected.append(img)
+    before = images.clone()
+    ours = kernels.color_jitter(images.clone() if inplace else images, factors, order, inplace=inplace)
+    torch.testing.assert_close(ours, torch.stack(expected), atol=2 * ATOL, rtol=0)
+    assert torch.equal(images, before)
+    # the order matters: the same factors in another order give other pixels
+    other = kernels.color_jitter(images, factors, order.flip(1))
+    assert (other - ours).abs().max() > 0.05
 
 
 def test_hue_handles_gray_and_saturated_pixels():
@@ -87,6 +120,30 @@ def test_normalize_matches_torchvision(images):
     mean, std = torch.tensor([0.4, 0.5, 0.6]), torch.tensor([0.2, 0.25, 0.3])
     torch.testing.assert_close(kernels.normalize(images, mean, std),
                                TF.normalize(images, mean.tolist(), std.tolist()), atol=ATOL, rtol=0)
+
+
+@pytest.mark.parametrize("name", ["crop", "flip", "jitter", "hue", "gray", "blur", "solarize", "noise", "normalize"])
+def test_out_of_place_kernels_leave_their_input_alone(images, gen, name):
+    """Every kernel called with inplace=False (the blend path) returns a new result and leaves its
+    input untouched; twice the same call gives the same output (no randomness inside)."""
+    n = images.shape[0]
+    f = 0.5 + torch.rand(n, generator=gen)
+    calls = {
+        "crop": lambda x: kernels.resized_crop(x, torch.tensor([[2, 3, 30, 20]] * n), (24, 24), flip=f > 1),
+        "flip": kernels.hflip,
+        "jitter": lambda x: kernels.color_jitter(x, torch.stack([f, f, f, f - 1], 1), torch.arange(4).repeat(n, 1)),
+        "hue": lambda x: kernels.hue(x, f - 1),
+        "gray": kernels.grayscale,
+        "blur": lambda x: kernels.gaussian_blur(x, f, 5),
+        "solarize": lambda x: kernels.solarize(x, 0.5),
+        "noise": lambda x: kernels.gaussian_noise(x, f, torch.ones_like(x)),
+        "normalize": lambda x: kernels.normalize(x, (0.4, 0.5, 0.6), (0.2, 0.25, 0.3)),
+    }
+    before = images.clone()
+    a, b = calls[name](images), calls[name](images)
+    assert torch.equal(images, before)
+    assert torch.equal(a, b)
+    assert not (a.shape == before.shape and torch.equal(a, before))  # it did transform the images
 
 
 def test_kernels_are_pure(images):
