@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import re
+import time
 import types
 from contextlib import nullcontext
 from dataclasses import dataclass, replace
@@ -92,6 +93,8 @@ class Policy:
 
     `compile=True` runs `apply` through `torch.compile(fullgraph=True)` with blend gating;
     `compile="auto"` does so on CUDA only (see README for the measurements behind it).
+    `cpu_threads="adapt"` (default) lets the CPU path pick torch's intra-op thread count between
+    1 and the count it found, by measured speed (`ThreadChooser`); `"keep"` leaves it alone.
     With `time_ops=True`, seconds per op (by name, summed over views) accumulate in
     `op_seconds()`; on CUDA they are CUDA events read once, in `op_seconds()`. A compiled apply
     is timed as one entry, `compiled`.
@@ -99,7 +102,9 @@ class Policy:
 
     def __init__(self, views: list[View], *, name: str = "", dtype: torch.dtype = torch.float32,
                  channels_last: bool = False, time_ops: bool = False, gating: str = "auto",
-                 compile: bool | str = "auto"):
+                 compile: bool | str = "auto", cpu_threads: str = "adapt"):
+        if cpu_threads not in ("adapt", "keep"):
+            raise ValueError(f"cpu_threads must be 'adapt' or 'keep', got {cpu_threads!r}")
         if gating not in GATINGS:
             raise ValueError(f"gating must be one of {', '.join(GATINGS)}, got {gating!r}")
         if compile not in (True, False, "auto"):
@@ -111,6 +116,7 @@ class Policy:
         self.time_ops = time_ops
         self.gating = gating
         self.compile = compile
+        self.cpu_threads = cpu_threads
         self.groups: list[_Group] = []
         for i, view in enumerate(views):
             group = next((g for g in self.groups if g.size == view.size and g.ops == view.ops), None)
@@ -120,6 +126,7 @@ class Policy:
                 group.views.append(i)
         self._log: TimeAccount | None = None
         self._compiled = None
+        self._threads = ThreadChooser() if cpu_threads == "adapt" else None
 
     def __len__(self) -> int:
         return len(self.views)
@@ -200,38 +207,45 @@ class Policy:
                              else params[group.views[0]][i][key])
                        for key in params[group.views[0]][i] if key != "op"}
                       for i in range(len(group.ops))]
-            rows = chunk_rows(images) if gating == "subset" and not torch.compiler.is_compiling() else n * count
-            if rows >= n * count:
-                y = self._run(group, _repeat_rows(images, count), joined, gating)
-            else:  # CPU: cache-sized chunks of rows, never across views
-                y = None
-                for k in range(count):
-                    for start in range(0, n, rows):
-                        stop = min(start + rows, n)
-                        sl = slice(k * n + start, k * n + stop)
-                        part = self._run(group, images[start:stop], [{key: t[sl] for key, t in p.items()}
-                                                                       for p in joined], gating)
-                        if y is None:
-                            y = torch.empty((n * count, *part.shape[1:]), dtype=part.dtype, device=part.device,
-                                            memory_format=torch.channels_last if self.channels_last
-                                            else torch.contiguous_format)
-                        y[sl] = part
+            if gating == "subset" and not torch.compiler.is_compiling():
+                y = self._run_chunks(group, images, joined)
+            else:
+                y = self._run(group, _repeat_rows(images, count), joined, gating, self._log)
             for k, v in enumerate(group.views):
                 outputs[v] = y[k * n:(k + 1) * n]
         return outputs
 
+    def _run_chunks(self, group: _Group, images: torch.Tensor, params: list[dict[str, torch.Tensor]]) -> torch.Tensor:
+        """CPU: the group's rows in cache-sized chunks (never across views), with torch's intra-op
+        thread count adapted by `ThreadChooser` (robust when other processes share the cores)."""
+        n, count = images.shape[0], len(group.views)
+        rows = chunk_rows(images)
+        out = torch.empty((n * count, 3, *group.size), dtype=self.dtype, device=images.device,
+                          memory_format=torch.channels_last if self.channels_last else torch.contiguous_format)
+        threads = self._threads.choose() if self._threads else None
+        t0 = time.perf_counter()
+        for k in range(count):
+            for start in range(0, n, rows):
+                stop = min(start + rows, n)
+                sl = slice(k * n + start, k * n + stop)
+                out[sl] = self._run(group, images[start:stop],
+                                    [{key: t[sl] for key, t in p.items()} for p in params], "subset", self._log)
+        if self._threads:
+            self._threads.record(threads, n * count / max(time.perf_counter() - t0, 1e-9))
+        return out
+
     def _run(self, group: _Group, images: torch.Tensor, params: list[dict[str, torch.Tensor]],
-             gating: str) -> torch.Tensor:
-        """The group's kernels on `images` (rows matching `params`)."""
+             gating: str, account: TimeAccount | None) -> torch.Tensor:
+        """The group's kernels on `images` (rows matching `params`); per-op time into `account`."""
         y = images.to(torch.float32).div_(255.0) if images.dtype == torch.uint8 else images.float()
         owned = y is not images  # never write into the caller's tensor
-        timed = self.time_ops and not torch.compiler.is_compiling()
+        timed = account is not None and not torch.compiler.is_compiling()
         ops, i = group.ops, 0
         while i < len(ops):
             op, p, before = ops[i], params[i], y
             fused = _fuses_flip(ops, i)  # crop then flip: one kernel (the flip reads the grid backwards)
             name = f"{op.name}+flip" if fused else op.name
-            with self._log.phase(name) if timed else nullcontext():
+            with account.phase(name) if timed else nullcontext():
                 if fused:
                     flip = params[i + 1]["apply"] if ops[i + 1].p > 0 else None
                     y = kernels.resized_crop(y, p["boxes"], group.size, flip=flip)
@@ -297,6 +311,57 @@ def _gate(op: Op, images: torch.Tensor, params: dict[str, torch.Tensor], size, g
 CPU_CHUNK_BYTES = 16 << 20
 
 
+class ThreadChooser:
+    """Picks torch's intra-op thread count for augpipe's CPU path: all threads, or one.
+
+    A policy call is ~100-250 small ops, each a parallel region where the threads meet. On quiet
+    cores all threads are fastest; when other processes share the cores (loader workers, other
+    jobs), a thread the OS puts aside makes its partner wait at every region, and one thread is
+    faster. Measured (simclr 32 px b256, 2 cores, two busy processes): 2 threads 17.6k -> 5.2k
+    img/s; 1 thread 12.2k -> 8.0k. So the chooser keeps a moving average of rows/s per setting,
+    uses the faster, and retries the other after `explore_every` calls, twice as long after each
+    try that loses (up to `max_interval`): it follows the load as it comes and goes. It sets the process-wide count and leaves it (switching back and forth
+    every call is itself slow under load: 1 thread with a switch per call fell to 5.7k); the
+    most it sets is what torch had when the chooser first ran. `Policy(cpu_threads="keep")`
+    turns it off.
+    """
+
+    def __init__(self, explore_every: int = 16, smoothing: float = 0.5, max_interval: int = 256):
+        self.explore_every, self.smoothing, self.max_interval = explore_every, smoothing, max_interval
+        self.rate: dict[int, float] = {}
+        self.calls, self.most = 0, 0
+        self.interval, self.next_explore = explore_every, explore_every
+        self.exploring = False
+
+    def choose(self) -> int:
+        """The thread count for this call, set in torch if it differs."""
+        self.most = max(self.most, torch.get_num_threads())
+        options = [self.most, 1] if self.most > 1 else [1]
+        self.calls += 1
+        untried = [t for t in options if t not in self.rate]
+        self.exploring = False
+        if untried:
+            threads = untried[0]
+        else:
+            threads = self.best(options)
+            if len(options) > 1 and self.calls >= self.next_explore:
+                threads, self.exploring = next(t for t in options if t != threads), True
+        if torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
+        return threads
+
+    def best(self, options: list[int]) -> int:
+        return max(options, key=lambda t: self.rate[t])
+
+    def record(self, threads: int, rows_per_s: float) -> None:
+        old = self.rate.get(threads)
+        self.rate[threads] = rows_per_s if old is None else old + self.smoothing * (rows_per_s - old)
+        if self.exploring:  # a try of the other setting: back off while it keeps losing
+            lost = self.best(list(self.rate)) != threads
+            self.interval = min(2 * self.interval, self.max_interval) if lost else self.explore_every
+            self.next_explore = self.calls + self.interval
+
+
 def chunk_rows(images: torch.Tensor) -> int:
     if images.device.type != "cpu":
         return 1 << 62
@@ -351,7 +416,7 @@ def parse_views(views: int | str, size: int | tuple[int, int]) -> list[tuple[tup
 def build_policy(spec: str, *, size: int | tuple[int, int], views: int | str = 2,
                  normalize: str | None = None, dtype: torch.dtype | str = torch.float32,
                  channels_last: bool = False, time_ops: bool = False, gating: str = "auto",
-                 compile: bool | str = "auto") -> Policy:
+                 compile: bool | str = "auto", cpu_threads: str = "adapt") -> Policy:
     """Build a policy from a preset name or a spec string.
 
     spec:      `list_policies()` name, optionally `name[op.key=value,...]`, or a spec string.
@@ -362,6 +427,7 @@ def build_policy(spec: str, *, size: int | tuple[int, int], views: int | str = 2
     dtype:     output dtype (float32, bfloat16, float16); computation is float32.
     gating:    how `p < 1` is applied per sample: `blend`, `subset` or `auto` (see `Policy`).
     compile:   torch.compile `apply` (True, False, or `auto`: on CUDA only).
+    cpu_threads: `adapt` (CPU: pick 1 or all intra-op threads by measured speed) or `keep`.
     """
     if isinstance(dtype, str):
         if dtype not in _DTYPES:
@@ -384,4 +450,5 @@ def build_policy(spec: str, *, size: int | tuple[int, int], views: int | str = 2
         built.append(View(size=hw, ops=ops))
     name, _ = split_preset(spec)
     return Policy(built, name=name if name in PRESETS else "custom", dtype=dtype,
-                  channels_last=channels_last, time_ops=time_ops, gating=gating, compile=compile)
+                  channels_last=channels_last, time_ops=time_ops, gating=gating, compile=compile,
+                  cpu_threads=cpu_threads)

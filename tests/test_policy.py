@@ -194,3 +194,39 @@ def test_cpu_chunking_changes_no_result(photo_batch, monkeypatch):
     noisy = build_policy("noise", size=48)(photo_batch, generator=torch.Generator().manual_seed(1))[0]
     first, second = noisy[0:3] - photo_batch[0:3] / 255, noisy[3:6] - photo_batch[3:6] / 255
     assert not torch.allclose(first, second, atol=1e-3)  # chunks draw different noise
+
+
+def test_thread_chooser_follows_the_faster_setting_and_backs_off(monkeypatch):
+    """Synthetic speeds: all threads fast while quiet, one thread fast under load."""
+    from augpipe.policy import ThreadChooser
+    current = {"n": 4}
+    monkeypatch.setattr(torch, "get_num_threads", lambda: current["n"])
+    monkeypatch.setattr(torch, "set_num_threads", lambda n: current.update(n=n))
+    chooser = ThreadChooser(explore_every=4, max_interval=16)
+    speed = {4: 100.0, 1: 60.0}                      # quiet
+    picks = []
+    for _ in range(40):
+        t = chooser.choose()
+        picks.append(t)
+        chooser.record(t, speed[t])
+    assert picks[:2] == [4, 1] and picks.count(4) > 30 and current["n"] == 4
+    tries = [i for i, t in enumerate(picks[2:], 2) if t == 1]
+    assert all(b - a > 4 for a, b in zip(tries, tries[1:]))  # losing tries come less and less often
+    speed = {4: 20.0, 1: 50.0}                       # other processes took the cores
+    picks = []
+    for _ in range(40):
+        t = chooser.choose()
+        picks.append(t)
+        chooser.record(t, speed[t])
+    assert picks[-20:].count(1) >= 18 and picks[-1] == 1 and current["n"] == 1
+    assert chooser.choose() in (1, 4) and chooser.most == 4  # never more than torch had
+
+
+def test_cpu_threads_keep_leaves_torch_alone(photo_batch):
+    before = torch.get_num_threads()
+    policy = build_policy("simclr", size=32, cpu_threads="keep")
+    for _ in range(3):
+        policy(photo_batch)
+    assert torch.get_num_threads() == before and policy._threads is None
+    with pytest.raises(ValueError, match="cpu_threads must be 'adapt' or 'keep'"):
+        build_policy("simclr", size=32, cpu_threads="all")
