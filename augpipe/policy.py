@@ -94,7 +94,9 @@ class Policy:
     `compile=True` runs `apply` through `torch.compile(fullgraph=True)` with blend gating;
     `compile="auto"` does so on CUDA only (see README for the measurements behind it).
     `cpu_threads="adapt"` (default) lets the CPU path pick torch's intra-op thread count between
-    1 and the count it found, by measured speed (`ThreadChooser`); `"keep"` leaves it alone.
+    1 and the count it found, by measured speed (`ThreadChooser`). The views do not depend on it
+    (tested), but it is process-wide: other code's float reductions may then vary with the load.
+    `"keep"` leaves it alone (ssl_train keeps it: it pins the count itself).
     With `time_ops=True`, seconds per op (by name, summed over views) accumulate in
     `op_seconds()`; on CUDA they are CUDA events read once, in `op_seconds()`. A compiled apply
     is timed as one entry, `compiled`.

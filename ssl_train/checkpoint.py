@@ -1,32 +1,44 @@
-"""Atomic checkpoints: written to a temporary name, then renamed over the old one."""
+"""Checkpoints that hold data, not code, written atomically.
+
+A checkpoint is a dict of state dicts (tensors), numbers, strings, lists and dicts: exactly what
+`torch.load(..., weights_only=True)` accepts, so loading never unpickles arbitrary objects (a
+crafted file cannot run code). Anything else gives one line naming the file and what to do.
+"""
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import torch
 
+from ssl_train.rundir import atomic_write
 
-def _atomic(path: Path, write) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+REQUIRED = ("config", "epoch", "trainer", "probe", "optimizer", "probe_opt", "history", "totals",
+            "op_totals", "knn_init")
+
+
+class CheckpointError(ValueError):
+    """Not a checkpoint this code can load; the message names the file."""
 
 
 def save_checkpoint(state: dict, path: Path) -> None:
-    _atomic(path, lambda tmp: torch.save(state, tmp))
+    atomic_write(path, lambda tmp: torch.save(state, tmp))
 
 
 def load_checkpoint(path: Path) -> dict:
-    return torch.load(path, map_location="cpu", weights_only=False)
+    path = Path(path)
+    hint = "delete it (or start again with --overwrite) if it is not an ssl_train checkpoint"
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no checkpoint file here")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # unpickling refused, truncated or not a torch file at all
+        reason = str(err).strip().splitlines()[0][:160] if str(err).strip() else type(err).__name__
+        raise CheckpointError(f"{path}: not a loadable checkpoint ({type(err).__name__}: {reason}); {hint}") from None
+    missing = [k for k in REQUIRED if not isinstance(state, dict) or k not in state]
+    if missing:
+        raise CheckpointError(f"{path}: not an ssl_train checkpoint (missing {', '.join(missing)}); {hint}")
+    return state
 
 
 def write_json(data, path: Path) -> None:
@@ -34,11 +46,11 @@ def write_json(data, path: Path) -> None:
         with open(tmp, "w") as f:
             json.dump(data, f, indent=1)
             f.write("\n")
-    _atomic(path, write)
+    atomic_write(path, write)
 
 
 def write_text(text: str, path: Path) -> None:
     def write(tmp):
         with open(tmp, "w") as f:
             f.write(text)
-    _atomic(path, write)
+    atomic_write(path, write)

@@ -1,9 +1,21 @@
 """The run's configuration: one dataclass that the CLI fills and the run saves (config.json)."""
 from __future__ import annotations
 
+import math
+import os
 from dataclasses import asdict, dataclass, fields
 
 from augpipe.engines import ENGINES
+
+
+MIN_IMAGE_SIZE, MAX_IMAGE_SIZE = 8, 4096
+
+
+def _memory_bytes() -> int:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return 0
 
 
 @dataclass
@@ -51,7 +63,11 @@ class TrainConfig:
                "precision": ("fp32", "bf16")}
 
     def validate(self) -> None:
-        """One-line errors naming the flag and what it expects."""
+        """One-line errors naming the flag and what it expects (nothing is touched before this)."""
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ValueError(f"--{f.name.replace('_', '-')}: must be a finite number, got {value}")
         for key, allowed in self.CHOICES.items():
             if getattr(self, key) not in allowed:
                 raise ValueError(f"--{key.replace('_', '-')}: {getattr(self, key)!r} is not one of {', '.join(allowed)}")
@@ -70,8 +86,39 @@ class TrainConfig:
                 raise ValueError(f"--{key.replace('_', '-')}: must be > 0, got {getattr(self, key)}")
         if not 0 <= self.ema < 1:
             raise ValueError(f"--ema: must be in [0, 1), got {self.ema}")
-        if self.weight_decay < 0 or self.warmup_epochs < 0:
-            raise ValueError("--weight-decay and --warmup-epochs must be >= 0")
+        for key in ("weight_decay", "warmup_epochs", "momentum"):
+            if getattr(self, key) < 0:
+                raise ValueError(f"--{key.replace('_', '-')}: must be >= 0, got {getattr(self, key)}")
+        if self.momentum >= 1:
+            raise ValueError(f"--momentum: must be in [0, 1), got {self.momentum}")
+        if self.proj_layers < 1:
+            raise ValueError(f"--proj-layers: must be >= 1 (linear layers of the projector), got {self.proj_layers}")
+        if self.seed < 0:
+            raise ValueError(f"--seed: must be a non-negative integer, got {self.seed}")
+        if not MIN_IMAGE_SIZE <= self.image_size <= MAX_IMAGE_SIZE:
+            raise ValueError(f"--image-size: must be in [{MIN_IMAGE_SIZE}, {MAX_IMAGE_SIZE}] px, got {self.image_size}")
+        self._check_views()
+        self._check_memory()
+
+    def _check_views(self) -> None:
+        from augpipe.policy import parse_views
+        try:
+            views = parse_views(self.views, self.image_size)
+        except ValueError as err:
+            raise ValueError(f"--views: {err}") from None
+        if self.method != "supervised" and len(views) < 2:
+            raise ValueError(f"--views: {self.method} compares views of the same image; needs >= 2, got {len(views)}")
+
+    def _check_memory(self) -> None:
+        """Refuse a batch whose float views alone cannot fit in this machine's memory."""
+        from augpipe.policy import parse_views
+        view_bytes = sum(4 * 3 * h * w for (h, w), _ in parse_views(self.views, self.image_size))
+        need = self.batch_size * (view_bytes + 3 * self.image_size ** 2)  # views + the uint8 batch
+        have = _memory_bytes()
+        if have and need > have // 2:
+            raise ValueError(f"--image-size {self.image_size} with --batch-size {self.batch_size}: one batch of views "
+                             f"needs {need / 2**30:.1f} GiB, more than half of this machine's {have / 2**30:.1f} GiB; "
+                             "lower either")
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -14,7 +14,7 @@ from pathlib import Path
 import augpipe
 import loaders
 from ssl_train.backbones import build_backbone
-from ssl_train.checkpoint import load_checkpoint, write_json
+from ssl_train.checkpoint import CheckpointError, load_checkpoint, write_json
 from ssl_train.config import TrainConfig
 from ssl_train.evaluate import extract, linear_eval
 from ssl_train.loop import NORMALIZE, Trainer, data_splits, pick_device
@@ -25,15 +25,14 @@ def evaluate_run(run: Path, epochs: int = 100, lr: float = 1e-2, device: str = "
     ckpt = run / "checkpoint.pt"
     if not ckpt.is_file():
         raise FileNotFoundError(f"{ckpt}: no checkpoint (expected the --out folder of an ssl_train run)")
-    state = load_checkpoint(ckpt)
+    state = load_checkpoint(ckpt)  # weights_only: a crafted file cannot run code
     cfg = TrainConfig.from_dict(state["config"])
     dev = pick_device(device)
     backbone, dim = build_backbone(cfg.backbone, cfg.image_size)
     num_classes = len(loaders.build_loader(cfg.loader, data_splits(cfg.data)[0], batch_size=1,
                                            image_size=cfg.image_size).classes)
     trainer = Trainer(backbone, build_method(cfg.method, dim, cfg, num_classes))
-    if cfg.method == "byol":
-        trainer.method._target(backbone)
+    trainer.method.setup(backbone)
     trainer.load_state_dict(state["trainer"])
     backbone.to(dev)
     plain = augpipe.build_policy("none", size=cfg.image_size, views=1, normalize=NORMALIZE)
@@ -53,18 +52,20 @@ def evaluate_run(run: Path, epochs: int = 100, lr: float = 1e-2, device: str = "
 
 
 def main(argv: list[str] | None = None) -> int:
+    class Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+        pass
     parser = argparse.ArgumentParser(prog="python -m ssl_train.linear_eval", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+                                     formatter_class=Formatter)
     parser.add_argument("--run", type=Path, required=True, help="the --out folder of a training run")
     parser.add_argument("--epochs", type=int, default=100, help="full-batch steps over the frozen features")
-    parser.add_argument("--lr", type=float, default=1e-2)
-    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    parser.add_argument("--lr", type=float, default=1e-2, help="learning rate of the linear classifier")
+    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="where to extract features")
     args = parser.parse_args(argv)
     if args.epochs < 1 or args.lr <= 0:
         parser.error("--epochs must be >= 1 and --lr > 0")
     try:
         result = evaluate_run(args.run, args.epochs, args.lr, args.device)
-    except FileNotFoundError as err:
+    except (FileNotFoundError, CheckpointError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     print(f"linear evaluation top-1 {result['linear_eval_top1']:.4f} "

@@ -60,8 +60,7 @@ def test_every_method_trains_a_step(name, gen):
     cfg = TrainConfig(method=name, proj_hidden=32, proj_dim=16)
     backbone = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 8 * 8, 24))
     method = build_method(name, 24, cfg, num_classes=3)
-    if name == "byol":
-        method._target(backbone)
+    method.setup(backbone)
     views = [torch.rand(12, 3, 8, 8, generator=gen) for _ in range(2)]
     loss, feats = method(backbone, views, labels=torch.arange(12) % 3)
     assert loss.ndim == 0 and torch.isfinite(loss) and feats.shape == (12, 24)
@@ -73,7 +72,8 @@ def test_byol_target_follows_online_by_ema(gen):
     cfg = TrainConfig(method="byol", proj_hidden=8, proj_dim=4, ema=0.9)
     backbone = torch.nn.Linear(5, 6)
     method = build_method("byol", 6, cfg)
-    target = method._target(backbone)
+    method.setup(backbone)
+    target = method.target_backbone
     before = target.weight.clone()
     with torch.no_grad():
         backbone.weight.add_(1.0)

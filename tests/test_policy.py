@@ -230,3 +230,21 @@ def test_cpu_threads_keep_leaves_torch_alone(photo_batch):
     assert torch.get_num_threads() == before and policy._threads is None
     with pytest.raises(ValueError, match="cpu_threads must be 'adapt' or 'keep'"):
         build_policy("simclr", size=32, cpu_threads="all")
+
+
+def test_views_do_not_depend_on_the_thread_count():
+    """Why adapting the thread count is safe for the views: every kernel is elementwise or reduces
+    within a row, so 1 and 2 threads give the same bits."""
+    x = torch.randint(0, 256, (64, 3, 48, 48), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    before = torch.get_num_threads()
+    for spec in ("simclr", "byol", "noise"):
+        policy = build_policy(spec, size=32, cpu_threads="keep")
+        params = policy.sample(x, generator=torch.Generator().manual_seed(1))
+        try:
+            torch.set_num_threads(2)
+            a = policy.apply(x, params)
+            torch.set_num_threads(1)
+            b = policy.apply(x, params)
+        finally:
+            torch.set_num_threads(before)
+        assert all(torch.equal(u, v) for u, v in zip(a, b)), spec

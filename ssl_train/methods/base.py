@@ -45,5 +45,12 @@ class Method(nn.Module):
         first, feats = self.embed(backbone, views)
         return self.loss([self.projector(f) for f in feats]), first
 
+    def setup(self, backbone: nn.Module) -> None:
+        """Called once with the backbone, before the optimiser and DDP see the parameters
+        (BYOL builds its EMA target here)."""
+
+    def begin_epoch(self, generator: torch.Generator) -> None:
+        """Called at each epoch's start with the epoch's generator (SimCLR draws K negatives from it)."""
+
     def on_step_end(self, backbone: nn.Module, progress: float) -> None:
         pass

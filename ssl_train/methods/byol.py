@@ -21,16 +21,15 @@ class BYOL(Method):
         self.target_backbone = None
         self.target_projector = copy.deepcopy(self.projector).requires_grad_(False)
 
-    def _target(self, backbone):
+    def setup(self, backbone):
         if self.target_backbone is None:
             self.target_backbone = copy.deepcopy(backbone).requires_grad_(False)
-        return self.target_backbone
 
     def forward(self, backbone, views, labels=None):
         first, feats = self.embed(backbone, views)
         online = [self.predictor(self.projector(f)) for f in feats]
         with torch.no_grad():
-            target_bb = self._target(backbone)
+            target_bb = self.target_backbone
             tfeats = target_bb(torch.cat(views)).split([v.shape[0] for v in views])
             targets = [self.target_projector(f) for f in tfeats]
         losses = [2 - 2 * F.cosine_similarity(online[i], targets[j], dim=1).mean()
@@ -40,7 +39,7 @@ class BYOL(Method):
     @torch.no_grad()
     def on_step_end(self, backbone, progress):
         tau = 1 - (1 - self.cfg.ema) * (math.cos(math.pi * progress) + 1) / 2
-        for online, target in ((backbone, self._target(backbone)), (self.projector, self.target_projector)):
+        for online, target in ((backbone, self.target_backbone), (self.projector, self.target_projector)):
             for p, tp in zip(online.parameters(), target.parameters()):
                 tp.mul_(tau).add_(p.detach(), alpha=1 - tau)
             for b, tb in zip(online.buffers(), target.buffers()):

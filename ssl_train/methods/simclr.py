@@ -54,6 +54,9 @@ class SimCLR(Method):
         self.negatives = None if cfg.negatives == "all" else int(cfg.negatives)
         self.generator = None
 
+    def begin_epoch(self, generator):
+        self.generator = generator
+
     def loss(self, z):
         z = [gather_with_grad(x) for x in z]
         return info_nce(z, self.cfg.temperature, self.negatives, self.generator)

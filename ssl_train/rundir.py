@@ -1,0 +1,125 @@
+"""The `--out` folder of a run: locked while a run writes it, never half-replaced.
+
+- **Lock.** `.RUN.lock` beside the folder is held with `fcntl.flock` for the run's life: a second
+  run into the same folder exits at once, naming the holder's pid (the OS drops the lock when a
+  process dies, even by `kill -9`).
+- **Nothing lost on overwrite.** `--overwrite` trains into a staging folder (`.RUN.staging` beside
+  it) and swaps it in only when the new run has finished: a run that fails, or flags that turn
+  out wrong, leave the old results as they were; after the swap no stale file of the old run
+  (`linear_eval.json`, `failed.txt`...) remains.
+- **No stale temporaries.** Temporary files of writes killed midway (`.NAME.*.tmp`) are removed
+  when a run starts; every writer goes through `atomic_write`, so they never hold data.
+- Files get the usual permissions (`0666 & ~umask`), not `mkstemp`'s 0600.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Callable
+
+
+class RunDirError(RuntimeError):
+    """The folder cannot be used as asked; the message says why and what to do."""
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def atomic_write(path: Path, write: Callable[[str], None]) -> None:
+    """`write(tmp_path)` then rename over `path`: readers see the old file or the new one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def remove_stale_temporaries(folder: Path) -> list[Path]:
+    """Delete `.NAME.*.tmp` left by writes that were killed; returns what was removed."""
+    removed = []
+    if folder.is_dir():
+        for tmp in folder.glob(".*.tmp"):
+            tmp.unlink(missing_ok=True)
+            removed.append(tmp)
+    return removed
+
+
+class RunDir:
+    """`with RunDir(out, resume=..., overwrite=...) as work:` write the run into `work`; call
+    `commit()` when it has finished (swaps a staged overwrite into place)."""
+
+    def __init__(self, out: Path, *, resume: bool, overwrite: bool):
+        self.out = Path(out).absolute()
+        self.resume, self.overwrite = resume, overwrite
+        self.lock_path = self.out.parent / f".{self.out.name}.lock"
+        self.staging = self.out.parent / f".{self.out.name}.staging"
+        self.work = self.out
+        self._lock = None
+
+    def __enter__(self) -> Path:
+        import fcntl
+        self.out.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = open(self.lock_path, "a+")
+        try:
+            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self._lock.seek(0)
+            holder = self._lock.read().strip() or "unknown"
+            self._lock.close()
+            self._lock = None
+            raise RunDirError(f"--out {self.out}: another run (pid {holder}) is writing this folder; "
+                              "wait for it to finish or choose another --out") from None
+        self._lock.seek(0)
+        self._lock.truncate()
+        self._lock.write(f"{os.getpid()}\n")
+        self._lock.flush()
+        try:
+            self._choose_work()
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+        return self.work
+
+    def _choose_work(self) -> None:
+        remove_stale_temporaries(self.out)
+        finished, started = (self.out / "result.json").exists(), (self.out / "checkpoint.pt").exists()
+        if self.resume:
+            if finished:
+                raise RunDirError(f"--out {self.out}: this run already finished (result.json); nothing to resume")
+            return
+        if (finished or started) and not self.overwrite:
+            what = "a finished run (result.json)" if finished else "an unfinished run (checkpoint.pt)"
+            hint = "--overwrite to replace it" if finished else "--resume to continue it or --overwrite"
+            raise RunDirError(f"--out {self.out}: holds {what}; pass {hint}, or choose another --out")
+        if self.overwrite and self.out.exists() and any(self.out.iterdir()):
+            shutil.rmtree(self.staging, ignore_errors=True)  # a staged run that never finished
+            self.staging.mkdir(parents=True)
+            self.work = self.staging
+
+    def commit(self) -> None:
+        """The run finished: a staged overwrite replaces the old folder (two renames)."""
+        if self.work == self.out:
+            return
+        trash = self.out.parent / f".{self.out.name}.replaced"
+        shutil.rmtree(trash, ignore_errors=True)
+        os.replace(self.out, trash)
+        os.replace(self.work, self.out)
+        shutil.rmtree(trash, ignore_errors=True)
+        self.work = self.out
+
+    def __exit__(self, *exc) -> None:
+        if self._lock is not None:
+            self.lock_path.unlink(missing_ok=True)
+            self._lock.close()  # closing releases the flock
+            self._lock = None

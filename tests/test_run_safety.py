@@ -1,0 +1,150 @@
+"""Run safety: checkpoints hold data not code, nothing lost on overwrite or concurrent runs,
+diverged state never checkpointed, moved runs resume, killed writes leave no temporaries."""
+import json
+import os
+import pickle
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from ssl_train.cli import main
+from ssl_train.config import TrainConfig
+from ssl_train.rundir import RunDir
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ["--data", "digits", "--image-size", "16", "--batch-size", "128", "--proj-hidden", "32",
+        "--proj-dim", "16", "--num-workers", "0", "--no-progress", "--knn-k", "10", "--policy", "crop"]
+
+
+@pytest.fixture(autouse=True)
+def cache(tmp_path_factory, monkeypatch):
+    monkeypatch.setenv("AUGPIPE_CACHE", str(tmp_path_factory.getbasetemp() / "augpipe-cache"))
+
+
+def run_cli(args, module="ssl_train"):
+    return subprocess.run([sys.executable, "-m", module, *args], cwd=ROOT, capture_output=True, text=True,
+                          env={**os.environ}, timeout=600)
+
+
+class Payload:
+    """Unpickling this would create a file: the harmless stand-in for arbitrary code."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (Path.touch, (Path(self.marker),))
+
+
+def stop_after_first_epoch(monkeypatch):
+    from ssl_train import loop
+    real = loop.train_epoch
+
+    def once(cfg, parts, device, epoch, *args):
+        if epoch >= 1:
+            raise KeyboardInterrupt("killed")
+        return real(cfg, parts, device, epoch, *args)
+    monkeypatch.setattr(loop, "train_epoch", once)
+
+
+@pytest.mark.parametrize("module, args", [("ssl_train", ["--resume"]), ("ssl_train.linear_eval", [])])
+def test_a_crafted_checkpoint_never_runs_code(tmp_path, module, args):
+    out, marker = tmp_path / "run", tmp_path / "pwned"
+    out.mkdir()
+    torch.save({"config": {}, "trainer": Payload(marker)}, out / "checkpoint.pt")
+    argv = [*TINY, "--epochs", "1", "--out", str(out), *args] if module == "ssl_train" else ["--run", str(out)]
+    proc = run_cli(argv, module)
+    assert proc.returncode == 2, proc.stderr
+    assert not marker.exists()
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and str(out / "checkpoint.pt") in lines[0] and "not a loadable checkpoint" in lines[0]
+
+
+def test_overwrite_keeps_the_old_run_until_the_new_one_finishes(tmp_path, monkeypatch):
+    out = tmp_path / "run"
+    assert main([*TINY, "--epochs", "1", "--out", str(out)]) == 0
+    (out / "linear_eval.json").write_text("{}")  # an artefact of the old run
+    old = (out / "result.json").read_text()
+    # a bad flag: refused before the folder is touched
+    assert run_cli([*TINY, "--epochs", "1", "--out", str(out), "--overwrite", "--policy", "simclrr"]).returncode == 2
+    assert (out / "result.json").read_text() == old
+    # a run that dies midway: the old results stay whole
+    stop_after_first_epoch(monkeypatch)
+    with pytest.raises(KeyboardInterrupt):
+        main([*TINY, "--epochs", "2", "--seed", "3", "--out", str(out), "--overwrite"])
+    monkeypatch.undo()
+    assert (out / "result.json").read_text() == old and (out / "linear_eval.json").exists()
+    # a run that finishes replaces everything, stale artefacts included
+    assert main([*TINY, "--epochs", "1", "--seed", "3", "--out", str(out), "--overwrite"]) == 0
+    assert json.loads((out / "result.json").read_text())["config"]["seed"] == 3
+    assert not (out / "linear_eval.json").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]  # no staging, lock or trash left
+
+
+def test_a_second_run_into_a_locked_folder_exits_naming_the_holder(tmp_path):
+    out = tmp_path / "run"
+    with RunDir(out, resume=False, overwrite=False):
+        proc = run_cli([*TINY, "--epochs", "1", "--out", str(out)])
+    assert proc.returncode == 2
+    assert f"another run (pid {os.getpid()})" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    assert not (out / "result.json").exists()
+
+
+def test_non_finite_state_is_never_checkpointed(tmp_path, monkeypatch):
+    """The loss stays finite but a BatchNorm statistic does not: the run stops before writing."""
+    from ssl_train import loop
+    from ssl_train.checkpoint import load_checkpoint
+    real = loop.train_epoch
+
+    def poison(cfg, parts, device, epoch, *args):
+        row = real(cfg, parts, device, epoch, *args)
+        if epoch == 1:
+            bn = next(m for m in parts.backbone.modules() if isinstance(m, torch.nn.BatchNorm2d))
+            bn.running_var.fill_(float("inf"))
+        return row
+    monkeypatch.setattr(loop, "train_epoch", poison)
+    cfg = TrainConfig(data="digits", image_size=16, batch_size=128, proj_hidden=32, proj_dim=16, num_workers=0,
+                      knn_k=10, epochs=3, policy="crop", out=str(tmp_path / "run"))
+    with pytest.raises(loop.NonFiniteLoss, match=r"running_var is not finite after epoch 2.*last good checkpoint"):
+        loop.train(cfg, progress=False)
+    assert load_checkpoint(tmp_path / "run" / "checkpoint.pt")["epoch"] == 0
+    assert not (tmp_path / "run" / "result.json").exists()
+
+
+def test_a_moved_run_resumes_and_killed_writes_leave_no_temporaries(tmp_path, monkeypatch, capsys):
+    first, moved = tmp_path / "a" / "run", tmp_path / "b" / "run"
+    stop_after_first_epoch(monkeypatch)
+    with pytest.raises(KeyboardInterrupt):
+        main([*TINY, "--epochs", "2", "--out", str(first)])
+    monkeypatch.undo()
+    moved.parent.mkdir()
+    first.rename(moved)
+    stale = moved / ".checkpoint.pt.x1y2.tmp"  # what a kill -9 during torch.save leaves
+    stale.write_bytes(b"half a checkpoint")
+    assert main([*TINY, "--epochs", "2", "--out", str(moved) + "/", "--resume"]) == 0
+    assert "resuming" in capsys.readouterr().out
+    assert not stale.exists() and not list(moved.glob(".*.tmp"))
+    result = json.loads((moved / "result.json").read_text())
+    assert [row["epoch"] for row in result["epochs"]] == [1, 2]
+
+
+def test_output_files_follow_the_umask(tmp_path):
+    out = tmp_path / "run"
+    old = os.umask(0o022)
+    try:
+        assert main([*TINY, "--epochs", "1", "--out", str(out)]) == 0
+    finally:
+        os.umask(old)
+    for name in ("result.json", "config.json", "log.csv", "checkpoint.pt"):
+        assert stat.S_IMODE((out / name).stat().st_mode) == 0o644, name
+
+
+def test_payload_really_would_run(tmp_path):
+    """The harness is honest: unpickling the payload without weights_only does create the file."""
+    marker = tmp_path / "pwned"
+    pickle.loads(pickle.dumps(Payload(marker)))
+    assert marker.exists()
