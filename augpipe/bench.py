@@ -18,10 +18,10 @@ import os
 import platform
 import statistics
 import sys
-import tempfile
 
 import torch
 
+from atomicio import atomic_write_bytes
 from augpipe.cpu import tune_cpu_allocator
 from augpipe.diagnostics import count_ops
 from augpipe.engines import ENGINES, Unsupported, build
@@ -80,8 +80,20 @@ def measure(run, images: torch.Tensor, warmup: int, repeats: int) -> float:
     return statistics.median(rates)
 
 
+def allow_recompiles(limit: int = 64) -> None:
+    """Each policy x size is a new graph for the compiled engines, and some of Kornia's own
+    functions (compiled after graph breaks) are shared by all of them: past torch's default of
+    8 graphs per function, dynamo silently runs them eager, and the 'compiled' rows would not be."""
+    import torch._dynamo
+    for name in ("recompile_limit", "cache_size_limit", "accumulated_recompile_limit", "accumulated_cache_size_limit"):
+        if hasattr(torch._dynamo.config, name):
+            setattr(torch._dynamo.config, name, max(getattr(torch._dynamo.config, name), limit))
+
+
 def run_bench(policies, engines, sizes, device, views=2, warmup=2, repeats=5, batch=None, seed=0,
               log=print) -> list[dict]:
+    if any(e.endswith("-compiled") for e in engines):
+        allow_recompiles()
     records = []
     common = {"machine": machine(device), "versions": versions()}
     for size in sizes:
@@ -137,19 +149,6 @@ def table(records: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def write_atomic(path: str, data: bytes) -> None:
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.basename(path))
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-
-
 def chart(records: list[dict], path: str) -> None:
     import io
 
@@ -176,7 +175,7 @@ def chart(records: list[dict], path: str) -> None:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100)
     plt.close(fig)
-    write_atomic(path, buf.getvalue())
+    atomic_write_bytes(path, buf.getvalue())
 
 
 def _csv(text: str) -> list[str]:
@@ -226,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(table(records))
     if args.json:
-        write_atomic(args.json, (json.dumps(records, indent=1) + "\n").encode())
+        atomic_write_bytes(args.json, (json.dumps(records, indent=1) + "\n").encode())
         png = args.png or os.path.splitext(args.json)[0] + ".png"
         chart(records, png)
         print(f"\nwrote {args.json} and {png}")

@@ -191,7 +191,7 @@ class Policy:
             self._log = TimeAccount(images.device)
         if self.compiles_on(images.device) and not torch.compiler.is_compiling():
             if self._compiled is None:
-                self._compiled = torch.compile(_own_code(self._apply), fullgraph=True)
+                self._compiled = torch.compile(own_code(self._apply), fullgraph=True)
             if self.time_ops:
                 with self._log.phase("compiled"):
                     return self._compiled(images, params)
@@ -259,13 +259,15 @@ class Policy:
         return y.contiguous(memory_format=torch.channels_last if self.channels_last else torch.contiguous_format)
 
 
-def _own_code(method):
-    """`method` bound to a copy of its function with its own code object. torch.compile caches
-    graphs (and counts recompiles against a limit of 8) per code object; every policy is a
-    different graph, so each gets its own cache instead of evicting the others'."""
-    fn = method.__func__
-    copy = types.FunctionType(fn.__code__.replace(), fn.__globals__, fn.__name__, fn.__defaults__, fn.__closure__)
-    return types.MethodType(copy, method.__self__)
+def own_code(fn):
+    """`fn` (a function or a bound method) as a copy with its own code object. torch.compile
+    caches graphs, and counts recompiles against a limit of 8 before falling back to eager, per
+    code object; every policy (and every engine chain) is a different graph, so each gets its
+    own cache instead of evicting the others' or silently running eager."""
+    func = getattr(fn, "__func__", fn)
+    copy = types.FunctionType(func.__code__.replace(), func.__globals__, func.__name__, func.__defaults__,
+                              func.__closure__)
+    return types.MethodType(copy, fn.__self__) if hasattr(fn, "__self__") else copy
 
 
 def _fuses_flip(ops: list[Op], i: int) -> bool:

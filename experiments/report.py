@@ -4,18 +4,40 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from atomicio import atomic_write_bytes
 from experiments.runner import CONFIGS, RESULTS, list_experiments, load_experiment
 
 
-def collect(results: Path) -> dict[str, list[dict]]:
-    found: dict[str, list[dict]] = {}
-    for path in sorted(results.glob("*/*/result.json")):
+REQUIRED = {"knn_top1": float, "linear_top1": float, "knn_top1_random_init": float, "config": dict, "time": dict}
+
+
+def read_result(path: Path) -> tuple[dict | None, str | None]:
+    """A result.json as a dict, or the one-line reason it cannot be used."""
+    try:
         r = json.loads(path.read_text())
-        r["experiment"], r["run"] = path.parent.parent.name, path.parent.name
-        found.setdefault(r["experiment"], []).append(r)
-    for path in sorted(results.glob("*/*/failed.txt")):
-        found.setdefault(path.parent.parent.name, []).append(
-            {"experiment": path.parent.parent.name, "run": path.parent.name, "failed": path.read_text().strip()})
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        return None, f"unreadable ({type(err).__name__})"
+    if not isinstance(r, dict):
+        return None, "not a JSON object"
+    bad = [k for k, kind in REQUIRED.items() if not isinstance(r.get(k), (kind, int) if kind is float else kind)]
+    return (None, f"missing or invalid {', '.join(bad)}") if bad else (r, None)
+
+
+def collect(results: Path, warn=print) -> dict[str, list[dict]]:
+    """Every run once: its result, else its failure; results that cannot be read are named and skipped."""
+    found: dict[str, list[dict]] = {}
+    runs = sorted({p.parent for p in results.glob("*/*/result.json")} | {p.parent for p in results.glob("*/*/failed.txt")})
+    for run in runs:
+        experiment = run.parent.name
+        if (run / "result.json").exists():
+            r, problem = read_result(run / "result.json")
+            if problem:
+                warn(f"warning: skipped {run / 'result.json'}: {problem}")
+                continue
+        else:
+            r = {"failed": (run / "failed.txt").read_text().strip()}
+        r["experiment"], r["run"] = experiment, run.name
+        found.setdefault(experiment, []).append(r)
     return found
 
 
@@ -103,10 +125,7 @@ def plots(found: dict[str, list[dict]], out: Path) -> list[Path]:
 def report(results: Path = RESULTS) -> tuple[Path, list[Path]]:
     found = collect(results)
     results.mkdir(parents=True, exist_ok=True)
-    path = results / "REPORT.md"
-    tmp = path.with_name(".REPORT.md.tmp")
-    tmp.write_text(markdown(found))
-    tmp.replace(path)
+    path = atomic_write_bytes(results / "REPORT.md", markdown(found).encode())
     return path, plots(found, results)
 
 

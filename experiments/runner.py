@@ -12,6 +12,7 @@ import tarfile
 from dataclasses import replace
 from pathlib import Path
 
+from atomicio import atomic_write_bytes
 from ssl_train.config import TrainConfig
 
 CONFIGS = Path(__file__).parent / "configs"
@@ -82,8 +83,11 @@ def run_experiment(name: str, data: str, scale: str = "cpu", seeds: list[int] = 
             continue
         try:
             done.append(train(cfg, resume=resume, progress=False))
-        except RunError as err:  # one diverged run must not stop the others: record and go on
+        except (RunError, ValueError, RuntimeError, OSError) as err:  # one failed run must not stop the others
             out.mkdir(parents=True, exist_ok=True)
-            (out / "failed.txt").write_text(f"{err}\n")
-            log(f"FAILED {out}: {err}")
+            reason = " ".join(str(err).split()) or type(err).__name__
+            atomic_write_bytes(out / "failed.txt", f"{type(err).__name__}: {reason}\n".encode())
+            log(f"FAILED {out}: {reason}")
+            continue
+        (out / "failed.txt").unlink(missing_ok=True)  # an earlier failure of this run is history now
     return done

@@ -22,6 +22,7 @@ import torch
 
 from loaders.api import BACKENDS, build_loader
 from loaders.datasets import cache_dir
+from atomicio import atomic_write_bytes
 from timekeep import SyncTimer
 
 DEFAULT_SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -124,11 +125,7 @@ def main(argv: list[str] | None = None) -> int:
                      if b in rates else "n/a" for b in ["baseline", *BACKENDS]]
             print(f"| {name} | {size} | " + " | ".join(cells) + " |")
     if args.json:
-        path = Path(args.json)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(json.dumps(records, indent=1) + "\n")
-        os.replace(tmp, path)
+        path = atomic_write_bytes(args.json, (json.dumps(records, indent=1) + "\n").encode())
         print(f"\nwrote {path}")
     return 0
 

@@ -4,18 +4,19 @@ Every image is decoded with the reference Pillow decoding (`loaders.decode`: any
 optionally downscaled so its longer side is at most `--max-resolution`, and stored raw (exact
 pixels) when its side is at most 64 px, else as JPEG (quality 95). The file is written under a
 temporary name next to DST and renamed when complete: an interrupted run never leaves a
-half-written DST.
+half-written DST (its temporary is removed by the next write). An existing DST is replaced only
+with `--overwrite`.
 """
 from __future__ import annotations
 
 import argparse
 import os
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from atomicio import atomic_write, remove_stale_temporaries
 from loaders.datasets import resolve_source
 from loaders.decode import load_rgb
 from loaders.scan import DatasetError, ImageIndex, scan_image_folder
@@ -43,26 +44,37 @@ class _Decoded:
 
 def write_beton(index: ImageIndex, dst: str | os.PathLike, max_resolution: int | None = None,
                 num_workers: int | None = None) -> Path:
+    """Write `index` to `dst` through a temporary file (stale ones from killed writes removed first)."""
     from ffcv.fields import IntField, RGBImageField
     from ffcv.writer import DatasetWriter
 
     dst = Path(dst)
     dst.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(dst.parent, dst.name)
     first, _ = _Decoded(index, max_resolution)[0]
     mode = "raw" if max(first.shape[:2]) <= RAW_MAX_SIDE else "jpg"
-    fd, tmp = tempfile.mkstemp(dir=dst.parent, prefix=f".{dst.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+
+    def write(tmp):
         writer = DatasetWriter(tmp, {"image": RGBImageField(write_mode=mode, max_resolution=max_resolution,
                                                            jpeg_quality=95),
                                      "label": IntField()},
                                num_workers=num_workers or min(4, os.cpu_count() or 1))
         writer.from_indexed_dataset(_Decoded(index, max_resolution))
-        os.replace(tmp, dst)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return dst
+    return atomic_write(dst, write)
+
+
+def check_destination(dst: Path, overwrite: bool) -> str | None:
+    """Why `dst` cannot be written (one line), or None."""
+    if dst.is_dir():
+        return f"dst {dst}: is a directory; give a file name ending in .beton"
+    if dst.exists() and not overwrite:
+        return f"dst {dst}: already exists; pass --overwrite to replace it"
+    folder = dst.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return f"dst {dst}: cannot write into {folder} (permission denied)"
+    return None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -75,9 +87,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--on-error", choices=["raise", "skip"], default="raise",
                         help="unreadable files: stop with an error naming them (raise) or leave them out (skip)")
     parser.add_argument("--workers", type=int, default=None)
+    parser.add_argument("--overwrite", action="store_true", help="replace dst if it exists")
     args = parser.parse_args(argv)
     if not args.dst.endswith(".beton"):
         parser.error(f"dst {args.dst!r}: expected a file name ending in .beton")
+    problem = check_destination(Path(args.dst), args.overwrite)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     if args.max_resolution is not None and args.max_resolution < 1:
         parser.error(f"--max-resolution must be >= 1, got {args.max_resolution}")
     try:

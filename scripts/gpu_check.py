@@ -28,7 +28,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from augpipe import build_policy  # noqa: E402
-from augpipe.bench import run_bench, versions, write_atomic  # noqa: E402
+from atomicio import atomic_write_bytes  # noqa: E402
+from augpipe.bench import run_bench, versions  # noqa: E402
 from augpipe.diagnostics import count_ops  # noqa: E402
 
 # (size, batch) per mode; engines in the order they are compared
@@ -68,7 +69,7 @@ def main(argv=None) -> int:
     path = out / "gpu-check.json"
 
     def save():
-        write_atomic(str(path), (json.dumps(report, indent=1) + "\n").encode())
+        atomic_write_bytes(path, (json.dumps(report, indent=1) + "\n").encode())
 
     save()
     status = 0

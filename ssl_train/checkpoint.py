@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from ssl_train.rundir import atomic_write
+from atomicio import atomic_write
 
 REQUIRED = ("config", "epoch", "trainer", "probe", "optimizer", "probe_opt", "history", "totals",
             "op_totals", "knn_init")

@@ -6,6 +6,10 @@ import os
 from dataclasses import asdict, dataclass, fields
 
 from augpipe.engines import ENGINES
+from loaders.api import BACKENDS
+from ssl_train.backbones import BACKBONES
+from ssl_train.methods import METHODS
+from ssl_train.optim import LR_RULES, OPTIMIZERS
 
 
 MIN_IMAGE_SIZE, MAX_IMAGE_SIZE = 8, 4096
@@ -57,9 +61,9 @@ class TrainConfig:
     seed: int = 0
     out: str = "runs/run"
 
-    CHOICES = {"loader": ("torch", "dali", "ffcv"), "aug_engine": ENGINES, "method": ("simclr", "vicreg", "byol", "barlow", "supervised"),
-               "backbone": ("small", "resnet18", "resnet50"), "optimizer": ("lars", "sgd", "adamw"),
-               "lr_scaling": ("linear", "sqrt", "none"), "device": ("auto", "cpu", "cuda"),
+    # the CLI's choices come from the registries themselves: no name is repeated by hand
+    CHOICES = {"loader": BACKENDS, "aug_engine": ENGINES, "method": tuple(METHODS), "backbone": tuple(BACKBONES),
+               "optimizer": tuple(OPTIMIZERS), "lr_scaling": tuple(LR_RULES), "device": ("auto", "cpu", "cuda"),
                "precision": ("fp32", "bf16")}
 
     def validate(self) -> None:

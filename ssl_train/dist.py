@@ -1,4 +1,4 @@
-"""Distributed helpers: torchrun environment, rank-0 gating, gathers that keep gradients."""
+"""Distributed helpers: torchrun environment, gathers that keep gradients, barriers."""
 from __future__ import annotations
 
 import os
@@ -20,24 +20,12 @@ def world_size() -> int:
     return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
 
 
-def is_main() -> bool:
-    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
-
-
 def gather_with_grad(x: torch.Tensor) -> torch.Tensor:
     """Concatenate `x` from every rank; gradients flow back to each rank's own part."""
     if world_size() == 1:
         return x
     from torch.distributed.nn.functional import all_gather
     return torch.cat(all_gather(x), dim=0)
-
-
-def all_reduce_mean(x: torch.Tensor) -> torch.Tensor:
-    if world_size() == 1:
-        return x
-    x = x.clone()
-    dist.all_reduce(x)
-    return x / world_size()
 
 
 def barrier() -> None:

@@ -35,18 +35,21 @@ class LARS(torch.optim.Optimizer):
 
 def scaled_lr(base: float, batch_size: int, rule: str) -> float:
     """lr for `batch_size` under `rule`: linear (x B/256), sqrt (x sqrt(B/256)) or none."""
-    factor = {"linear": batch_size / 256, "sqrt": math.sqrt(batch_size / 256), "none": 1.0}[rule]
-    return base * factor
+    return base * LR_RULES[rule](batch_size / 256)
+
+
+OPTIMIZERS = {
+    "lars": lambda params, lr, wd, momentum: LARS(params, lr=lr, momentum=momentum, weight_decay=wd),
+    "sgd": lambda params, lr, wd, momentum: torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=wd),
+    "adamw": lambda params, lr, wd, momentum: adamw(params, lr=lr, weight_decay=wd),
+}
+LR_RULES = {"linear": lambda ratio: ratio, "sqrt": math.sqrt, "none": lambda ratio: 1.0}
 
 
 def build_optimizer(name: str, params, lr: float, weight_decay: float, momentum: float):
-    if name == "lars":
-        return LARS(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
-    if name == "sgd":
-        return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
-    if name == "adamw":
-        return adamw(params, lr=lr, weight_decay=weight_decay)
-    raise ValueError(f"unknown optimizer {name!r}; valid: lars, sgd, adamw")
+    if name not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {name!r}; valid: {', '.join(OPTIMIZERS)}")
+    return OPTIMIZERS[name](params, lr, weight_decay, momentum)
 
 
 def adamw(params, lr: float, weight_decay: float) -> torch.optim.AdamW:

@@ -8,51 +8,20 @@
   out wrong, leave the old results as they were; after the swap no stale file of the old run
   (`linear_eval.json`, `failed.txt`...) remains.
 - **No stale temporaries.** Temporary files of writes killed midway (`.NAME.*.tmp`) are removed
-  when a run starts; every writer goes through `atomic_write`, so they never hold data.
-- Files get the usual permissions (`0666 & ~umask`), not `mkstemp`'s 0600.
+  when a run starts; every writer goes through `atomicio.atomic_write`, so they never hold data,
+  and files get the usual permissions (`0666 & ~umask`).
 """
 from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 from pathlib import Path
-from typing import Callable
+
+from atomicio import atomic_write, remove_stale_temporaries  # noqa: F401  (atomic_write: re-exported)
 
 
 class RunDirError(RuntimeError):
     """The folder cannot be used as asked; the message says why and what to do."""
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def atomic_write(path: Path, write: Callable[[str], None]) -> None:
-    """`write(tmp_path)` then rename over `path`: readers see the old file or the new one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def remove_stale_temporaries(folder: Path) -> list[Path]:
-    """Delete `.NAME.*.tmp` left by writes that were killed; returns what was removed."""
-    removed = []
-    if folder.is_dir():
-        for tmp in folder.glob(".*.tmp"):
-            tmp.unlink(missing_ok=True)
-            removed.append(tmp)
-    return removed
 
 
 class RunDir:

@@ -228,6 +228,29 @@ def test_prepare_writes_beton_atomically_and_reports(broken_folder, tmp_path, ca
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["cats.beton"]
 
 
+@pytest.mark.skipif(not HAVE["ffcv"], reason="ffcv not installed")
+def test_prepare_refuses_to_replace_or_write_where_it_cannot(broken_folder, tmp_path, capsys):
+    from loaders import prepare
+    dst = tmp_path / "cats.beton"
+    dst.write_bytes(b"an earlier file")
+    assert prepare.main([str(broken_folder), str(dst), "--on-error", "skip"]) == 2
+    assert "already exists; pass --overwrite" in capsys.readouterr().err and dst.read_bytes() == b"an earlier file"
+    stale = tmp_path / ".cats.beton.k1ll3d.tmp"  # a killed write's leftover
+    stale.write_bytes(b"half")
+    assert prepare.main([str(broken_folder), str(dst), "--on-error", "skip", "--overwrite"]) == 0
+    assert dst.read_bytes() != b"an earlier file" and not stale.exists()
+    (tmp_path / "dir.beton").mkdir()
+    assert prepare.main([str(broken_folder), str(tmp_path / "dir.beton")]) == 2
+    assert "is a directory" in capsys.readouterr().err
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    if os.access(locked, os.W_OK):  # root ignores permissions: nothing to check here
+        return
+    assert prepare.main([str(broken_folder), str(locked / "x.beton")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "permission denied" in err and len(err.splitlines()) == 1
+
+
 @pytest.mark.parametrize("kind", KINDS)
 def test_subset_is_the_same_on_every_backend(kind):
     ref = epoch_pairs(build_loader("torch", "digits:test", batch_size=50, image_size=32, subset=100, seed=4,

@@ -46,5 +46,6 @@ def build(engine: str, policy, **options) -> Callable:
     run = module.build(policy, **options)
     if variant == "compiled":
         import torch
-        run = torch.compile(run)
+        from augpipe.policy import own_code
+        run = torch.compile(own_code(run))  # its own graph cache: one per built chain
     return run
