@@ -2,6 +2,12 @@
 
 The target (backbone + projector copies) follows the online network with momentum
 tau = 1 - (1 - tau_base) * (cos(pi * progress) + 1) / 2, from `ema` up to 1 at the end of training.
+
+Loss convention: the paper's (and solo-learn's) symmetric *sum* L + L~ of the two views'
+normalised MSE, 2 - 2 cos(q, z'), each averaged over the batch; so learning rates from the paper
+and its peers carry over (a mean of the two would halve the effective lr under SGD/LARS).
+With V > 2 views, every ordered pair counts and the sum is divided by V - 1 (the paper's sum
+for V = 2).
 """
 from __future__ import annotations
 
@@ -12,6 +18,14 @@ import torch
 import torch.nn.functional as F
 
 from ssl_train.methods.base import Method, mlp
+
+
+def byol_loss(online: list[torch.Tensor], targets: list[torch.Tensor]) -> torch.Tensor:
+    """Sum over ordered pairs of views i != j of mean(2 - 2 cos(online_i, target_j)), / (V - 1)."""
+    v = len(online)
+    pairs = [2 - 2 * F.cosine_similarity(online[i], targets[j], dim=1).mean()
+             for i in range(v) for j in range(v) if i != j]
+    return sum(pairs) / (v - 1)
 
 
 class BYOL(Method):
@@ -32,9 +46,7 @@ class BYOL(Method):
             target_bb = self.target_backbone
             tfeats = target_bb(torch.cat(views)).split([v.shape[0] for v in views])
             targets = [self.target_projector(f) for f in tfeats]
-        losses = [2 - 2 * F.cosine_similarity(online[i], targets[j], dim=1).mean()
-                  for i in range(len(views)) for j in range(len(views)) if i != j]
-        return sum(losses) / len(losses), first
+        return byol_loss(online, targets), first
 
     @torch.no_grad()
     def on_step_end(self, backbone, progress):

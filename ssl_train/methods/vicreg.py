@@ -1,4 +1,9 @@
-"""VICReg (Bardes et al. 2022): invariance + variance + covariance terms (25 / 25 / 1)."""
+"""VICReg (Bardes et al. 2022): invariance + variance + covariance terms (25 / 25 / 1).
+
+As the official code: the variance term is the mean of the two branches' hinge terms (the
+paper's pseudo-code adds them; the official code, solo-learn and lightly average), unbiased
+covariance (1/(N-1)), eps 1e-4 inside the square root.
+"""
 from __future__ import annotations
 
 import torch

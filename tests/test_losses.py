@@ -1,0 +1,144 @@
+"""Every loss against an independent formulation written here from the papers' pseudo-code (and
+the official code where the two differ), value and gradient, plus properties that pin each term."""
+import itertools
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from ssl_train.methods.barlow import barlow_loss
+from ssl_train.methods.byol import byol_loss
+from ssl_train.methods.simclr import info_nce
+from ssl_train.methods.vicreg import vicreg_loss
+
+
+def _inputs(*shapes, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return [torch.randn(*s, generator=g, dtype=torch.float64, requires_grad=True) for s in shapes]
+
+
+def _check(ours_fn, ref_fn, inputs):
+    """Same value and same gradient w.r.t. every input."""
+    ours, ref = ours_fn(*inputs), ref_fn(*inputs)
+    torch.testing.assert_close(ours, ref, rtol=1e-10, atol=1e-12)
+    g_ours = torch.autograd.grad(ours, inputs)
+    g_ref = torch.autograd.grad(ref_fn(*inputs), inputs)
+    for a, b in zip(g_ours, g_ref):
+        torch.testing.assert_close(a, b, rtol=1e-8, atol=1e-12)
+    return ours
+
+
+# --- SimCLR (Chen et al. 2020, algorithm 1), written anchor by anchor ---------------------------
+def ref_simclr(views, t):
+    v, n = len(views), views[0].shape[0]
+    z = [F.normalize(x, dim=1) for x in views]
+    terms = []
+    for i, k in itertools.product(range(v), range(n)):           # anchor: view i of image k
+        anchor = z[i][k]
+        negatives = torch.stack([z[j][m] for j in range(v) for m in range(n) if m != k])
+        for j in range(v):
+            if j == i:
+                continue
+            pos = anchor @ z[j][k] / t
+            neg = negatives @ anchor / t
+            terms.append(-(pos - torch.logsumexp(torch.cat([pos[None], neg]), 0)))
+    return torch.stack(terms).mean()
+
+
+@pytest.mark.parametrize("views", [2, 3])
+def test_simclr_all_negatives_matches_the_definition(views):
+    inputs = _inputs(*[(6, 5)] * views)
+    _check(lambda *z: info_nce(list(z), 0.3, None), lambda *z: ref_simclr(list(z), 0.3), inputs)
+
+
+def test_simclr_k_negatives_is_the_definition_over_the_drawn_ones():
+    """K drawn negatives: recompute each anchor's loss from the set the loss used (the same
+    generator state), by the definition."""
+    a, b = _inputs((8, 4), (8, 4))
+    for k in (1, 5):
+        loss = info_nce([a, b], 0.5, k, torch.Generator().manual_seed(9))
+        z = F.normalize(torch.cat([a, b]), dim=1).detach()
+        sim = z @ z.T / 0.5
+        keys = torch.rand(sim.shape, generator=torch.Generator().manual_seed(9))
+        image = torch.arange(8).repeat(2)
+        keys[image[:, None] == image[None, :]] = -1.0
+        chosen = keys.topk(k, dim=1).indices
+        pos = sim[torch.arange(16), (torch.arange(16) + 8) % 16]
+        ref = -(pos - torch.logsumexp(torch.cat([pos[:, None], sim.gather(1, chosen)], 1), 1)).mean()
+        torch.testing.assert_close(loss.detach(), ref, rtol=1e-10, atol=1e-12)
+
+
+# --- VICReg (Bardes et al. 2022, algorithm 1; variance term averaged as in the official code) --
+def ref_vicreg(za, zb, lam=25.0, mu=25.0, nu=1.0):
+    n, d = za.shape
+    sim = ((za - zb) ** 2).mean()
+    std = [torch.sqrt(z.var(dim=0) + 1e-4) for z in (za, zb)]
+    var = sum(torch.mean(torch.relu(1 - s)) for s in std) / 2
+    cov = 0
+    for z in (za, zb):
+        zc = z - z.mean(0)
+        c = zc.T @ zc / (n - 1)
+        cov = cov + (c.pow(2).sum() - c.diagonal().pow(2).sum()) / d
+    return lam * sim + mu * var + nu * cov
+
+
+def test_vicreg_matches_the_paper():
+    _check(vicreg_loss, ref_vicreg, _inputs((12, 6), (12, 6)))
+
+
+def test_vicreg_covariance_term_sees_redundant_dimensions():
+    """Covariance alone: zero for decorrelated dimensions, positive when two are copies."""
+    g = torch.Generator().manual_seed(1)
+    white = torch.linalg.qr(torch.randn(64, 8, generator=g, dtype=torch.float64))[0] * 8  # orthogonal columns
+    white = white - white.mean(0)
+    white = torch.linalg.qr(white)[0] * 8
+    cov_only = lambda z: vicreg_loss(z, z, sim_w=0, var_w=0, cov_w=1)  # noqa: E731
+    assert cov_only(white - white.mean(0)) < 1e-3
+    redundant = white.clone()
+    redundant[:, 1] = redundant[:, 0]
+    assert cov_only(redundant) > 0.05
+    var_only = lambda z: vicreg_loss(z, z, sim_w=0, var_w=1, cov_w=0)  # noqa: E731
+    assert var_only(white * 10) == 0 and var_only(white * 0.01) > 0.9  # the hinge at std 1
+
+
+# --- BYOL (Grill et al. 2020, eq. 2): L + L~, each 2 - 2 cos -----------------------------------
+def ref_byol(p1, p2, z1, z2):
+    def term(p, z):
+        return ((F.normalize(p, dim=1) - F.normalize(z, dim=1)) ** 2).sum(1).mean()  # = 2 - 2 cos
+    return term(p1, z2) + term(p2, z1)
+
+
+def test_byol_is_the_papers_symmetric_sum():
+    p1, p2, z1, z2 = _inputs(*[(10, 7)] * 4)
+    _check(lambda a, b, c, d: byol_loss([a, b], [c, d]), ref_byol, [p1, p2, z1, z2])
+
+
+def test_byol_is_minimal_when_online_predicts_the_target():
+    (z1, z2) = _inputs((10, 7), (10, 7))
+    assert byol_loss([z2 * 3.0, z1 * 0.5], [z1, z2]).abs() < 1e-12  # scale does not matter
+    assert byol_loss([-z2, -z1], [z1, z2]).item() == pytest.approx(8.0)  # opposite: 2 x (2 - 2 x -1)
+
+
+# --- Barlow Twins (Zbontar et al. 2021, algorithm 1, with the official BatchNorm standardisation)
+def ref_barlow(za, zb, lambd=5e-3):
+    n, d = za.shape
+    bn = lambda z: F.batch_norm(z, None, None, training=True, eps=1e-5)  # noqa: E731  BatchNorm1d(affine=False)
+    c = bn(za).T @ bn(zb) / n
+    c_diff = (c - torch.eye(d, dtype=c.dtype)) ** 2
+    off = ~torch.eye(d, dtype=torch.bool)
+    return c_diff[~off].sum() + lambd * c_diff[off].sum()
+
+
+def test_barlow_matches_the_official_formulation():
+    _check(barlow_loss, ref_barlow, _inputs((16, 5), (16, 5)))
+
+
+def test_barlow_off_diagonal_term_counts():
+    """Same per-dimension statistics, different cross-correlations: only the off-diagonal term
+    can tell them apart."""
+    a, b = (t.detach() for t in _inputs((32, 4), (32, 4), seed=3))
+    shuffled = b[:, [1, 0, 2, 3]]          # the same columns, other pairs correlated
+    diag_only = barlow_loss(a, b, 0.0), barlow_loss(a, shuffled, 0.0)
+    full = barlow_loss(a, b, 1.0), barlow_loss(a, shuffled, 1.0)
+    assert full[0] - diag_only[0] > 0.05 and full[1] - diag_only[1] > 0.05
+    assert barlow_loss(a, a, 0.0) < 1e-6  # identical branches: the diagonal is exactly 1
