@@ -30,6 +30,7 @@ class LoaderConfig:
     channels_last: bool = False
     ffcv_order: str = "random"
     subset: int | None = None
+    progress: bool = True  # progress bars of one-time work (FFCV's .beton writer)
 
 
 class Loader:
@@ -76,7 +77,8 @@ def build_loader(kind: str, source: str | os.PathLike, *, batch_size: int, image
                  drop_last: bool = False, num_workers: int | None = None, rank: int = 0,
                  world_size: int = 1, on_error: str = "raise",
                  random_crop: tuple[tuple[float, float], tuple[float, float]] | bool | None = None,
-                 channels_last: bool = False, ffcv_order: str = "random", subset: int | None = None) -> Loader:
+                 channels_last: bool = False, ffcv_order: str = "random", subset: int | None = None,
+                 progress: bool = True) -> Loader:
     """A loader of uint8 `[N,3,image_size,image_size]` images and int64 labels on `device`.
 
     kind:        `torch`, `dali` or `ffcv`.
@@ -88,6 +90,7 @@ def build_loader(kind: str, source: str | os.PathLike, *, batch_size: int, image
                  RandomResizedCrop parameters on the torch backend).
     ffcv_order:  `random` or `quasi_random` (FFCV's memory-friendly order).
     subset:      load only a seeded random subset of this many images (the same on every backend).
+    progress:    show progress bars of one-time work (writing the `.beton` of a folder for `ffcv`).
     """
     if kind not in BACKENDS:
         raise ValueError(f"unknown loader kind {kind!r}; valid: {', '.join(BACKENDS)}")
@@ -105,7 +108,7 @@ def build_loader(kind: str, source: str | os.PathLike, *, batch_size: int, image
     if random_crop is True:
         random_crop = ((0.08, 1.0), (3 / 4, 4 / 3))
     config = LoaderConfig(batch_size, image_size, device, shuffle, seed, drop_last, num_workers, rank,
-                          world_size, on_error, random_crop or None, channels_last, ffcv_order, subset)
+                          world_size, on_error, random_crop or None, channels_last, ffcv_order, subset, progress)
     path = resolve_source(source)
     module = importlib.import_module(f"loaders.{kind}_backend")
     backend = module.Backend(path, config)

@@ -31,7 +31,8 @@ log = logging.getLogger("loaders.ffcv")
 _COMPILED = False
 
 
-def beton_for_folder(path: Path, on_error: str, max_resolution: int | None = None) -> tuple[Path, list[str], list]:
+def beton_for_folder(path: Path, on_error: str, max_resolution: int | None = None,
+                     progress: bool = True) -> tuple[Path, list[str], list]:
     """The cached `.beton` of an ImageFolder (written on first use), its classes and skipped files."""
     from loaders.prepare import write_beton
     from loaders.scan import scan_image_folder
@@ -41,7 +42,7 @@ def beton_for_folder(path: Path, on_error: str, max_resolution: int | None = Non
     target = cache_dir() / "beton" / f"{path.name}-{key}.beton"
     if not target.exists():
         log.warning("ffcv: writing %s from %s (%d images, once)", target, path, len(index))
-        write_beton(index, target, max_resolution=max_resolution)
+        write_beton(index, target, max_resolution=max_resolution, progress=progress)
     return target, index.classes, index.skipped
 
 
@@ -60,7 +61,7 @@ class Backend:
                 raise FileNotFoundError(f"{path}: no such .beton file")
             self.beton, self.classes = path, None
         else:
-            self.beton, self.classes, self.skipped = beton_for_folder(path, config.on_error)
+            self.beton, self.classes, self.skipped = beton_for_folder(path, config.on_error, progress=config.progress)
         reader = Reader(str(self.beton))
         self.members = subset_members(int(reader.num_samples), config.subset, config.seed)
         self.size = len(self.members)

@@ -10,6 +10,7 @@ with `--overwrite`.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import sys
 from pathlib import Path
@@ -43,7 +44,7 @@ class _Decoded:
 
 
 def write_beton(index: ImageIndex, dst: str | os.PathLike, max_resolution: int | None = None,
-                num_workers: int | None = None) -> Path:
+                num_workers: int | None = None, progress: bool = True) -> Path:
     """Write `index` to `dst` through a temporary file (stale ones from killed writes removed first)."""
     from ffcv.fields import IntField, RGBImageField
     from ffcv.writer import DatasetWriter
@@ -59,7 +60,16 @@ def write_beton(index: ImageIndex, dst: str | os.PathLike, max_resolution: int |
                                                            jpeg_quality=95),
                                      "label": IntField()},
                                num_workers=num_workers or min(4, os.cpu_count() or 1))
-        writer.from_indexed_dataset(_Decoded(index, max_resolution))
+        if progress:
+            writer.from_indexed_dataset(_Decoded(index, max_resolution))
+            return
+        import ffcv.writer
+        shown = ffcv.writer.tqdm  # FFCV's writer has no switch for its bar: lend it a silent one
+        ffcv.writer.tqdm = functools.partial(shown, disable=True)
+        try:
+            writer.from_indexed_dataset(_Decoded(index, max_resolution))
+        finally:
+            ffcv.writer.tqdm = shown
     return atomic_write(dst, write)
 
 
@@ -88,6 +98,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="unreadable files: stop with an error naming them (raise) or leave them out (skip)")
     parser.add_argument("--workers", type=int, default=None)
     parser.add_argument("--overwrite", action="store_true", help="replace dst if it exists")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     if not args.dst.endswith(".beton"):
         parser.error(f"dst {args.dst!r}: expected a file name ending in .beton")
@@ -104,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     for f, reason in index.skipped:
         print(f"skipped {f}: {reason}", file=sys.stderr)
-    write_beton(index, args.dst, args.max_resolution, args.workers)
+    write_beton(index, args.dst, args.max_resolution, args.workers, progress=not args.no_progress)
     print(f"wrote {len(index)} images in {len(index.classes)} classes to {args.dst}"
           + (f" ({len(index.skipped)} unreadable files skipped)" if index.skipped else ""))
     return 0

@@ -125,9 +125,10 @@ class Parts:
         return isinstance(self.augment, augpipe.Policy)
 
 
-def build(cfg: TrainConfig, device: torch.device, rank: int, world: int) -> Parts:
+def build(cfg: TrainConfig, device: torch.device, rank: int, world: int, progress: bool = True) -> Parts:
     train_src, test_src = data_splits(cfg.data)
-    common = dict(image_size=cfg.image_size, device=device, num_workers=cfg.num_workers, seed=cfg.seed)
+    common = dict(image_size=cfg.image_size, device=device, num_workers=cfg.num_workers, seed=cfg.seed,
+                  progress=progress)
     subset = cfg.train_subset or None
     train_loader = loaders.build_loader(cfg.loader, train_src, batch_size=cfg.batch_size // world, shuffle=True,
                                         drop_last=True, rank=rank, world_size=world, subset=subset, **common)
@@ -175,7 +176,7 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False, progr
     if cfg.batch_size % world:
         raise RunError(f"--batch-size {cfg.batch_size} must be divisible by the {world} processes")
     torch.manual_seed(cfg.seed)
-    parts = build(cfg, device, rank, world)
+    parts = build(cfg, device, rank, world, progress)
     main = rank == 0
     folder = RunDir(Path(cfg.out), resume=resume, overwrite=overwrite) if main else None
     try:
