@@ -9,27 +9,27 @@ from ssl_train.config import TrainConfig
 
 HELP = {
     "data": "embedded dataset name (digits) or a folder with train/ and test/ ImageFolders",
-    "loader": "loader backend: torch, dali or ffcv",
+    "loader": "loader backend",
     "train_subset": "train on a seeded random subset of this many images (0 = all); kNN uses the same subset",
-    "policy": "augmentation: a preset (simclr, byol, vicreg, noise, crop, crop-gray, none), "
-              "with optional [op.key=value] overrides, or a spec string like 'rrc(scale=0.2:1)+flip+noise(std=0.05)'",
-    "aug_engine": "engine that runs the policy: augpipe (ours: eager on CPU, compiled on CUDA), augpipe-compiled, "
-                  "kornia, kornia-compiled, torchvision (per image) or dali; the same semantics, its own cost",
+    "policy": "augmentation: a preset ({presets}), with optional [op.key=value] overrides, "
+              "or a spec string like 'rrc(scale=0.2:1)+flip+noise(std=0.05)'",
+    "aug_engine": "engine that runs the policy (augpipe: ours, eager on CPU and compiled on CUDA); "
+                  "the same semantics on each, at its own cost",
     "views": "number of views, or multi-crop '2x32+4x16@0.05:0.14' (COUNTxSIZE[@crop-scale])",
-    "method": "simclr, vicreg, byol or barlow; supervised trains a labelled reference (the ceiling)",
+    "method": "JE-SSL method; supervised trains a labelled reference (the ceiling)",
     "negatives": "SimCLR negatives per anchor: 'all' (2N-2) or K drawn uniformly from other images' views; 1 = single negative",
     "temperature": "SimCLR softmax temperature",
     "proj_hidden": "projector hidden width", "proj_dim": "projector output width",
     "proj_layers": "projector depth (linear layers)",
     "ema": "BYOL base target momentum (cosine-increased to 1)",
     "barlow_lambda": "Barlow Twins off-diagonal weight",
-    "backbone": "small (4-layer ConvNet, CPU-friendly), resnet18 or resnet50 (CIFAR stem at <= 64 px)",
+    "backbone": "small is a 4-layer ConvNet (CPU-friendly); ResNets use the CIFAR stem at <= 64 px",
     "image_size": "side of loaded images and views (px)",
     "batch_size": "global batch size (split over DDP processes)",
     "epochs": "training epochs",
-    "optimizer": "lars, sgd or adamw",
+    "optimizer": "optimiser (lars: SGD with layer-wise trust ratios, as SimCLR/BYOL)",
     "lr": "base learning rate (scaled by --lr-scaling with batch/256)",
-    "lr_scaling": "lr scaling rule with batch size: linear, sqrt or none",
+    "lr_scaling": "lr scaling rule with batch size (x B/256, x sqrt(B/256), or none)",
     "weight_decay": "weight decay", "momentum": "SGD/LARS momentum",
     "warmup_epochs": "linear warm-up epochs before the cosine decay",
     "knn_k": "k of the weighted kNN evaluation", "knn_temperature": "kNN vote temperature",
@@ -37,8 +37,8 @@ HELP = {
     "eval_every": "run kNN every N epochs (always at the end)",
     "check_every": "read the loss back (the hot path's one host read) every N steps and at epoch end; "
                    "a non-finite loss stops the run, naming the step range",
-    "device": "auto, cpu or cuda",
-    "precision": "fp32 or bf16 (autocast)",
+    "device": "where to train (auto: CUDA when available)",
+    "precision": "bf16 runs the model under autocast",
     "channels_last": "channels_last memory format for views and backbone",
     "compile": "torch.compile the model",
     "num_workers": "loader workers",
@@ -47,18 +47,23 @@ HELP = {
 }
 
 
+def _help(name: str) -> str:
+    from augpipe import list_policies
+    return HELP[name].format(presets=", ".join(list_policies()))  # names from the registry, not by hand
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m ssl_train",
                                      description="Train a JE-SSL model and account for augmentation cost vs accuracy.")
     for f in fields(TrainConfig):
         flag = "--" + f.name.replace("_", "-")
         if f.type in ("bool", bool):
-            parser.add_argument(flag, action="store_true", help=HELP[f.name])
+            parser.add_argument(flag, action="store_true", help=_help(f.name))
         else:
             kind = {"int": int, "float": float}.get(f.type if isinstance(f.type, str) else f.type.__name__, str)
             choices = TrainConfig.CHOICES.get(f.name)
             parser.add_argument(flag, type=kind, default=f.default, choices=choices,
-                                help=f"{HELP[f.name]} (default: {f.default})")
+                                help=f"{_help(f.name)} (default: {f.default})")
     parser.add_argument("--resume", action="store_true", help="continue the unfinished run in --out")
     parser.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")

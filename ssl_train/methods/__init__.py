@@ -11,11 +11,10 @@ METHODS: dict[str, type[Method]] = {"simclr": SimCLR, "vicreg": VICReg, "byol": 
 
 
 def build_method(name: str, feature_dim: int, cfg, num_classes: int | None = None) -> Method:
+    """Every method is built the same way: (feature dim, config, number of classes)."""
     if name not in METHODS:
         raise ValueError(f"unknown method {name!r}; valid: {', '.join(METHODS)}")
-    if name == "supervised":
-        return Supervised(feature_dim, cfg, num_classes)
-    return METHODS[name](feature_dim, cfg)
+    return METHODS[name](feature_dim, cfg, num_classes)
 
 
 __all__ = ["METHODS", "Method", "build_method", "info_nce"]

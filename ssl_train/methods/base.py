@@ -26,7 +26,7 @@ class Method(nn.Module):
     `on_step_end(backbone, progress)` runs after each optimizer step (BYOL's EMA update).
     """
 
-    def __init__(self, feature_dim: int, cfg):
+    def __init__(self, feature_dim: int, cfg, num_classes: int | None = None):
         super().__init__()
         self.cfg = cfg
         self.projector = mlp(feature_dim, cfg.proj_hidden, cfg.proj_dim, cfg.proj_layers)

@@ -12,7 +12,9 @@ from ssl_train.methods.base import Method
 
 
 class Supervised(Method):
-    def __init__(self, feature_dim, cfg, num_classes: int):
+    def __init__(self, feature_dim, cfg, num_classes: int | None = None):
+        if not num_classes:
+            raise ValueError("--method supervised needs labelled training data (its number of classes)")
         super().__init__(feature_dim, cfg)
         self.projector = nn.Linear(feature_dim, num_classes)  # the classification head
 
