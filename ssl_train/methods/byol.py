@@ -29,8 +29,8 @@ def byol_loss(online: list[torch.Tensor], targets: list[torch.Tensor]) -> torch.
 
 
 class BYOL(Method):
-    def __init__(self, feature_dim, cfg):
-        super().__init__(feature_dim, cfg)
+    def __init__(self, feature_dim, cfg, num_classes=None):
+        super().__init__(feature_dim, cfg, num_classes)
         self.predictor = mlp(cfg.proj_dim, cfg.proj_hidden, cfg.proj_dim, 2)
         self.target_backbone = None
         self.target_projector = copy.deepcopy(self.projector).requires_grad_(False)

@@ -49,8 +49,8 @@ def info_nce(z: list[torch.Tensor], temperature: float, negatives: int | None,
 
 
 class SimCLR(Method):
-    def __init__(self, feature_dim, cfg):
-        super().__init__(feature_dim, cfg)
+    def __init__(self, feature_dim, cfg, num_classes=None):
+        super().__init__(feature_dim, cfg, num_classes)
         self.negatives = None if cfg.negatives == "all" else int(cfg.negatives)
         self.generator = None
 
