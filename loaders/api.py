@@ -64,7 +64,8 @@ class Loader:
         for images, labels in self._backend.iter_epoch(epoch):
             if self.config.channels_last:
                 images = images.contiguous(memory_format=torch.channels_last)
-            yield images, labels
+            # labels are always [B] (FFCV's Squeeze makes a batch of one 0-d)
+            yield images, labels.reshape(images.shape[0])
 
 
 def _check_positive(name: str, value: int) -> None:

@@ -1,7 +1,8 @@
 """`ffcv` backend: an FFCV `.beton` file read by `ffcv.loader.Loader`.
 
-An ImageFolder source (or `digits`) is written once into a `.beton` in the cache (named by the
-source path, so changing the folder means a new file) with `loaders.prepare`, which decodes every
+An ImageFolder source (or `digits`) is written once into a `.beton` in the cache, keyed by the
+folder's content (every file's path, size and mtime, the labels, the resolution, the format
+version: an edited folder means a new file, and the old one is removed) with `loaders.prepare`, which decodes every
 image with the reference Pillow decoding, stored raw when small. Sample i of the file is image i of
 the shared scan, so indices mean the same thing on every backend.
 
@@ -18,7 +19,9 @@ on one core.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
+import os
 import time
 from pathlib import Path
 
@@ -31,26 +34,81 @@ log = logging.getLogger("loaders.ffcv")
 _COMPILED = False
 
 
+FORMAT_VERSION = 2  # of the cached .beton files: bump when prepare writes them differently
+
+
+def content_key(index, max_resolution: int | None) -> str:
+    """What the cached file depends on: every file's path, size and mtime, the labels, the
+    resolution and the format version (a replaced image, same name, same count: a new key)."""
+    h = hashlib.sha256(f"v{FORMAT_VERSION}|{max_resolution}|{index.classes}".encode())
+    for f, label in zip(index.files, index.labels):
+        st = os.stat(f)
+        h.update(f"{f}|{st.st_size}|{st.st_mtime_ns}|{label}\n".encode())
+    return h.hexdigest()[:16]
+
+
 def beton_for_folder(path: Path, on_error: str, max_resolution: int | None = None,
                      progress: bool = True) -> tuple[Path, list[str], list]:
-    """The cached `.beton` of an ImageFolder (written on first use), its classes and skipped files."""
-    from loaders.prepare import write_beton
+    """The cached `.beton` of an ImageFolder (written when the folder's content is new), its
+    classes and skipped files. A changed folder writes a new file; the old one is removed."""
+    from loaders.prepare import sidecar_path, write_beton
     from loaders.scan import scan_image_folder
 
     index = scan_image_folder(path, on_error=on_error)
-    key = hashlib.sha1(f"{path.resolve()}|{len(index)}|{max_resolution}".encode()).hexdigest()[:12]
-    target = cache_dir() / "beton" / f"{path.name}-{key}.beton"
-    if not target.exists():
-        log.warning("ffcv: writing %s from %s (%d images, once)", target, path, len(index))
+    folder_key = hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:8]
+    cache = cache_dir() / "beton"
+    target = cache / f"{path.name}-{folder_key}-{content_key(index, max_resolution)}.beton"
+    if not target.exists() or not sidecar_path(target).exists():
+        log.warning("ffcv: writing %s from %s (%d images, once per content)", target, path, len(index))
         write_beton(index, target, max_resolution=max_resolution, progress=progress)
+        for old in cache.glob(f"{path.name}-{folder_key}-*.beton*"):
+            if old.name not in (target.name, sidecar_path(target).name):
+                old.unlink(missing_ok=True)
     return target, index.classes, index.skipped
+
+
+def open_beton(path: Path) -> tuple[int, list[str] | None]:
+    """Check a `.beton` before FFCV reads it: (number of samples, class names or None).
+
+    With its `NAME.beton.json` (written by `loaders.prepare`): the size and SHA-256 must match, so
+    truncation, swapped files and flipped bytes anywhere are one error naming the file. Without
+    one (a `.beton` from elsewhere): FFCV's header and allocation table must parse and fit the
+    file; flipped bytes inside the stored pixels cannot be detected then.
+    """
+    from loaders.prepare import file_digest, sidecar_path
+    from loaders.scan import DatasetError
+    meta_path = sidecar_path(path)
+    size = path.stat().st_size
+    if meta_path.exists():
+        try:
+            meta = json.loads(meta_path.read_text())
+            expected_bytes, expected_sha = int(meta["bytes"]), str(meta["sha256"])
+        except (ValueError, KeyError, TypeError) as err:
+            raise DatasetError(f"{meta_path}: unreadable description of {path.name} ({type(err).__name__}); "
+                               "rewrite the .beton with loaders.prepare") from None
+        if size != expected_bytes:
+            raise DatasetError(f"{path}: damaged .beton ({size} bytes, {expected_bytes} written); rewrite it "
+                               "with python -m loaders.prepare")
+        if file_digest(path) != expected_sha:
+            raise DatasetError(f"{path}: damaged .beton (SHA-256 differs from the one written); rewrite it "
+                               "with python -m loaders.prepare")
+        return int(meta["num_samples"]), list(meta["classes"]) or None
+    try:
+        from ffcv.reader import Reader
+        reader = Reader(str(path))
+        alloc = reader.alloc_table
+        if len(alloc) and int((alloc["ptr"].astype("int64") + alloc["size"].astype("int64")).max()) > size:
+            raise ValueError("allocation table points past the end of the file")
+        return int(reader.num_samples), None
+    except Exception as err:  # FFCV raises many types on malformed headers
+        reason = " ".join(str(err).split())[:120] or type(err).__name__
+        raise DatasetError(f"{path}: not a readable .beton ({type(err).__name__}: {reason})") from None
 
 
 class Backend:
     def __init__(self, path, config):
         self._threads = torch.get_num_threads()
         import ffcv  # noqa: F401  (fail here, with the import error)
-        from ffcv.reader import Reader
         torch.set_num_threads(self._threads)
 
         path = Path(path)
@@ -59,11 +117,11 @@ class Backend:
         if path.suffix == ".beton":
             if not path.is_file():
                 raise FileNotFoundError(f"{path}: no such .beton file")
-            self.beton, self.classes = path, None
+            self.beton = path
         else:
-            self.beton, self.classes, self.skipped = beton_for_folder(path, config.on_error, progress=config.progress)
-        reader = Reader(str(self.beton))
-        self.members = subset_members(int(reader.num_samples), config.subset, config.seed)
+            self.beton, _, self.skipped = beton_for_folder(path, config.on_error, progress=config.progress)
+        num_samples, self.classes = open_beton(self.beton)
+        self.members = subset_members(num_samples, config.subset, config.seed)
         self.size = len(self.members)
         self._ffcv = None
 

@@ -5,12 +5,15 @@ optionally downscaled so its longer side is at most `--max-resolution`, and stor
 pixels) when its side is at most 64 px, else as JPEG (quality 95). The file is written under a
 temporary name next to DST and renamed when complete: an interrupted run never leaves a
 half-written DST (its temporary is removed by the next write). An existing DST is replaced only
-with `--overwrite`.
+with `--overwrite`. Beside it, `DST.json` records the class names, the source scan, and the file's
+size and SHA-256: `build_loader("ffcv", DST)` restores the classes and refuses a damaged file.
 """
 from __future__ import annotations
 
 import argparse
 import functools
+import hashlib
+import json
 import os
 import sys
 from pathlib import Path
@@ -70,7 +73,34 @@ def write_beton(index: ImageIndex, dst: str | os.PathLike, max_resolution: int |
             writer.from_indexed_dataset(_Decoded(index, max_resolution))
         finally:
             ffcv.writer.tqdm = shown
-    return atomic_write(dst, write)
+    atomic_write(dst, write)
+    description = describe_beton(dst, index, max_resolution)
+    atomic_write(sidecar_path(dst), lambda tmp: Path(tmp).write_text(json.dumps(description, indent=1) + "\n"))
+    return dst
+
+
+SIDECAR_VERSION = 1
+
+
+def sidecar_path(beton: Path) -> Path:
+    """Where a `.beton`'s description lives: `NAME.beton.json` beside it."""
+    return beton.with_name(beton.name + ".json")
+
+
+def file_digest(path: Path, chunk: int = 1 << 22) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def describe_beton(beton: Path, index: ImageIndex, max_resolution: int | None) -> dict:
+    """What the `.beton` holds: class names, the source scan, and its size and SHA-256 (so that a
+    damaged or swapped file is caught when opened, before FFCV reads garbage or hangs)."""
+    return {"version": SIDECAR_VERSION, "classes": list(index.classes), "num_samples": len(index),
+            "source": str(index.root), "skipped": [f for f, _ in index.skipped], "max_resolution": max_resolution,
+            "bytes": beton.stat().st_size, "sha256": file_digest(beton)}
 
 
 def check_destination(dst: Path, overwrite: bool) -> str | None:

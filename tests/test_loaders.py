@@ -225,7 +225,7 @@ def test_prepare_writes_beton_atomically_and_reports(broken_folder, tmp_path, ca
     again = tmp_path / "out" / "again.beton"
     with pytest.raises(RuntimeError, match="disk full"):
         prepare.main([str(broken_folder), str(again), "--on-error", "skip"])
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["cats.beton"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["cats.beton", "cats.beton.json"]
 
 
 @pytest.mark.skipif(not HAVE["ffcv"], reason="ffcv not installed")
@@ -284,3 +284,72 @@ def test_an_epoch_left_early_does_not_leak_into_the_next(kind):
     full = [y for _, y in loader]  # epoch 1: complete, from its start
     assert sum(len(y) for y in full) == 355
     assert torch.equal(full[0], first)  # shuffle=False: every epoch starts with the same batch
+
+
+def _colour_folder(root, colours):
+    """root/<class>/<i>.png: flat 8x8 images of the given colours, one class per colour."""
+    for i, (name, rgb) in enumerate(colours.items()):
+        (root / name).mkdir(parents=True, exist_ok=True)
+        for j in range(3):
+            Image.new("RGB", (8, 8), tuple(min(255, c + 10 * j) for c in rgb)).save(root / name / f"{j}.png")
+    return root
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_batch_of_one_keeps_its_shapes(kind, tmp_path):
+    root = _colour_folder(tmp_path / "one", {"red": (200, 0, 0), "blue": (0, 0, 200)})
+    loader = build_loader(kind, root, batch_size=4, image_size=8, shuffle=False, num_workers=1)  # 6 = 4 + 2
+    shapes = [(tuple(x.shape), tuple(y.shape)) for x, y in loader]
+    assert shapes == [((4, 3, 8, 8), (4,)), ((2, 3, 8, 8), (2,))]
+    single = build_loader(kind, root, batch_size=5, image_size=8, shuffle=False, num_workers=1)  # 6 = 5 + 1
+    assert [(tuple(x.shape), tuple(y.shape)) for x, y in single][-1] == ((1, 3, 8, 8), (1,))
+
+
+@pytest.mark.skipif(not HAVE["ffcv"], reason="ffcv not installed")
+def test_ffcv_cache_follows_the_folders_content(tmp_path):
+    from loaders.datasets import cache_dir
+    root = _colour_folder(tmp_path / "edit", {"a": (250, 0, 0), "b": (0, 250, 0)})
+    first = next(iter(build_loader("ffcv", root, batch_size=6, image_size=8, shuffle=False, num_workers=1)))[0]
+    target = root / "a" / "0.png"
+    Image.new("RGB", (8, 8), (0, 0, 250)).save(target)   # same name, same count, other pixels
+    os.utime(target, ns=(target.stat().st_atime_ns, target.stat().st_mtime_ns + 10**9))
+    second = next(iter(build_loader("ffcv", root, batch_size=6, image_size=8, shuffle=False, num_workers=1)))[0]
+    assert first[0, 0].float().mean() > 200 and second[0, 2].float().mean() > 200  # now blue
+    betons = list((cache_dir() / "beton").glob("edit-*.beton"))
+    assert len(betons) == 1  # the stale file was removed
+
+
+@pytest.mark.skipif(not HAVE["ffcv"], reason="ffcv not installed")
+def test_a_beton_knows_its_classes_and_refuses_damage(tmp_path):
+    import time
+
+    from loaders import prepare
+    root = _colour_folder(tmp_path / "src", {"cat": (200, 100, 0), "dog": (0, 100, 200)})
+    dst = tmp_path / "pets.beton"
+    assert prepare.main([str(root), str(dst), "--no-progress"]) == 0
+    loader = build_loader("ffcv", dst, batch_size=6, image_size=8, shuffle=False, num_workers=1)
+    assert loader.classes == ["cat", "dog"]
+    assert next(iter(loader))[1].tolist() == [0, 0, 0, 1, 1, 1]
+    good = dst.read_bytes()
+
+    def damaged(data, keep_sidecar=True):
+        dst.write_bytes(data)
+        if not keep_sidecar:
+            prepare.sidecar_path(dst).unlink(missing_ok=True)
+        start = time.monotonic()
+        with pytest.raises(DatasetError) as err:
+            build_loader("ffcv", dst, batch_size=6, image_size=8, shuffle=False, num_workers=1)
+        assert time.monotonic() - start < 10
+        message = str(err.value)
+        assert str(dst) in message and "\n" not in message
+        return message
+
+    flipped_tail = bytearray(good)
+    flipped_tail[-40:] = bytes(b ^ 0xFF for b in flipped_tail[-40:])
+    flipped_pixels = bytearray(good)
+    flipped_pixels[len(good) // 2] ^= 0xFF
+    for data in (good[: len(good) // 2], good[:100], b"", bytes(flipped_tail), bytes(flipped_pixels)):
+        assert "damaged .beton" in damaged(data)
+    # without its description: structural damage is still one error naming the file
+    for data in (good[: len(good) // 2], good[:100], b""):
+        damaged(data, keep_sidecar=False)
