@@ -173,3 +173,13 @@ def test_offline_linear_eval_of_a_saved_run(tmp_path, capsys):
     assert 0.3 < result["linear_eval_top1"] <= 1.0  # digits: far above the 10% of chance
     assert linear_eval.main(["--run", str(tmp_path / "nothing")]) == 2
     assert "no checkpoint" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("engine", ["kornia", "torchvision"])
+def test_other_aug_engines_train_and_are_named_in_the_time_account(engine, tmp_path):
+    out = tmp_path / engine
+    assert main([*TINY, "--epochs", "1", "--out", str(out), "--policy", "simclr-cifar", "--aug-engine", engine]) == 0
+    result = json.loads((out / "result.json").read_text())
+    assert result["time"]["aug_engine"] == engine and result["config"]["aug_engine"] == engine
+    assert result["time"]["augment_s"] > 0 and result["time"]["augment_ops_s"] == {}  # per-op: augpipe only
+    assert 0.1 < result["knn_top1"] <= 1
