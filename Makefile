@@ -24,7 +24,7 @@ bench-load: install
 	$(PY) -m loaders.bench --json benchmarks/bench-load.json
 
 demo: install
-	$(PY) -m ssl_train --data digits --out runs/demo --overwrite
+	$(PY) -m ssl_train --data digits --num-workers 0 --out runs/demo --overwrite
 
 # On the lent GPU machine (torch preinstalled, no network): carry .whl (make gpu-wheels here) and
 # .gpu-data (a copy of ../shared/data/cifar10-jpeg.tar.gz). Writes gpu-check-results/gpu-check.json.
