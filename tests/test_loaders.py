@@ -121,6 +121,26 @@ def test_epoch_indices_shards_are_a_partition():
         assert len(set(flat.tolist())) == len(flat) == (n // w) * w
 
 
+@pytest.mark.parametrize("n, w", [(10, 3), (11, 2), (7, 7), (5, 8), (100, 4)])
+def test_epoch_orders_cover_the_data_differ_by_epoch_and_reproduce(n, w):
+    parts = [epoch_indices(n, epoch=2, seed=5, shuffle=True, rank=r, world_size=w) for r in range(w)]
+    assert len({len(p) for p in parts}) == 1 and len(parts[0]) == -(-n // w)  # equal shards (DDP lockstep)
+    flat = np.concatenate(parts)
+    assert set(flat.tolist()) == set(range(n))                           # every sample, every epoch
+    assert len(flat) - n == -(-n // w) * w - n                           # padding is the only repeat
+    again = [epoch_indices(n, epoch=2, seed=5, shuffle=True, rank=r, world_size=w) for r in range(w)]
+    assert all(np.array_equal(a, b) for a, b in zip(parts, again))       # (seed, epoch) fixes the order
+    if n >= 10:
+        other = np.concatenate([epoch_indices(n, epoch=3, seed=5, shuffle=True, rank=r, world_size=w)
+                                for r in range(w)])
+        assert not np.array_equal(flat, other)                           # epochs differ
+        assert not np.array_equal(flat, np.concatenate(
+            [epoch_indices(n, epoch=2, seed=6, shuffle=True, rank=r, world_size=w) for r in range(w)]))
+    assert np.array_equal(epoch_indices(n, epoch=4, seed=5, shuffle=False), np.arange(n))
+    with pytest.raises(ValueError, match="rank must be in"):
+        epoch_indices(n, epoch=0, seed=0, shuffle=True, rank=w, world_size=w)
+
+
 @pytest.mark.parametrize("kind", KINDS)
 def test_random_crop_at_decode_gives_image_size(kind):
     loader = build_loader(kind, "digits:test", batch_size=64, image_size=24, random_crop=True, num_workers=1)
