@@ -22,6 +22,7 @@ import numpy as np
 
 from atomicio import atomic_write, remove_stale_temporaries
 from loaders.datasets import resolve_source
+from loaders.forking import fork_safe
 from loaders.decode import load_rgb
 from loaders.scan import DatasetError, ImageIndex, scan_image_folder
 
@@ -63,14 +64,13 @@ def write_beton(index: ImageIndex, dst: str | os.PathLike, max_resolution: int |
                                                            jpeg_quality=95),
                                      "label": IntField()},
                                num_workers=num_workers or min(4, os.cpu_count() or 1))
-        if progress:
-            writer.from_indexed_dataset(_Decoded(index, max_resolution))
-            return
         import ffcv.writer
         shown = ffcv.writer.tqdm  # FFCV's writer has no switch for its bar: lend it a silent one
-        ffcv.writer.tqdm = functools.partial(shown, disable=True)
+        if not progress:
+            ffcv.writer.tqdm = functools.partial(shown, disable=True)
         try:
-            writer.from_indexed_dataset(_Decoded(index, max_resolution))
+            with fork_safe():  # FFCV forks its writer processes
+                writer.from_indexed_dataset(_Decoded(index, max_resolution))
         finally:
             ffcv.writer.tqdm = shown
     atomic_write(dst, write)

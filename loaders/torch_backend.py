@@ -11,6 +11,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from loaders.base import ScannedBackend
 from loaders.decode import center_resized, load_rgb
+from loaders.forking import fork_safe
 from loaders.order import batches
 
 
@@ -64,7 +65,9 @@ class Backend(ScannedBackend):
         loader = DataLoader(self.dataset, batch_sampler=batch_list, num_workers=c.num_workers,
                             collate_fn=_collate, pin_memory=on_cuda,
                             persistent_workers=False, prefetch_factor=4 if c.num_workers else None)
-        for images, labels in loader:
+        with fork_safe():  # the workers are forked here
+            epoch_batches = iter(loader)
+        for images, labels in epoch_batches:
             if on_cuda:
                 images = images.to(c.device, non_blocking=True)
                 labels = labels.to(c.device, non_blocking=True)
