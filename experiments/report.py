@@ -8,7 +8,7 @@ from atomicio import atomic_write_bytes
 from experiments.runner import CONFIGS, RESULTS, list_experiments, load_experiment
 
 
-REQUIRED = {"knn_top1": float, "linear_top1": float, "knn_top1_random_init": float, "config": dict, "time": dict}
+REQUIRED = {"knn_top1": float, "knn_top1_random_init": float, "config": dict, "time": dict}
 
 
 def read_result(path: Path) -> tuple[dict | None, str | None]:
@@ -41,13 +41,17 @@ def collect(results: Path, warn=print) -> dict[str, list[dict]]:
     return found
 
 
+def _num(value) -> str:
+    return f"{value:.3f}" if isinstance(value, (int, float)) else "n/a"
+
+
 def _row(r: dict) -> str:
     if "failed" in r:
         return f"| {r['run']} | failed: {r['failed']} | | | | | | |"
     c, t = r["config"], r["time"]
     epoch_s = t["total_s"] / max(1, c["epochs"])
     return (f"| {r['run']} | {c['policy']} | {c['negatives']} | {c['batch_size']} ({c['lr_scaling']}) | "
-            f"{c['loader']} | **{r['knn_top1']:.3f}** | {r['linear_top1']:.3f} | {r['knn_top1_random_init']:.3f} | "
+            f"{c['loader']} | **{r['knn_top1']:.3f}** | {_num(r.get('linear_top1'))} | {r['knn_top1_random_init']:.3f} | "
             f"{t['augment_ms_per_image']:.3f} | {t['data_s']:.1f} / {t['augment_s']:.1f} / {t['model_s']:.1f} | "
             f"{epoch_s:.0f} |")
 

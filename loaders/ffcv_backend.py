@@ -92,7 +92,7 @@ def open_beton(path: Path) -> tuple[int, list[str] | None]:
         if file_digest(path) != expected_sha:
             raise DatasetError(f"{path}: damaged .beton (SHA-256 differs from the one written); rewrite it "
                                "with python -m loaders.prepare")
-        return int(meta["num_samples"]), list(meta["classes"]) or None
+        return int(meta["num_samples"]), list(meta["classes"])  # [] for an unlabeled folder
     try:
         from ffcv.reader import Reader
         reader = Reader(str(path))

@@ -1,7 +1,12 @@
 """The one ImageFolder scan every backend shares: which images, which labels.
 
 `root/<class>/<image>`: class names sorted -> indices 0..C-1 (torchvision's ImageFolder rule),
-files sorted within each class. Each file is opened and fully decoded once (in a thread pool:
+files sorted within each class; a class folder without images is an error naming it (as
+torchvision's). A folder that holds images itself, or whose subfolders hold none directly, is
+**unlabeled**: every image below it, at any depth, sorted by path, each with the label
+`UNLABELED` (-1), and `classes == []`.
+Files whose extension is not an image one (torchvision's list, `IMAGE_EXTENSIONS`: `.gif` is not
+in it) are left out and listed in `ignored`. Each file is opened and fully decoded once (in a thread pool:
 Pillow releases the GIL while decoding), so broken files are found here, before any backend
 runs: `on_error="raise"` names them in one error, `"skip"` leaves them out and lists them.
 """
@@ -13,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
+UNLABELED = -1  # the label of every image of an unlabeled folder
 ON_ERROR = ("raise", "skip")
 
 
@@ -26,11 +32,16 @@ class ImageIndex:
     root: Path
     files: list[str]
     labels: list[int]
-    classes: list[str]
+    classes: list[str]  # [] for an unlabeled folder
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (file, reason)
+    ignored: list[str] = field(default_factory=list)  # files without an image extension
 
     def __len__(self) -> int:
         return len(self.files)
+
+    @property
+    def labeled(self) -> bool:
+        return bool(self.classes)
 
 
 def _check_image(path: str) -> str | None:
@@ -55,18 +66,42 @@ def scan_image_folder(root: str | os.PathLike, on_error: str = "raise", validate
         raise DatasetError(f"{root}: no such directory (expected an ImageFolder root/<class>/<image>)")
     if not root.is_dir():
         raise DatasetError(f"{root}: not a directory (expected an ImageFolder root/<class>/<image>)")
-    classes = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
-    if not classes:
-        raise DatasetError(f"{root}: no class subfolders (expected an ImageFolder root/<class>/<image>)")
-    files, labels = [], []
-    for label, name in enumerate(classes):
-        for f in sorted((root / name).iterdir()):
-            if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS:
+    def visible(p: Path) -> bool:
+        return not any(part.startswith(".") for part in p.relative_to(root).parts)
+
+    def is_image(p: Path) -> bool:
+        return p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
+
+    subdirs = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+    # images directly in root, or none in any subfolder: unlabeled (torchvision would refuse it)
+    labelled = [] if any(is_image(f) for f in root.iterdir()) else [
+        d for d in subdirs if any(is_image(f) for f in d.iterdir())]
+    files, labels, classes, ignored = [], [], [], []
+    if labelled:
+        classes = [d.name for d in subdirs]
+        empty = [d.name for d in subdirs if d not in labelled]
+        if empty:
+            raise DatasetError(f"{root}: class folder(s) without images: {', '.join(empty[:5])}"
+                               f"{' ...' if len(empty) > 5 else ''} (remove them, or add images)")
+        for label, d in enumerate(subdirs):
+            for f in sorted(d.iterdir()):
+                if is_image(f):
+                    files.append(str(f))
+                    labels.append(label)
+                elif f.is_file() and visible(f):
+                    ignored.append(str(f))
+    else:  # unlabeled: every image at any depth
+        for f in sorted(root.rglob("*")):
+            if not f.is_file() or not visible(f):
+                continue
+            if f.suffix.lower() in IMAGE_EXTENSIONS:
                 files.append(str(f))
-                labels.append(label)
+                labels.append(UNLABELED)
+            else:
+                ignored.append(str(f))
     if not files:
-        raise DatasetError(f"{root}: no image files ({', '.join(IMAGE_EXTENSIONS)}) in its "
-                           f"{len(classes)} class folders")
+        raise DatasetError(f"{root}: no image files ({', '.join(IMAGE_EXTENSIONS)}) in it or below it "
+                           "(expected root/<class>/<image>, or images at any depth for an unlabeled folder)")
     skipped: list[tuple[str, str]] = []
     if validate:
         with ThreadPoolExecutor(workers or min(8, os.cpu_count() or 1)) as pool:
@@ -84,4 +119,4 @@ def scan_image_folder(root: str | os.PathLike, on_error: str = "raise", validate
             skipped = broken
             if not files:
                 raise DatasetError(f"{root}: every image file is unreadable ({len(broken)} files)")
-    return ImageIndex(root, files, labels, classes, skipped)
+    return ImageIndex(root, files, labels, classes, skipped, ignored)

@@ -121,6 +121,12 @@ class Parts:
     peak_lr: float
 
     @property
+    def labeled_train(self) -> bool:
+        """An unlabeled training folder pretrains without the online probe; kNN then uses the
+        labelled test split alone (`evaluate`)."""
+        return bool(self.train_loader.classes)
+
+    @property
     def timed_ops(self) -> bool:  # per-op seconds: augpipe only (the other engines: the phase total)
         return isinstance(self.augment, augpipe.Policy)
 
@@ -137,7 +143,12 @@ def build(cfg: TrainConfig, device: torch.device, rank: int, world: int, progres
                        "lower it or use more images")
     eval_train = loaders.build_loader(cfg.loader, train_src, batch_size=512, shuffle=False, subset=subset, **common)
     eval_test = loaders.build_loader(cfg.loader, test_src, batch_size=512, shuffle=False, **common)
-    num_classes = len(train_loader.classes)
+    num_classes = len(eval_test.classes)
+    if not num_classes:
+        raise RunError(f"--data {cfg.data}: the test split {test_src} is unlabeled; evaluation needs a labelled "
+                       "test split (test/<class>/<image>)")
+    if not train_loader.classes and cfg.method == "supervised":
+        raise RunError(f"--method supervised: the training split {train_src} is unlabeled")
     # cpu_threads="keep": the loop pins torch's threads (cpu_threads()); a count that followed the
     # load would change the model's float reductions from run to run (same seed, same result).
     policy = augpipe.build_policy(cfg.policy, size=cfg.image_size, views=cfg.views, normalize=NORMALIZE,
@@ -296,10 +307,11 @@ def train_epoch(cfg: TrainConfig, parts: Parts, device: torch.device, epoch: int
             loss.backward()
             parts.optimizer.step()
             parts.method.on_step_end(parts.backbone, (epoch * steps + step + 1) / schedule.total_steps)
-            probe_loss = F.cross_entropy(parts.probe(feats.detach().float()), labels)
-            parts.probe_opt.zero_grad(set_to_none=True)
-            probe_loss.backward()
-            parts.probe_opt.step()
+            if parts.labeled_train:
+                probe_loss = F.cross_entropy(parts.probe(feats.detach().float()), labels)
+                parts.probe_opt.zero_grad(set_to_none=True)
+                probe_loss.backward()
+                parts.probe_opt.step()
             loss_sum += loss.detach().float() * images.shape[0]
         seen += images.shape[0]
         if (step + 1) % cfg.check_every == 0 or step + 1 == steps:
@@ -323,12 +335,17 @@ def train_epoch(cfg: TrainConfig, parts: Parts, device: torch.device, epoch: int
 
 
 def evaluate(cfg: TrainConfig, parts: Parts, device: torch.device, with_knn: bool) -> dict:
+    """Online probe and kNN on the test split. With an unlabeled training split there is no probe
+    (`linear_top1` None) and kNN votes with the even-numbered test images for the odd ones."""
     account = TimeAccount(device)
     with account.phase("eval"):
         test_f, test_y = extract(parts.backbone, parts.eval_test, parts.to_input, device)
-        result = {"linear_top1": probe_top1(parts.probe, test_f, test_y)}
+        result = {"linear_top1": probe_top1(parts.probe, test_f, test_y) if parts.labeled_train else None}
         if with_knn:
-            train_f, train_y = extract(parts.backbone, parts.eval_train, parts.to_input, device)
+            if parts.labeled_train:
+                train_f, train_y = extract(parts.backbone, parts.eval_train, parts.to_input, device)
+            else:
+                train_f, train_y, test_f, test_y = test_f[0::2], test_y[0::2], test_f[1::2], test_y[1::2]
             result["knn_top1"] = knn_top1(train_f, train_y, test_f, test_y, cfg.knn_k, cfg.knn_temperature,
                                           parts.num_classes)
     result["eval_s"] = account.seconds["eval"]
@@ -387,7 +404,8 @@ def _result(cfg, device, world, history, totals, op_totals, knn_init, steps_per_
 
 def _epoch_line(row: dict) -> str:
     knn = f" knn {row['knn_top1']:.3f}" if "knn_top1" in row else ""
-    return (f"epoch {row['epoch']}: loss {row['loss']:.4f}{knn} probe {row['linear_top1']:.3f} | "
+    probe = f" probe {row['linear_top1']:.3f}" if row["linear_top1"] is not None else ""
+    return (f"epoch {row['epoch']}: loss {row['loss']:.4f}{knn}{probe} | "
             f"data {row['data_s']:.1f}s augment {row['augment_s']:.1f}s model {row['model_s']:.1f}s "
             f"eval {row['eval_s']:.1f}s | {row['images_per_s']:.0f} img/s")
 
@@ -406,7 +424,8 @@ def summary(result: dict) -> str:
     t = result["time"]
     knn = result["knn_top1"]
     lines = [f"kNN top-1 {knn:.3f} (random init {result['knn_top1_random_init']:.3f}), "
-             f"online linear probe top-1 {result['linear_top1']:.3f}",
+             + (f"online linear probe top-1 {result['linear_top1']:.3f}" if result["linear_top1"] is not None
+                else "no online probe (unlabeled training split)"),
              f"time: data {t['data_s']:.1f}s | augment {t['augment_s']:.1f}s "
              f"({t['augment_ms_per_image']:.3f} ms/image) | model {t['model_s']:.1f}s | eval {t['eval_s']:.1f}s | "
              f"total {t['total_s']:.1f}s | {t['images_per_s']:.0f} img/s"]

@@ -204,9 +204,11 @@ def test_broken_files_are_named_or_skipped(broken_folder):
 
 @pytest.mark.parametrize("make, message", [
     (lambda p: p / "missing", "no such directory"),
-    (lambda p: (p / "empty").mkdir() or p / "empty", "no class subfolders"),
-    (lambda p: (p / "flat").mkdir() or (p / "flat" / "x.jpg").write_bytes(b"") or p / "flat", "no class subfolders"),
+    (lambda p: (p / "empty").mkdir() or p / "empty", "no image files"),
+    (lambda p: (p / "flat").mkdir() or (p / "flat" / "x.jpg").write_bytes(b"") or p / "flat", "1 unreadable image"),
     (lambda p: (p / "hollow" / "c").mkdir(parents=True) or p / "hollow", "no image files"),
+    (lambda p: _colour_folder(p / "gap", {"a": (9, 9, 9)}) and (p / "gap" / "b").mkdir() or p / "gap",
+     "class folder\\(s\\) without images: b"),
 ])
 def test_bad_folders_give_one_line_errors(tmp_path, make, message):
     with pytest.raises(DatasetError, match=message) as err:
@@ -373,3 +375,25 @@ def test_a_beton_knows_its_classes_and_refuses_damage(tmp_path):
     # without its description: structural damage is still one error naming the file
     for data in (good[: len(good) // 2], good[:100], b""):
         damaged(data, keep_sidecar=False)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_an_unlabeled_folder_loads_at_any_depth(kind, tmp_path):
+    """Photos with no class subfolders (nested any deep): label UNLABELED (-1), classes [],
+    the same images on every backend; other extensions are ignored and listed."""
+    from loaders.scan import UNLABELED
+    root = tmp_path / "photos"
+    rng = np.random.default_rng(0)
+    for i, sub in enumerate(["", "2024", "2024/june", "2025"]):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+        Image.fromarray(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)).save(root / sub / f"{i}.png")
+    (root / "2025" / "notes.txt").write_text("not an image")
+    (root / "2025" / "anim.gif").write_bytes(b"GIF89a")
+    index = scan_image_folder(root)
+    assert index.classes == [] and not index.labeled and index.labels == [UNLABELED] * 4
+    assert sorted(os.path.basename(f) for f in index.ignored) == ["anim.gif", "notes.txt"]
+    loader = build_loader(kind, root, batch_size=3, image_size=8, shuffle=False, num_workers=1)
+    assert loader.classes == [] and loader.dataset_size == 4
+    got = epoch_pairs(loader)
+    assert [y for y, _ in got] == [UNLABELED] * 4
+    assert got == epoch_pairs(build_loader("torch", root, batch_size=3, image_size=8, shuffle=False, num_workers=1))

@@ -183,3 +183,23 @@ def test_other_aug_engines_train_and_are_named_in_the_time_account(engine, tmp_p
     assert result["time"]["aug_engine"] == engine and result["config"]["aug_engine"] == engine
     assert result["time"]["augment_s"] > 0 and result["time"]["augment_ops_s"] == {}  # per-op: augpipe only
     assert 0.1 < result["knn_top1"] <= 1
+
+
+def test_pretraining_on_an_unlabeled_folder(tmp_path, capsys):
+    """train/ is a flat folder of images, test/ is labelled: the run pretrains without the online
+    probe and votes kNN within the labelled test split; an unlabeled test split is refused."""
+    import loaders
+    digits = Path(loaders.resolve_source("digits"))
+    (tmp_path / "data" / "train").mkdir(parents=True)
+    for i, f in enumerate(sorted(digits.rglob("*.png"))[:400]):
+        os.symlink(f, tmp_path / "data" / "train" / f"{i}.png")
+    os.symlink(loaders.resolve_source("digits:test"), tmp_path / "data" / "test")
+    out = tmp_path / "run"
+    assert main([*TINY, "--data", str(tmp_path / "data"), "--epochs", "1", "--out", str(out)]) == 0
+    result = json.loads((out / "result.json").read_text())
+    assert result["linear_top1"] is None and 0.3 < result["knn_top1"] <= 1 and result["knn_top1_random_init"] > 0.3
+    assert "no online probe (unlabeled training split)" in capsys.readouterr().out
+    (tmp_path / "data" / "test").unlink()
+    os.symlink(tmp_path / "data" / "train", tmp_path / "data" / "test")
+    proc = run_cli([*TINY, "--data", str(tmp_path / "data"), "--epochs", "1", "--out", str(tmp_path / "x")])
+    assert proc.returncode == 2 and "evaluation needs a labelled test split" in proc.stderr
