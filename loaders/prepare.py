@@ -22,8 +22,8 @@ import numpy as np
 
 from atomicio import atomic_write, remove_stale_temporaries
 from loaders.datasets import resolve_source
-from loaders.forking import fork_safe
 from loaders.decode import load_rgb
+from loaders.forking import fork_safe
 from loaders.scan import DatasetError, ImageIndex, scan_image_folder
 
 RAW_MAX_SIDE = 64
@@ -74,6 +74,7 @@ def write_beton(index: ImageIndex, dst: str | os.PathLike, max_resolution: int |
         finally:
             ffcv.writer.tqdm = shown
     atomic_write(dst, write)
+    validate_beton(dst, len(index))
     description = describe_beton(dst, index, max_resolution)
     atomic_write(sidecar_path(dst), lambda tmp: Path(tmp).write_text(json.dumps(description, indent=1) + "\n"))
     return dst
@@ -93,6 +94,18 @@ def file_digest(path: Path, chunk: int = 1 << 22) -> str:
         while block := f.read(chunk):
             h.update(block)
     return h.hexdigest()
+
+
+def validate_beton(path: Path, expected: int) -> None:
+    """Re-read what was written: FFCV's header, its sample count, its allocation table in bounds."""
+    from ffcv.reader import Reader
+    reader = Reader(str(path))
+    alloc, size = reader.alloc_table, path.stat().st_size
+    if int(reader.num_samples) != expected or (
+            len(alloc) and int((alloc["ptr"].astype("int64") + alloc["size"].astype("int64")).max()) > size):
+        path.unlink(missing_ok=True)
+        raise DatasetError(f"{path}: the written .beton does not read back ({reader.num_samples} samples of "
+                           f"{expected}); it was removed")
 
 
 def describe_beton(beton: Path, index: ImageIndex, max_resolution: int | None) -> dict:
