@@ -35,10 +35,12 @@ gpu-check:
 gpu-check-dry: install
 	GPU_CHECK_DRY=1 bash scripts/gpu_check.sh
 
-# Kornia (and its Rust core) as wheels for the GPU machine's Python 3.12, into .whl/.
+# What the GPU machine (Python 3.12, torch preinstalled, no network) may lack, as wheels in .whl/:
+# Kornia and its Rust core, and what the check itself uses (pytest, tqdm).
 gpu-wheels:
 	python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 \
-	  --platform manylinux_2_28_x86_64 --platform manylinux2014_x86_64 -d .whl kornia kornia_rs
+	  --platform manylinux_2_28_x86_64 --platform manylinux2014_x86_64 -d .whl \
+	  kornia kornia_rs packaging pytest pluggy iniconfig tqdm
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache runs results gpu-check-results gpu-check-results-dry

@@ -10,8 +10,12 @@ py=${PY:-python3}
 if [ "${GPU_CHECK_DRY:-0}" = 1 ]; then
   exec "$py" scripts/gpu_check.py --dry --out "$out-dry"
 fi
-if ls .whl/*.whl >/dev/null 2>&1; then
-  "$py" -m pip install -q --no-index --no-deps .whl/*.whl || echo "warning: wheels in .whl/ did not install"
+if ls .whl/*.whl >/dev/null 2>&1; then  # only what is missing: never replace the machine's torch
+  for whl in .whl/*.whl; do
+    name=$(basename "$whl" | cut -d- -f1)
+    "$py" -c "import importlib.util, sys; sys.exit(importlib.util.find_spec('$name') is None)" 2>/dev/null \
+      || "$py" -m pip install -q --no-index --no-deps "$whl" || echo "warning: $whl did not install"
+  done
 fi
 cifar=${CIFAR_TGZ:-}
 for c in .gpu-data/cifar10-jpeg.tar.gz ../shared/data/cifar10-jpeg.tar.gz; do

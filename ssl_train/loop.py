@@ -27,7 +27,6 @@ from typing import Callable
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from tqdm import tqdm
 
 import augpipe
 import augpipe.cpu
@@ -291,7 +290,10 @@ def train_epoch(cfg: TrainConfig, parts: Parts, device: torch.device, epoch: int
     # check names the range of steps it happened in.
     loss_sum, total, checked, seen = torch.zeros((), device=device), 0.0, 0, 0
     batches = iter(parts.train_loader)
-    bar = tqdm(total=steps, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False) if progress else None
+    bar = None
+    if progress:
+        from tqdm import tqdm  # only for the bar: the lent GPU machine may not have it
+        bar = tqdm(total=steps, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False)
     for step in range(steps):
         lr = schedule.lr(epoch * steps + step)
         with account.phase("data"):
