@@ -37,10 +37,10 @@ _COMPILED = False
 FORMAT_VERSION = 2  # of the cached .beton files: bump when prepare writes them differently
 
 
-def content_key(index, max_resolution: int | None) -> str:
+def content_key(index, max_resolution: int | None, square: int | None = None) -> str:
     """What the cached file depends on: every file's path, size and mtime, the labels, the
     resolution and the format version (a replaced image, same name, same count: a new key)."""
-    h = hashlib.sha256(f"v{FORMAT_VERSION}|{max_resolution}|{index.classes}".encode())
+    h = hashlib.sha256(f"v{FORMAT_VERSION}|{max_resolution}|{square}|{index.classes}".encode())
     for f, label in zip(index.files, index.labels):
         st = os.stat(f)
         h.update(f"{f}|{st.st_size}|{st.st_mtime_ns}|{label}\n".encode())
@@ -48,20 +48,23 @@ def content_key(index, max_resolution: int | None) -> str:
 
 
 def beton_for_folder(path: Path, on_error: str, max_resolution: int | None = None,
-                     progress: bool = True) -> tuple[Path, list[str], list]:
+                     progress: bool = True, square: int | None = None) -> tuple[Path, list[str], list]:
     """The cached `.beton` of an ImageFolder (written when the folder's content is new), its
-    classes and skipped files. A changed folder writes a new file; the old one is removed."""
+    classes and skipped files. A changed folder writes a new file; the old one is removed.
+    `square`: store each image as the torch backend's centre square of that side (the loader's
+    size, without random crops), so both backends give the same pixels for any image mode."""
     from loaders.prepare import sidecar_path, write_beton
     from loaders.scan import scan_image_folder
 
     index = scan_image_folder(path, on_error=on_error)
     folder_key = hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:8]
     cache = cache_dir() / "beton"
-    target = cache / f"{path.name}-{folder_key}-{content_key(index, max_resolution)}.beton"
+    variant = f"{path.name}-{folder_key}-s{square or 0}"  # one cached file per folder and stored size
+    target = cache / f"{variant}-{content_key(index, max_resolution, square)}.beton"
     if not target.exists() or not sidecar_path(target).exists():
         log.warning("ffcv: writing %s from %s (%d images, once per content)", target, path, len(index))
-        write_beton(index, target, max_resolution=max_resolution, progress=progress)
-        for old in cache.glob(f"{path.name}-{folder_key}-*.beton*"):
+        write_beton(index, target, max_resolution=max_resolution, progress=progress, square=square)
+        for old in cache.glob(f"{variant}-*.beton*"):
             if old.name not in (target.name, sidecar_path(target).name):
                 old.unlink(missing_ok=True)
     return target, index.classes, index.skipped
@@ -119,7 +122,9 @@ class Backend:
                 raise FileNotFoundError(f"{path}: no such .beton file")
             self.beton = path
         else:
-            self.beton, _, self.skipped = beton_for_folder(path, config.on_error, progress=config.progress)
+            square = config.image_size if config.random_crop is None else None
+            self.beton, _, self.skipped = beton_for_folder(path, config.on_error, progress=config.progress,
+                                                           square=square)
         num_samples, self.classes = open_beton(self.beton)
         self.members = subset_members(num_samples, config.subset, config.seed)
         self.size = len(self.members)

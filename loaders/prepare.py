@@ -22,7 +22,7 @@ import numpy as np
 
 from atomicio import atomic_write, remove_stale_temporaries
 from loaders.datasets import resolve_source
-from loaders.decode import load_rgb
+from loaders.decode import center_resized, load_rgb
 from loaders.forking import fork_safe
 from loaders.scan import DatasetError, ImageIndex, scan_image_folder
 
@@ -30,10 +30,12 @@ RAW_MAX_SIDE = 64
 
 
 class _Decoded:
-    """Indexable (image HWC uint8, label) view of a scan, for FFCV's writer."""
+    """Indexable (image HWC uint8, label) view of a scan, for FFCV's writer. With `square`, each
+    image is stored as the torch backend's own centre square of that side (`center_resized`):
+    FFCV's centre-crop decoder then only copies it, and the pixels equal the torch backend's."""
 
-    def __init__(self, index: ImageIndex, max_resolution: int | None):
-        self.index, self.max_resolution = index, max_resolution
+    def __init__(self, index: ImageIndex, max_resolution: int | None, square: int | None = None):
+        self.index, self.max_resolution, self.square = index, max_resolution, square
 
     def __len__(self):
         return len(self.index)
@@ -41,6 +43,8 @@ class _Decoded:
     def __getitem__(self, i):
         from PIL import Image
         im = load_rgb(self.index.files[i])
+        if self.square:
+            return center_resized(im, self.square), int(self.index.labels[i])
         if self.max_resolution and max(im.size) > self.max_resolution:
             scale = self.max_resolution / max(im.size)
             im = im.resize((max(1, round(im.width * scale)), max(1, round(im.height * scale))), Image.BILINEAR)
@@ -48,7 +52,7 @@ class _Decoded:
 
 
 def write_beton(index: ImageIndex, dst: str | os.PathLike, max_resolution: int | None = None,
-                num_workers: int | None = None, progress: bool = True) -> Path:
+                num_workers: int | None = None, progress: bool = True, square: int | None = None) -> Path:
     """Write `index` to `dst` through a temporary file (stale ones from killed writes removed first)."""
     from ffcv.fields import IntField, RGBImageField
     from ffcv.writer import DatasetWriter
@@ -56,7 +60,8 @@ def write_beton(index: ImageIndex, dst: str | os.PathLike, max_resolution: int |
     dst = Path(dst)
     dst.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(dst.parent, dst.name)
-    first, _ = _Decoded(index, max_resolution)[0]
+    decoded = _Decoded(index, max_resolution, square)
+    first, _ = decoded[0]
     mode = "raw" if max(first.shape[:2]) <= RAW_MAX_SIDE else "jpg"
 
     def write(tmp):
@@ -70,7 +75,7 @@ def write_beton(index: ImageIndex, dst: str | os.PathLike, max_resolution: int |
             ffcv.writer.tqdm = functools.partial(shown, disable=True)
         try:
             with fork_safe():  # FFCV forks its writer processes
-                writer.from_indexed_dataset(_Decoded(index, max_resolution))
+                writer.from_indexed_dataset(decoded)
         finally:
             ffcv.writer.tqdm = shown
     atomic_write(dst, write)
