@@ -15,7 +15,7 @@ class ScannedBackend:
         index = scan_image_folder(path, on_error=config.on_error)
         self.config, self.index = config, index
         self.members = subset_members(len(index), config.subset, config.seed)
-        self.size, self.classes, self.skipped = len(self.members), index.classes, index.skipped
+        self.size, self.classes, self.skipped = len(self.members), index.classes, list(index.skipped)
 
     def epoch_order(self, epoch: int) -> np.ndarray:
         c = self.config

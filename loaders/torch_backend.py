@@ -13,6 +13,7 @@ from loaders.base import ScannedBackend
 from loaders.decode import center_resized, load_rgb
 from loaders.forking import fork_safe
 from loaders.order import batches
+from loaders.scan import DatasetError
 
 
 def _crop_seed(seed: int, epoch: int, index: int) -> int:
@@ -20,15 +21,29 @@ def _crop_seed(seed: int, epoch: int, index: int) -> int:
 
 
 class _Files(Dataset):
-    def __init__(self, files, labels, image_size, random_crop, seed):
+    """Sample `(index, epoch)` -> (HWC uint8, label), or, for a file that cannot be decoded any
+    more (it changed after the scan), `(None, (file, reason))` when skipping, else an error
+    naming the file."""
+
+    def __init__(self, files, labels, image_size, random_crop, seed, on_error="raise"):
         self.files, self.labels = files, labels
-        self.image_size, self.random_crop, self.seed = image_size, random_crop, seed
+        self.image_size, self.random_crop, self.seed, self.on_error = image_size, random_crop, seed, on_error
 
     def __len__(self):
         return len(self.files)
 
     def __getitem__(self, item):
         index, epoch = item
+        try:
+            return self._load(index, epoch)
+        except Exception as err:  # Pillow raises many types for a file broken after the scan
+            reason = f"{type(err).__name__}: {' '.join(str(err).split())}"
+            if self.on_error == "skip":
+                return None, (self.files[index], reason)
+            raise DatasetError(f"{self.files[index]}: unreadable at load time ({reason}); "
+                               "on_error='skip' leaves such files out") from None
+
+    def _load(self, index, epoch):
         im = load_rgb(self.files[index])
         if self.random_crop is None:
             arr = center_resized(im, self.image_size)
@@ -46,16 +61,21 @@ class _Files(Dataset):
 
 
 def _collate(samples):
+    """A batch of the samples that decoded, and the (file, reason) of those that did not."""
+    failed = [s[1] for s in samples if s[0] is None]
+    samples = [s for s in samples if s[0] is not None]
+    if not samples:
+        return None, None, failed
     images = torch.from_numpy(np.stack([s[0] for s in samples])).permute(0, 3, 1, 2)  # NHWC memory
     labels = torch.tensor([s[1] for s in samples], dtype=torch.int64)
-    return images, labels
+    return images, labels, failed
 
 
 class Backend(ScannedBackend):
     def __init__(self, path, config):
         super().__init__(path, config)
         self.dataset = _Files(self.index.files, self.index.labels, config.image_size, config.random_crop,
-                              config.seed)
+                              config.seed, config.on_error)
 
     def iter_epoch(self, epoch: int):
         c = self.config
@@ -67,7 +87,10 @@ class Backend(ScannedBackend):
                             persistent_workers=False, prefetch_factor=4 if c.num_workers else None)
         with fork_safe():  # the workers are forked here
             epoch_batches = iter(loader)
-        for images, labels in epoch_batches:
+        for images, labels, failed in epoch_batches:
+            self.skipped += [f for f in failed if f not in self.skipped]
+            if images is None:
+                continue
             if on_cuda:
                 images = images.to(c.device, non_blocking=True)
                 labels = labels.to(c.device, non_blocking=True)

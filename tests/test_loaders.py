@@ -400,3 +400,17 @@ def test_an_unlabeled_folder_loads_at_any_depth(kind, tmp_path):
     got = epoch_pairs(loader)
     assert [y for y, _ in got] == [UNLABELED] * 4
     assert got == epoch_pairs(build_loader("torch", root, batch_size=3, image_size=8, shuffle=False, num_workers=1))
+
+
+def test_a_file_broken_after_the_scan_is_skipped_or_named_torch(tmp_path):
+    """torch backend: skip means skip at load time too (reported in loader.skipped), raise names
+    the file. (DALI and a cached FFCV file: not covered; see the README.)"""
+    root = _colour_folder(tmp_path / "later", {"a": (200, 0, 0), "b": (0, 0, 200)})
+    skip = build_loader("torch", root, batch_size=6, image_size=8, shuffle=False, num_workers=0, on_error="skip")
+    strict = build_loader("torch", root, batch_size=6, image_size=8, shuffle=False, num_workers=0)
+    (root / "a" / "1.png").write_bytes(b"no longer a png")   # after the scan
+    images, labels = next(iter(skip))
+    assert images.shape == (5, 3, 8, 8) and labels.tolist() == [0, 0, 1, 1, 1]
+    assert [os.path.basename(f) for f, _ in skip.skipped] == ["1.png"]
+    with pytest.raises(DatasetError, match=r"1\.png: unreadable at load time"):
+        next(iter(strict))
