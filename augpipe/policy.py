@@ -133,6 +133,12 @@ class Policy:
     def __len__(self) -> int:
         return len(self.views)
 
+    def with_options(self, **changes) -> "Policy":
+        """The same views with some constructor options changed (`compile`, `gating`, ...)."""
+        options = dict(name=self.name, dtype=self.dtype, channels_last=self.channels_last, time_ops=self.time_ops,
+                       gating=self.gating, compile=self.compile, cpu_threads=self.cpu_threads)
+        return Policy(self.views, **{**options, **changes})
+
     def __repr__(self) -> str:
         sizes = "+".join(f"{v.size[0]}x{v.size[1]}" for v in self.views)
         return f"Policy({self.name!r}, views={sizes}, spec={self.spec!r})"

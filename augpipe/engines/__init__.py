@@ -28,12 +28,9 @@ class Unsupported(NotImplementedError):
 
 
 def _augpipe(policy, variant: str, **_):
-    if not variant:
-        return policy
-    from augpipe.policy import Policy
-    compiled = variant == "compiled"
-    return Policy(policy.views, name=policy.name, dtype=policy.dtype, channels_last=policy.channels_last,
-                  time_ops=policy.time_ops, gating="blend" if compiled else policy.gating, compile=compiled)
+    if variant == "compiled":
+        return policy.with_options(gating="blend", compile=True)
+    return policy.with_options(compile=False) if variant == "eager" else policy
 
 
 def build(engine: str, policy, **options) -> Callable:
