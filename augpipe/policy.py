@@ -211,8 +211,7 @@ class Policy:
         outputs: list[torch.Tensor | None] = [None] * len(self.views)
         for group in self.groups:
             count = len(group.views)
-            joined = [{key: (torch.cat([params[v][i][key] for v in group.views]) if count > 1
-                             else params[group.views[0]][i][key])
+            joined = [{key: _join([params[v][i][key] for v in group.views])
                        for key in params[group.views[0]][i] if key != "op"}
                       for i in range(len(group.ops))]
             if gating == "subset" and not torch.compiler.is_compiling():
@@ -280,6 +279,25 @@ def _fuses_flip(ops: list[Op], i: int) -> bool:
     """A crop (a size-changing op) directly followed by a flip runs as one kernel."""
     return (isinstance(ops[i], (RandomResizedCrop, Resize)) and i + 1 < len(ops)
             and isinstance(ops[i + 1], HorizontalFlip))
+
+
+def _join(parts: list[torch.Tensor]) -> torch.Tensor:
+    """The group's rows of one parameter. `sample` hands out each view's rows as consecutive
+    slices of one tensor: give that tensor back instead of copying it (the noise parameter is as
+    large as the batch); anything else (or under torch.compile) is concatenated."""
+    if len(parts) == 1:
+        return parts[0]
+    base = parts[0]._base
+    if (not torch.compiler.is_compiling() and base is not None and base.is_contiguous()
+            and base.shape == (sum(p.shape[0] for p in parts), *parts[0].shape[1:])):
+        row_bytes = base[0].numel() * base.element_size()
+        offset, consecutive = base.data_ptr(), True
+        for p in parts:
+            consecutive &= p._base is base and p.data_ptr() == offset
+            offset += p.shape[0] * row_bytes
+        if consecutive:
+            return base
+    return torch.cat(parts)
 
 
 def _repeat_rows(images: torch.Tensor, count: int) -> torch.Tensor:

@@ -248,3 +248,14 @@ def test_views_do_not_depend_on_the_thread_count():
         finally:
             torch.set_num_threads(before)
         assert all(torch.equal(u, v) for u, v in zip(a, b)), spec
+
+
+def test_group_parameters_are_joined_without_a_copy():
+    from augpipe.policy import _join
+    base = torch.arange(24.0).view(6, 4)
+    parts = [base[0:3], base[3:6]]
+    assert _join(parts) is base                       # the slices sample handed out: no copy
+    swapped = _join([base[3:6], base[0:3]])           # not in order: a real concatenation
+    assert swapped is not base and torch.equal(swapped, torch.cat([base[3:6], base[0:3]]))
+    other = [base[0:3], torch.zeros(3, 4)]
+    assert torch.equal(_join(other), torch.cat(other))
