@@ -252,7 +252,7 @@ def test_views_do_not_depend_on_the_thread_count():
 
 def test_group_parameters_are_joined_without_a_copy():
     from augpipe.policy import _join
-    base = torch.arange(24.0).view(6, 4)
+    base = torch.arange(24.0).view(6, 4).clone()  # a tensor of its own, as sample draws them
     parts = [base[0:3], base[3:6]]
     assert _join(parts) is base                       # the slices sample handed out: no copy
     swapped = _join([base[3:6], base[0:3]])           # not in order: a real concatenation
