@@ -48,9 +48,9 @@ def content_key(index, max_resolution: int | None, square: int | None = None) ->
 
 
 def beton_for_folder(path: Path, on_error: str, max_resolution: int | None = None,
-                     progress: bool = True, square: int | None = None) -> tuple[Path, list[str], list]:
-    """The cached `.beton` of an ImageFolder (written when the folder's content is new), its
-    classes and skipped files. A changed folder writes a new file; the old one is removed.
+                     progress: bool = True, square: int | None = None) -> tuple[Path, list]:
+    """The cached `.beton` of an ImageFolder (written when the folder's content is new) and the
+    skipped files (its classes are in the file's description: `open_beton`). A changed folder writes a new file; the old one is removed.
     `square`: store each image as the torch backend's centre square of that side (the loader's
     size, without random crops), so both backends give the same pixels for any image mode."""
     from loaders.prepare import sidecar_path, write_beton
@@ -67,7 +67,7 @@ def beton_for_folder(path: Path, on_error: str, max_resolution: int | None = Non
         for old in cache.glob(f"{variant}-*.beton*"):
             if old.name not in (target.name, sidecar_path(target).name):
                 old.unlink(missing_ok=True)
-    return target, index.classes, index.skipped
+    return target, index.skipped
 
 
 def open_beton(path: Path) -> tuple[int, list[str] | None]:
@@ -78,7 +78,7 @@ def open_beton(path: Path) -> tuple[int, list[str] | None]:
     one (a `.beton` from elsewhere): FFCV's header and allocation table must parse and fit the
     file; flipped bytes inside the stored pixels cannot be detected then.
     """
-    from loaders.prepare import file_digest, sidecar_path
+    from loaders.prepare import beton_samples, file_digest, sidecar_path
     from loaders.scan import DatasetError
     meta_path = sidecar_path(path)
     size = path.stat().st_size
@@ -96,16 +96,7 @@ def open_beton(path: Path) -> tuple[int, list[str] | None]:
             raise DatasetError(f"{path}: damaged .beton (SHA-256 differs from the one written); rewrite it "
                                "with python -m loaders.prepare")
         return int(meta["num_samples"]), list(meta["classes"])  # [] for an unlabeled folder
-    try:
-        from ffcv.reader import Reader
-        reader = Reader(str(path))
-        alloc = reader.alloc_table
-        if len(alloc) and int((alloc["ptr"].astype("int64") + alloc["size"].astype("int64")).max()) > size:
-            raise ValueError("allocation table points past the end of the file")
-        return int(reader.num_samples), None
-    except Exception as err:  # FFCV raises many types on malformed headers
-        reason = " ".join(str(err).split())[:120] or type(err).__name__
-        raise DatasetError(f"{path}: not a readable .beton ({type(err).__name__}: {reason})") from None
+    return beton_samples(path), None
 
 
 class Backend:
@@ -123,7 +114,7 @@ class Backend:
             self.beton = path
         else:
             square = config.image_size if config.random_crop is None else None
-            self.beton, _, self.skipped = beton_for_folder(path, config.on_error, progress=config.progress,
+            self.beton, self.skipped = beton_for_folder(path, config.on_error, progress=config.progress,
                                                            square=square)
         num_samples, self.classes = open_beton(self.beton)
         self.members = subset_members(num_samples, config.subset, config.seed)
@@ -138,7 +129,7 @@ class Backend:
         from ffcv.fields.basics import IntDecoder
         from ffcv.fields.rgb_image import CenterCropRGBImageDecoder, RandomResizedCropRGBImageDecoder
         from ffcv.loader import Loader, OrderOption
-        from ffcv.transforms import Squeeze, ToDevice, ToTensor, ToTorchImage
+        from ffcv.transforms import ToDevice, ToTensor, ToTorchImage
 
         c = self.config
         size = (c.image_size, c.image_size)
@@ -148,7 +139,7 @@ class Backend:
             decoder = RandomResizedCropRGBImageDecoder(size, scale=c.random_crop[0], ratio=c.random_crop[1])
         on_cuda = c.device.type == "cuda"
         image_ops = [decoder, ToTensor()]
-        label_ops = [IntDecoder(), ToTensor(), Squeeze()]
+        label_ops = [IntDecoder(), ToTensor()]  # [B, 1]: the Loader reshapes labels to [B] for every backend
         if on_cuda:
             image_ops.append(ToDevice(c.device, non_blocking=True))
             label_ops.append(ToDevice(c.device, non_blocking=True))

@@ -101,16 +101,31 @@ def file_digest(path: Path, chunk: int = 1 << 22) -> str:
     return h.hexdigest()
 
 
+def beton_samples(path: Path) -> int:
+    """The number of samples of a structurally sound `.beton` (FFCV's header parses, its
+    allocation table stays inside the file), else one `DatasetError` naming the file."""
+    try:
+        from ffcv.reader import Reader
+        reader = Reader(str(path))
+        alloc = reader.alloc_table
+        if len(alloc) and int((alloc["ptr"].astype("int64") + alloc["size"].astype("int64")).max()) > \
+                path.stat().st_size:
+            raise ValueError("allocation table points past the end of the file")
+        return int(reader.num_samples)
+    except Exception as err:  # FFCV raises many types on malformed headers
+        reason = " ".join(str(err).split())[:120] or type(err).__name__
+        raise DatasetError(f"{path}: not a readable .beton ({type(err).__name__}: {reason})") from None
+
+
 def validate_beton(path: Path, expected: int) -> None:
-    """Re-read what was written: FFCV's header, its sample count, its allocation table in bounds."""
-    from ffcv.reader import Reader
-    reader = Reader(str(path))
-    alloc, size = reader.alloc_table, path.stat().st_size
-    if int(reader.num_samples) != expected or (
-            len(alloc) and int((alloc["ptr"].astype("int64") + alloc["size"].astype("int64")).max()) > size):
+    """Re-read what was written; a file that does not read back as `expected` samples is removed."""
+    try:
+        found = beton_samples(path)
+        if found != expected:
+            raise DatasetError(f"{path}: {found} samples where {expected} were written")
+    except DatasetError as err:
         path.unlink(missing_ok=True)
-        raise DatasetError(f"{path}: the written .beton does not read back ({reader.num_samples} samples of "
-                           f"{expected}); it was removed")
+        raise DatasetError(f"the written .beton does not read back, so it was removed: {err}") from None
 
 
 def describe_beton(beton: Path, index: ImageIndex, max_resolution: int | None) -> dict:
