@@ -101,10 +101,6 @@ class TrainConfig:
             raise ValueError(f"--seed: must be a non-negative integer, got {self.seed}")
         if not MIN_IMAGE_SIZE <= self.image_size <= MAX_IMAGE_SIZE:
             raise ValueError(f"--image-size: must be in [{MIN_IMAGE_SIZE}, {MAX_IMAGE_SIZE}] px, got {self.image_size}")
-        self._check_views()
-        self._check_memory()
-
-    def _check_views(self) -> None:
         from augpipe.policy import parse_views
         try:
             views = parse_views(self.views, self.image_size)
@@ -112,11 +108,11 @@ class TrainConfig:
             raise ValueError(f"--views: {err}") from None
         if self.method != "supervised" and len(views) < 2:
             raise ValueError(f"--views: {self.method} compares views of the same image; needs >= 2, got {len(views)}")
+        self._check_memory(views)
 
-    def _check_memory(self) -> None:
+    def _check_memory(self, views) -> None:
         """Refuse a batch whose float views alone cannot fit in this machine's memory."""
-        from augpipe.policy import parse_views
-        view_bytes = sum(4 * 3 * h * w for (h, w), _ in parse_views(self.views, self.image_size))
+        view_bytes = sum(4 * 3 * h * w for (h, w), _ in views)
         need = self.batch_size * (view_bytes + 3 * self.image_size ** 2)  # views + the uint8 batch
         have = _memory_bytes()
         if have and need > have // 2:

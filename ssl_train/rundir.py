@@ -17,7 +17,7 @@ import os
 import shutil
 from pathlib import Path
 
-from atomicio import atomic_write, remove_stale_temporaries  # noqa: F401  (atomic_write: re-exported)
+from atomicio import remove_stale_temporaries
 
 
 class RunDirError(RuntimeError):
