@@ -39,16 +39,12 @@ from ssl_train.config import TrainConfig
 from ssl_train.evaluate import extract, knn_top1, probe_top1
 from ssl_train.methods import build_method
 from ssl_train.optim import adamw, build_optimizer, lr_at, scaled_lr
-from ssl_train.rundir import RunDir, RunDirError
+from ssl_train.rundir import RunDir, RunError
 from timekeep import TimeAccount
 
 NORMALIZE = "imagenet"
 PHASES = ("data", "augment", "model", "eval")
 PATH_FIELDS = ("out",)  # config fields that name places, not content: ignored when resuming
-
-
-class RunError(RuntimeError):
-    """A run that cannot start or go on; the message says why and what to do."""
 
 
 class NonFiniteLoss(RunError):
@@ -188,19 +184,12 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False, progr
     torch.manual_seed(cfg.seed)
     parts = build(cfg, device, rank, world, progress)
     main = rank == 0
-    folder = RunDir(Path(cfg.out), resume=resume, overwrite=overwrite) if main else None
-    try:
-        work = folder.__enter__() if folder else Path(cfg.out)
-    except RunDirError as err:
-        raise RunError(str(err)) from None
-    try:
+    folder = RunDir(Path(cfg.out), resume=resume, overwrite=overwrite) if main else nullcontext(Path(cfg.out))
+    with folder as work:  # rank 0 owns the folder; the other ranks write nothing
         dist.barrier()
         result = run_epochs(cfg, parts, work, resume, device, world, main, progress)
-        if folder:
+        if main:
             folder.commit()
-    finally:
-        if folder:
-            folder.__exit__(None, None, None)
     dist.barrier()
     return result
 

@@ -20,8 +20,9 @@ from pathlib import Path
 from atomicio import remove_stale_temporaries
 
 
-class RunDirError(RuntimeError):
-    """The folder cannot be used as asked; the message says why and what to do."""
+class RunError(RuntimeError):
+    """A run that cannot start or go on (here: its folder cannot be used as asked); the message
+    says why and what to do."""
 
 
 class RunDir:
@@ -47,7 +48,7 @@ class RunDir:
             holder = self._lock.read().strip() or "unknown"
             self._lock.close()
             self._lock = None
-            raise RunDirError(f"--out {self.out}: another run (pid {holder}) is writing this folder; "
+            raise RunError(f"--out {self.out}: another run (pid {holder}) is writing this folder; "
                               "wait for it to finish or choose another --out") from None
         self._lock.seek(0)
         self._lock.truncate()
@@ -65,12 +66,12 @@ class RunDir:
         finished, started = (self.out / "result.json").exists(), (self.out / "checkpoint.pt").exists()
         if self.resume:
             if finished:
-                raise RunDirError(f"--out {self.out}: this run already finished (result.json); nothing to resume")
+                raise RunError(f"--out {self.out}: this run already finished (result.json); nothing to resume")
             return
         if (finished or started) and not self.overwrite:
             what = "a finished run (result.json)" if finished else "an unfinished run (checkpoint.pt)"
             hint = "--overwrite to replace it" if finished else "--resume to continue it or --overwrite"
-            raise RunDirError(f"--out {self.out}: holds {what}; pass {hint}, or choose another --out")
+            raise RunError(f"--out {self.out}: holds {what}; pass {hint}, or choose another --out")
         if self.overwrite and self.out.exists() and any(self.out.iterdir()):
             shutil.rmtree(self.staging, ignore_errors=True)  # a staged run that never finished
             self.staging.mkdir(parents=True)
