@@ -17,7 +17,7 @@ from typing import ClassVar
 
 import torch
 
-from augpipe import kernels, sampling
+from augpipe import cpu, kernels, sampling
 
 Range = tuple[float, float]
 Size = tuple[int, int]
@@ -161,7 +161,7 @@ class ColorJitter(Op):
 
     def kernel(self, images, params, size, inplace):
         return kernels.color_jitter(images, params["factors"], params["order"], use_hue=self.hue > 0,
-                                    inplace=inplace)
+                                    inplace=inplace, hue_kernel=cpu.hue_kernel(images))
 
 
 @dataclass

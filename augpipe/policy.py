@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 import torch
 
 from augpipe import kernels
+from augpipe.cpu import compiled_cpu_kernels
 from augpipe.ops import OPS, HorizontalFlip, Normalize, Op, RandomResizedCrop, Resize, SampleContext
 from augpipe.presets import PRESETS
 from augpipe.spec import SpecError, apply_overrides, describe, parse_chains, split_preset
@@ -231,12 +232,14 @@ class Policy:
                           memory_format=torch.channels_last if self.channels_last else torch.contiguous_format)
         threads = self._threads.choose() if self._threads else None
         t0 = time.perf_counter()
-        for k in range(count):
-            for start in range(0, n, rows):
-                stop = min(start + rows, n)
-                sl = slice(k * n + start, k * n + stop)
-                out[sl] = self._run(group, images[start:stop],
-                                    [{key: t[sl] for key, t in p.items()} for p in params], "subset", self._log)
+        # compile="auto" on the CPU: the hue inside runs as inductor's fused loop (augpipe.cpu)
+        with compiled_cpu_kernels(self.compile == "auto"):
+            for k in range(count):
+                for start in range(0, n, rows):
+                    stop = min(start + rows, n)
+                    sl = slice(k * n + start, k * n + stop)
+                    out[sl] = self._run(group, images[start:stop], [{key: t[sl] for key, t in p.items()} for p in params],
+                                        "subset", self._log)
         if self._threads:
             self._threads.record(threads, n * count / max(time.perf_counter() - t0, 1e-9))
         return out
@@ -350,8 +353,10 @@ class ThreadChooser:
     uses the faster, and retries the other after `explore_every` calls, twice as long after each
     try that loses (up to `max_interval`): it follows the load as it comes and goes. It sets the process-wide count and leaves it (switching back and forth
     every call is itself slow under load: 1 thread with a switch per call fell to 5.7k); the
-    most it sets is what torch had when the chooser first ran. `Policy(cpu_threads="keep")`
-    turns it off.
+    most it sets is what torch had when the chooser first ran. The first call at each setting is
+    a warm-up and not recorded: it carries one-off costs (compiling the CPU hue for that thread
+    count, growing the heap) that made one slow first call pin the wrong setting for good.
+    `Policy(cpu_threads="keep")` turns it off.
     """
 
     def __init__(self, explore_every: int = 16, smoothing: float = 0.5, max_interval: int = 256):
@@ -360,6 +365,7 @@ class ThreadChooser:
         self.calls, self.most = 0, 0
         self.interval, self.next_explore = explore_every, explore_every
         self.exploring = False
+        self.warmed: set[int] = set()
 
     def choose(self) -> int:
         """The thread count for this call, set in torch if it differs."""
@@ -382,6 +388,9 @@ class ThreadChooser:
         return max(options, key=lambda t: self.rate[t])
 
     def record(self, threads: int, rows_per_s: float) -> None:
+        if threads not in self.warmed:
+            self.warmed.add(threads)
+            return
         old = self.rate.get(threads)
         self.rate[threads] = rows_per_s if old is None else old + self.smoothing * (rows_per_s - old)
         if self.exploring:  # a try of the other setting: back off while it keeps losing

@@ -205,12 +205,12 @@ def test_thread_chooser_follows_the_faster_setting_and_backs_off(monkeypatch):
     chooser = ThreadChooser(explore_every=4, max_interval=16)
     speed = {4: 100.0, 1: 60.0}                      # quiet
     picks = []
-    for _ in range(40):
+    for i in range(40):
         t = chooser.choose()
         picks.append(t)
-        chooser.record(t, speed[t])
-    assert picks[:2] == [4, 1] and picks.count(4) > 30 and current["n"] == 4
-    tries = [i for i, t in enumerate(picks[2:], 2) if t == 1]
+        chooser.record(t, 1.0 if i == 0 else speed[t])  # a slow first call (compiling) is a warm-up
+    assert picks[:4] == [4, 4, 1, 1] and picks.count(4) > 30 and current["n"] == 4
+    tries = [i for i, t in enumerate(picks[4:], 4) if t == 1]
     assert all(b - a > 4 for a, b in zip(tries, tries[1:]))  # losing tries come less and less often
     speed = {4: 20.0, 1: 50.0}                       # other processes took the cores
     picks = []
