@@ -22,6 +22,8 @@ bench-aug: install
 
 bench-load: install
 	$(PY) -m loaders.bench --json benchmarks/bench-load.json
+	$(PY) -m loaders.bench --datasets imagenet-200 --sizes 224 --backends dali,dali-bare --random-crop \
+	  --batch-size 50 --repeats 7 --json benchmarks/bench-load-dali.json
 
 demo: install
 	$(PY) -m ssl_train --data digits --num-workers 0 --out runs/demo --overwrite

@@ -6,6 +6,9 @@ links, one class per photo), each loaded at 32 px and 224 px outputs. The baseli
 `ImageFolder` with PIL transforms (Resize + CenterCrop + PILToTensor) in a `DataLoader` with the same
 workers. One untimed warm-up epoch per loader (FFCV compiles, caches fill), then the median of
 `--repeats` timed epochs. FFCV's one-time `.beton` write is reported apart (`prepare_s`).
+`--backends dali,dali-bare --random-crop` compares our `dali` backend (our order through an
+external source) with DALI's own `fn.readers.file` pipeline (`make bench-load` runs it on the
+photographs at 224 px, batch 50: `benchmarks/bench-load-dali.json`).
 """
 from __future__ import annotations
 
@@ -61,6 +64,46 @@ def baseline_loader(root: Path, size: int, batch_size: int, workers: int):
                                        shuffle=True, num_workers=workers)
 
 
+def dali_bare_loader(root: Path, size: int, batch_size: int, workers: int, device, random_crop):
+    """DALI as its own examples write it: `fn.readers.file` (DALI's order and shards) -> decode
+    (random crop at decode, or the whole image) -> resize: the yardstick for our `dali` backend,
+    which feeds our order through `fn.external_source`. Yields (images, labels) like a Loader."""
+    from nvidia.dali import fn, pipeline_def, types
+    from nvidia.dali.plugin.base_iterator import LastBatchPolicy
+    from nvidia.dali.plugin.pytorch import DALIGenericIterator
+    from loaders.scan import scan_image_folder
+    index = scan_image_folder(root)
+    on_gpu = device.type == "cuda"
+
+    @pipeline_def(batch_size=batch_size, num_threads=workers, device_id=(device.index or 0) if on_gpu else None, seed=0)
+    def pipe():
+        encoded, label = fn.readers.file(files=index.files, labels=index.labels, random_shuffle=True, name="files")
+        decoder = "mixed" if on_gpu else "cpu"
+        if random_crop:
+            images = fn.decoders.image_random_crop(encoded, device=decoder, output_type=types.RGB,
+                                                   random_area=[0.08, 1.0], random_aspect_ratio=[3 / 4, 4 / 3])
+            images = fn.resize(images, size=(size, size), antialias=True)
+        else:
+            images = fn.decoders.image(encoded, device=decoder, output_type=types.RGB)
+            images = fn.resize(images, resize_shorter=size, antialias=True)
+            images = fn.crop(images, crop=(size, size))
+        return images, label
+
+    iterator = DALIGenericIterator([pipe()], ["images", "labels"], reader_name="files", auto_reset=True,
+                                   last_batch_policy=LastBatchPolicy.PARTIAL)
+    return _Epochs(iterator)
+
+
+class _Epochs:
+    """A DALI iterator as a loader: each pass is one epoch of (images, labels)."""
+
+    def __init__(self, iterator):
+        self.iterator = iterator
+
+    def __iter__(self):
+        return ((b[0]["images"], b[0]["labels"]) for b in self.iterator)
+
+
 def time_epochs(loader, device, repeats: int) -> float:
     """Median images/s over `repeats` epochs, after one warm-up epoch."""
     for _ in loader:
@@ -81,7 +124,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--shared", type=Path, default=DEFAULT_SHARED)
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--sizes", default="32,224")
-    parser.add_argument("--backends", default=",".join(("baseline",) + BACKENDS))
+    parser.add_argument("--backends", default=",".join(("baseline",) + BACKENDS),
+                        help="of baseline, dali-bare (DALI's own reader pipeline), " + ", ".join(BACKENDS))
+    parser.add_argument("--random-crop", action="store_true",
+                        help="random resized crop at decode time (scale 0.08-1) instead of the centre square")
     parser.add_argument("--datasets", default="cifar10-test,imagenet-200")
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
@@ -101,28 +147,33 @@ def main(argv: list[str] | None = None) -> int:
                 try:
                     if backend == "baseline":
                         loader = baseline_loader(root, size, args.batch_size, args.workers)
+                    elif backend == "dali-bare":
+                        loader = dali_bare_loader(root, size, args.batch_size, args.workers, device, args.random_crop)
                     else:
                         loader = build_loader(backend, root, batch_size=args.batch_size, image_size=size,
-                                              device=device, num_workers=args.workers)
+                                              device=device, num_workers=args.workers,
+                                              random_crop=args.random_crop or None)
                 except ImportError as err:
                     print(f"  skip {backend}: {err}", flush=True)
                     continue
                 prepare_s = time.perf_counter() - start
                 rate = time_epochs(loader, device, args.repeats)
                 records.append({"dataset": name, "loader": backend, "size": size, "batch": args.batch_size,
+                                "random_crop": args.random_crop,
                                 "workers": args.workers, "device": str(device), "images_per_s": round(rate, 1),
                                 "prepare_s": round(prepare_s, 2), "torch": torch.__version__})
                 print(f"  {name:<13} {size:>3}px {backend:<8} {rate:9.1f} img/s  (setup {prepare_s:.1f} s)",
                       flush=True)
     print()
-    print("| dataset | size | " + " | ".join(["baseline", *BACKENDS]) + " |")
-    print("|---|---|" + "---|" * (1 + len(BACKENDS)))
+    names = [b for b in ("baseline", "dali-bare", *BACKENDS) if any(r["loader"] == b for r in records)]
+    print("| dataset | size | " + " | ".join(names) + " |")
+    print("|---|---|" + "---|" * len(names))
     for name in dict.fromkeys(r["dataset"] for r in records):
         for size in dict.fromkeys(r["size"] for r in records):
             rates = {r["loader"]: r["images_per_s"] for r in records if r["dataset"] == name and r["size"] == size}
-            base = rates.get("baseline")
-            cells = [f"{rates[b]:,.0f}" + (f" ({rates[b] / base:.1f}x)" if base and b != "baseline" else "")
-                     if b in rates else "n/a" for b in ["baseline", *BACKENDS]]
+            base = rates.get("baseline") or rates.get("dali-bare")
+            cells = [f"{rates[b]:,.0f}" + (f" ({rates[b] / base:.2f}x)" if base and b != "baseline" else "")
+                     if b in rates else "n/a" for b in names]
             print(f"| {name} | {size} | " + " | ".join(cells) + " |")
     if args.json:
         path = atomic_write_bytes(args.json, (json.dumps(records, indent=1) + "\n").encode())

@@ -23,6 +23,17 @@ def load_rgb(path: str):
         return im.convert("RGB")
 
 
+# Pillow modes (as the scan records them, "MODE FORMAT") that other decoders turn into different
+# RGB than `load_rgb`: 16- and 32-bit grey, which DALI scales by the type's range where the
+# reference scales by the image's peak (a 16-bit PNG holding 8-bit values: 99 grey levels apart).
+# Backends decode such files with `load_rgb` instead.
+_OTHER_DECODERS_DIFFER = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")
+
+
+def needs_reference(mode: str) -> bool:
+    return mode.split(" ")[0] in _OTHER_DECODERS_DIFFER
+
+
 def center_square(im):
     w, h = im.size
     side = min(w, h)

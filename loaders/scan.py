@@ -35,6 +35,10 @@ class ImageIndex:
     classes: list[str]  # [] for an unlabeled folder
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (file, reason)
     ignored: list[str] = field(default_factory=list)  # files without an image extension
+    # Pillow's mode and format of each file ("RGB JPEG", "I;16 PNG", ...), from the validating
+    # decode (empty when not validated): backends that decode with another library use it to
+    # find the files it would decode differently (see `loaders.decode.needs_reference`)
+    modes: list[str] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.files)
@@ -44,17 +48,17 @@ class ImageIndex:
         return bool(self.classes)
 
 
-def _check_image(path: str) -> str | None:
-    """None if Pillow can fully decode `path`, else the reason it cannot."""
+def _check_image(path: str) -> tuple[str | None, str]:
+    """(None, "MODE FORMAT") if Pillow can fully decode `path`, else (the reason it cannot, "")."""
     from PIL import Image
     try:
         if os.path.getsize(path) == 0:
-            return "empty file"
+            return "empty file", ""
         with Image.open(path) as im:
             im.load()
-        return None
+            return None, f"{im.mode} {im.format}"
     except Exception as err:  # Pillow raises many types for broken files; report them all
-        return f"{type(err).__name__}: {err}"
+        return f"{type(err).__name__}: {err}", ""
 
 
 def scan_image_folder(root: str | os.PathLike, on_error: str = "raise", validate: bool = True,
@@ -103,9 +107,10 @@ def scan_image_folder(root: str | os.PathLike, on_error: str = "raise", validate
         raise DatasetError(f"{root}: no image files ({', '.join(IMAGE_EXTENSIONS)}) in it or below it "
                            "(expected root/<class>/<image>, or images at any depth for an unlabeled folder)")
     skipped: list[tuple[str, str]] = []
+    modes: list[str] = []
     if validate:
         with ThreadPoolExecutor(workers or min(8, os.cpu_count() or 1)) as pool:
-            reasons = list(pool.map(_check_image, files, chunksize=64))
+            reasons, modes = map(list, zip(*pool.map(_check_image, files, chunksize=64)))
         broken = [(f, r) for f, r in zip(files, reasons) if r is not None]
         if broken and on_error == "raise":
             listed = "; ".join(f"{f} ({r})" for f, r in broken[:5])
@@ -116,7 +121,8 @@ def scan_image_folder(root: str | os.PathLike, on_error: str = "raise", validate
             keep = [r is None for r in reasons]
             files = [f for f, k in zip(files, keep) if k]
             labels = [lab for lab, k in zip(labels, keep) if k]
+            modes = [m for m, k in zip(modes, keep) if k]
             skipped = broken
             if not files:
                 raise DatasetError(f"{root}: every image file is unreadable ({len(broken)} files)")
-    return ImageIndex(root, files, labels, classes, skipped, ignored)
+    return ImageIndex(root, files, labels, classes, skipped, ignored, modes)

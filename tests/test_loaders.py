@@ -164,6 +164,7 @@ def odd_folder(tmp_path_factory):
     Image.fromarray(np.dstack([rgb, rgb[..., :1]])).save(a / "rgba.png")
     Image.fromarray(rgb).convert("P").save(b / "palette.png")
     Image.fromarray((rng.integers(0, 65535, (30, 30))).astype(np.uint16)).save(b / "gray16.png")
+    Image.fromarray((rng.integers(0, 200, (30, 30))).astype(np.uint16)).save(b / "gray16low.png")  # 8-bit values
     Image.fromarray(rgb[:2, :3]).save(b / "tiny.png")
     Image.fromarray(rng.integers(0, 256, (3, 300, 3), dtype=np.uint8)).save(b / "long.png")
     return root
@@ -171,13 +172,18 @@ def odd_folder(tmp_path_factory):
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_awkward_images_become_rgb_of_image_size(kind, odd_folder):
-    loader = build_loader(kind, odd_folder, batch_size=8, image_size=16, shuffle=False, num_workers=1)
+    """Every mode and shape gives the reference RGB (the torch backend's): FFCV exactly (its
+    .beton stores the reference decode), DALI within 3 grey levels mean per image (its own
+    decoders and resampling; measured <= 1.3 at 16 px, <= 0.4 at 32 px)."""
+    loader = build_loader(kind, odd_folder, batch_size=9, image_size=16, shuffle=False, num_workers=1)
     images, labels = next(iter(loader))
-    assert images.shape == (8, 3, 16, 16)
-    assert labels.tolist() == [0, 0, 0, 0, 1, 1, 1, 1]
-    if kind == "ffcv":  # the cached .beton stores the reference decode at the loader's size
-        ref = next(iter(build_loader("torch", odd_folder, batch_size=8, image_size=16, shuffle=False, num_workers=1)))[0]
+    assert images.shape == (9, 3, 16, 16)
+    assert labels.tolist() == [0] * 4 + [1] * 5
+    ref = next(iter(build_loader("torch", odd_folder, batch_size=9, image_size=16, shuffle=False, num_workers=1)))[0]
+    if kind == "ffcv":
         assert torch.equal(images, ref)
+    per_image = (images.float() - ref.float()).abs().mean(dim=(1, 2, 3))
+    assert per_image.max() <= 3.0, dict(zip(loader._backend.index.files, per_image.tolist()))
 
 
 @pytest.fixture
@@ -402,15 +408,20 @@ def test_an_unlabeled_folder_loads_at_any_depth(kind, tmp_path):
     assert got == epoch_pairs(build_loader("torch", root, batch_size=3, image_size=8, shuffle=False, num_workers=1))
 
 
-def test_a_file_broken_after_the_scan_is_skipped_or_named_torch(tmp_path):
-    """torch backend: skip means skip at load time too (reported in loader.skipped), raise names
-    the file. (DALI and a cached FFCV file: not covered; see the README.)"""
-    root = _colour_folder(tmp_path / "later", {"a": (200, 0, 0), "b": (0, 0, 200)})
-    skip = build_loader("torch", root, batch_size=6, image_size=8, shuffle=False, num_workers=0, on_error="skip")
-    strict = build_loader("torch", root, batch_size=6, image_size=8, shuffle=False, num_workers=0)
-    (root / "a" / "1.png").write_bytes(b"no longer a png")   # after the scan
-    images, labels = next(iter(skip))
-    assert images.shape == (5, 3, 8, 8) and labels.tolist() == [0, 0, 1, 1, 1]
-    assert [os.path.basename(f) for f, _ in skip.skipped] == ["1.png"]
-    with pytest.raises(DatasetError, match=r"1\.png: unreadable at load time"):
-        next(iter(strict))
+@pytest.mark.parametrize("kind", [k for k in KINDS if k.values[0] != "ffcv"])
+def test_a_file_broken_after_the_scan_is_skipped_or_named(kind, tmp_path):
+    """skip means skip at load time too (reported in loader.skipped), in the same batches as
+    the other files, for the rest of the epoch and the next; raise names the file. (A folder
+    cached for FFCV holds its pixels from prepare time: nothing to fail.)"""
+    root = _colour_folder(tmp_path / "later", {"a": (200, 0, 0), "b": (0, 0, 200), "c": (0, 200, 0)})
+    options = dict(batch_size=2, image_size=8, shuffle=False, num_workers=1)
+    skip = build_loader(kind, root, on_error="skip", **options)
+    strict = build_loader(kind, root, **options)
+    (root / "b" / "1.png").write_bytes(b"no longer a png")   # after the scan: batch 2 of 5
+    (root / "c" / "2.png").unlink()                          # gone: the last batch
+    for _ in range(2):
+        got = [labels.tolist() for _, labels in skip]
+        assert got == [[0, 0], [0, 1], [1], [2, 2]]   # 9 files in batches of 2, two left out
+    assert sorted(os.path.basename(f) for f, _ in skip.skipped) == ["1.png", "2.png"]
+    with pytest.raises(DatasetError, match=r"b/1\.png: unreadable at load time"):
+        list(strict)
