@@ -1,11 +1,17 @@
-"""`python -m experiments run NAME --data PATH [--scale cpu|gpu] [--seeds 0,1]` and `... report`."""
+"""`python -m experiments run NAME --data PATH [--scale smoke|cpu|gpu] [--seeds 0,1,2] [--results DIR]`,
+`... report [--results DIR]` and `... list`.
+
+`run` trains into a fresh folder (`runs/experiments/<UTC time>`) unless `--results DIR` names one
+(pass the same DIR again to resume or extend it); `report` reads the published snapshot
+(`experiments/results`) unless `--results DIR` names another.
+"""
 from __future__ import annotations
 
 import argparse
 import sys
 from pathlib import Path
 
-from experiments.runner import RESULTS, list_experiments, resolve_data, run_experiment
+from experiments.runner import RESULTS, fresh_results, list_experiments, load_scales, resolve_data, run_experiment
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -16,9 +22,11 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--data", required=True,
                      help="folder with train/ and test/ ImageFolders, or a .tar.gz holding one (e.g. "
                           "../shared/data/cifar10-jpeg.tar.gz)")
-    run.add_argument("--scale", default="cpu", choices=["cpu", "gpu"])
-    run.add_argument("--seeds", default="0", help="comma-separated seeds (default 0)")
-    run.add_argument("--results", type=Path, default=RESULTS)
+    run.add_argument("--scale", default="cpu", choices=list(load_scales()),
+                     help="smoke: a trend in <= 10 minutes on 2 cores; cpu: the published scale; gpu: one GPU")
+    run.add_argument("--seeds", default=None, help="comma-separated seeds (default: the scale's, e.g. 0,1,2 for cpu)")
+    run.add_argument("--results", type=Path, default=None,
+                     help="results folder (default: a fresh runs/experiments/<UTC time>; the same DIR resumes)")
     run.add_argument("--dry-run", action="store_true", help="list the runs without training")
     rep = sub.add_parser("report", help="tables (REPORT.md) and plots from every result.json")
     rep.add_argument("--results", type=Path, default=RESULTS)
@@ -35,14 +43,18 @@ def main(argv: list[str] | None = None) -> int:
         path, pngs = report(args.results)
         print(f"wrote {path}" + "".join(f", {p.name}" for p in pngs))
         return 0
-    try:
-        seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
-    except ValueError:
-        parser.error(f"--seeds: expected comma-separated integers, got {args.seeds!r}")
+    seeds = None
+    if args.seeds is not None:
+        try:
+            seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
+        except ValueError:
+            parser.error(f"--seeds: expected comma-separated integers, got {args.seeds!r}")
+    results = args.results or fresh_results()
     from loaders.datasets import cache_dir
     try:
         data = resolve_data(args.data, cache_dir() / "experiments-data")
-        run_experiment(args.name, data, args.scale, seeds, args.results, args.dry_run,
+        print(f"results: {results} (report: python -m experiments report --results {results})", flush=True)
+        run_experiment(args.name, data, args.scale, seeds, results, args.dry_run,
                        log=lambda s: print(s, flush=True))
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)

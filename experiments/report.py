@@ -41,27 +41,105 @@ def collect(results: Path, warn=print) -> dict[str, list[dict]]:
     return found
 
 
-def _num(value) -> str:
-    return f"{value:.3f}" if isinstance(value, (int, float)) else "n/a"
+VERDICT_RULE = (
+    "Statistics: each row is one run id over its seeds (n), mean ± sample sd. A row **learns** when its "
+    "kNN beats the random-init floor of the same seeds by more than 2 sd of the per-seed differences "
+    "(paired: the same seed gives the same initial network); two rows **differ** when their means are "
+    "more than 2 pooled sd apart (sd pooled over both rows' seeds), else they are *within seed noise*. "
+    "n = 1 gives no verdict.")
 
 
-def _row(r: dict) -> str:
-    if "failed" in r:
-        return f"| {r['run']} | failed: {r['failed']} | | | | | | |"
-    c, t = r["config"], r["time"]
-    epoch_s = t["total_s"] / max(1, c["epochs"])
-    return (f"| {r['run']} | {c['policy']} | {c['negatives']} | {c['batch_size']} ({c['lr_scaling']}) | "
-            f"{c['loader']} | **{r['knn_top1']:.3f}** | {_num(r.get('linear_top1'))} | {r['knn_top1_random_init']:.3f} | "
-            f"{t['augment_ms_per_image']:.3f} | {t['data_s']:.1f} / {t['augment_s']:.1f} / {t['model_s']:.1f} | "
-            f"{epoch_s:.0f} |")
+def _stats(values: list[float]) -> tuple[float, float]:
+    import statistics
+    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else float("nan"))
 
 
-HEADER = ("| run | policy | negatives | batch (lr rule) | loader | kNN top-1 | probe top-1 | random-init kNN | "
-          "augment ms/img | data / augment / model s | s per epoch |\n|---|---|---|---|---|---|---|---|---|---|---|")
+def _pm(values: list[float], digits: int = 3) -> str:
+    mean, sd = _stats(values)
+    return f"{mean:.{digits}f}" if len(values) < 2 else f"{mean:.{digits}f} ± {sd:.{digits}f}"
+
+
+def run_id(run: str) -> str:
+    """`noise-0.1-s2` -> `noise-0.1`: the run without its seed."""
+    head, _, seed = run.rpartition("-s")
+    return head if head and seed.isdigit() else run
+
+
+def group(runs: list[dict]) -> dict[str, list[dict]]:
+    """Finished runs by run id, in first-seen order."""
+    groups: dict[str, list[dict]] = {}
+    for r in runs:
+        if "failed" not in r:
+            groups.setdefault(run_id(r["run"]), []).append(r)
+    return groups
+
+
+def above_floor(rows: list[dict]) -> str:
+    diffs = [r["knn_top1"] - r["knn_top1_random_init"] for r in rows]
+    if len(diffs) < 2:
+        return "n = 1"
+    mean, sd = _stats(diffs)
+    verdict = "**learns**" if mean > 2 * sd and mean > 0 else "within seed noise"
+    return f"{mean:+.3f} ± {sd:.3f}: {verdict}"
+
+
+def compare(a: list[float], b: list[float]) -> str:
+    """'higher' / 'lower' / 'within seed noise' for a against b, by the rule above."""
+    if len(a) < 2 or len(b) < 2:
+        return "n = 1"
+    (ma, sa), (mb, sb) = _stats(a), _stats(b)
+    pooled = (((len(a) - 1) * sa ** 2 + (len(b) - 1) * sb ** 2) / (len(a) + len(b) - 2)) ** 0.5
+    if abs(ma - mb) <= 2 * pooled:
+        return "within seed noise"
+    return "higher" if ma > mb else "lower"
+
+
+def _row(rid: str, rows: list[dict], best: dict[str, float]) -> str:
+    c = rows[0]["config"]
+    knn = [r["knn_top1"] for r in rows]
+    probe = [r["linear_top1"] for r in rows if isinstance(r.get("linear_top1"), (int, float))]
+    floor = [r["knn_top1_random_init"] for r in rows]
+    ms = [r["time"]["augment_ms_per_image"] for r in rows]
+    epoch_s = [r["time"]["total_s"] / max(1, r["config"]["epochs"]) for r in rows]
+    top = best.get(rid)
+    vs_best = ""
+    if top is not None and len(knn) > 1:
+        vs_best = " (best)" if top == rid else f" ({compare(knn, best['_values'][top])} vs {top})"
+    return (f"| {rid} | {len(rows)} | {c['policy']} | {c['negatives']} | {c['batch_size']} | {c['lr']:g} ({c['lr_scaling']}) "
+            f"| {c['epochs']} | **{_pm(knn)}** | {_pm(probe) if probe else 'n/a'} | {_pm(floor)} | {above_floor(rows)}{vs_best} "
+            f"| {_pm(ms, 3)} | {_stats(epoch_s)[0]:.0f} |")
+
+
+HEADER = ("| run | n | policy | negatives | batch | lr (rule) | epochs | kNN top-1 | probe top-1 | random-init kNN | "
+          "kNN − floor (paired) | augment ms/img | s per epoch |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+
+
+def _best(groups: dict[str, list[dict]]) -> dict:
+    """The best run id (by mean kNN) among the SSL runs, for the 'than best' comparison."""
+    ssl = {rid: [r["knn_top1"] for r in rows] for rid, rows in groups.items()
+           if rows[0]["config"].get("method") != "supervised"}
+    if len(ssl) < 2:
+        return {}
+    top = max(ssl, key=lambda rid: _stats(ssl[rid])[0])
+    return {**{rid: top for rid in ssl}, "_values": ssl}
+
+
+def _lr_choice(groups: dict[str, list[dict]]) -> list[str]:
+    """Per batch size: the lr of the grid with the best mean kNN."""
+    by_batch: dict[int, list[tuple[float, str]]] = {}
+    for rid, rows in groups.items():
+        by_batch.setdefault(rows[0]["config"]["batch_size"], []).append(
+            (_stats([r["knn_top1"] for r in rows])[0], rid))
+    lines = ["| batch | lr grid (mean kNN) | chosen |", "|---|---|---|"]
+    for batch in sorted(by_batch):
+        entries = sorted(by_batch[batch], key=lambda e: groups[e[1]][0]["config"]["lr"])
+        grid = ", ".join(f"{groups[rid][0]['config']['lr']:g}: {m:.3f}" for m, rid in entries)
+        lines.append(f"| {batch} | {grid} | {max(entries)[1]} |")
+    return lines
 
 
 def markdown(found: dict[str, list[dict]]) -> str:
-    parts = ["# Experiment results (generated by `python -m experiments report`)\n"]
+    parts = ["# Experiment results (generated by `python -m experiments report`)\n", VERDICT_RULE + "\n"]
     for name in list_experiments():
         runs = found.get(name, [])
         experiment = load_experiment(name)
@@ -72,8 +150,13 @@ def markdown(found: dict[str, list[dict]]) -> str:
         if not runs:
             parts.append("No runs yet.\n")
             continue
+        groups = group(runs)
+        best = _best(groups)
         parts.append(HEADER)
-        parts += [_row(r) for r in runs]
+        parts += [_row(rid, rows, best) for rid, rows in groups.items()]
+        parts += [f"| {r['run']} | failed: {r['failed']} | | | | | | | | | | | |" for r in runs if "failed" in r]
+        if "lr_grid" in experiment and groups:
+            parts += ["", "Learning rate per batch size (best mean kNN over the grid):", ""] + _lr_choice(groups)
         parts.append("")
     return "\n".join(parts) + "\n"
 

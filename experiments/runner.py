@@ -1,9 +1,14 @@
 """Expand a named experiment into training runs and run the ones not finished yet.
 
 An experiment is `configs/NAME.json`: a claim and a list of runs, each a few `TrainConfig`
-overrides on top of the scale's base (`configs/scales.json`: `cpu` runs here, `gpu` is ready to
-run on one GPU). Run folders are `RESULTS/NAME/RUN-sSEED`; a run with a result.json is skipped,
-one with a checkpoint is resumed, so an interrupted experiment continues where it stopped.
+overrides on top of the scale's base (`configs/scales.json`: `smoke` reproduces a trend in
+minutes, `cpu` is the 2-core scale of the published results, `gpu` is ready to run on one GPU).
+A scale also gives its default `seeds` and may give `caps`: budgets a run's overrides may not
+exceed at that scale (`train_subset`, `epochs`, `steps`). A run may ask for `steps` (optimiser
+steps) instead of epochs: the epochs are then the nearest whole number giving that many steps
+on the scale's training subset (equal-steps comparisons across batch sizes).
+Run folders are `RESULTS/NAME/RUN-sSEED`; a run with a result.json is skipped, one with a
+checkpoint is resumed, so an interrupted experiment continues where it stopped.
 """
 from __future__ import annotations
 
@@ -16,7 +21,14 @@ from atomicio import atomic_write_bytes
 from ssl_train.config import TrainConfig
 
 CONFIGS = Path(__file__).parent / "configs"
-RESULTS = Path(__file__).parent / "results"
+RESULTS = Path(__file__).parent / "results"  # the published snapshot (report's default)
+FRESH = Path("runs") / "experiments"           # new runs go to FRESH/<UTC time> unless --results says
+
+
+def fresh_results() -> Path:
+    """A new results folder for this invocation (the published snapshot is never trained into by default)."""
+    import datetime
+    return FRESH / datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%d-%H%M%S")
 
 
 def list_experiments() -> list[str]:
@@ -50,35 +62,68 @@ def resolve_data(data: str, cache: Path) -> str:
     return data
 
 
-def plan(name: str, data: str, scale: str, seeds: list[int], results: Path = RESULTS) -> list[TrainConfig]:
-    experiment = load_experiment(name)
-    scales = json.loads((CONFIGS / "scales.json").read_text())
+def load_scales() -> dict:
+    return json.loads((CONFIGS / "scales.json").read_text())
+
+
+def scale_seeds(scale: str) -> list[int]:
+    """The seeds a scale runs by default (`seeds` in scales.json; one seed if it names none)."""
+    return list(_scale(scale).get("seeds", [0]))
+
+
+def _scale(scale: str) -> dict:
+    scales = load_scales()
     if scale not in scales:
         raise ValueError(f"--scale: {scale!r} is not one of {', '.join(scales)}")
-    base = TrainConfig.from_dict({**scales[scale], "data": data})
+    return scales[scale]
+
+
+def _budget(run: dict, base: TrainConfig, caps: dict, name: str) -> dict:
+    """The run's overrides with the scale's caps applied and `steps` turned into epochs."""
+    overrides = {k: v for k, v in run.items() if k not in ("id", "steps")}
+    for key in ("train_subset", "epochs"):
+        if key in caps and key in overrides:
+            overrides[key] = min(overrides[key], caps[key])
+    if "steps" in run:
+        steps = min(run["steps"], caps.get("steps", run["steps"]))
+        subset = overrides.get("train_subset", base.train_subset)
+        batch = overrides.get("batch_size", base.batch_size)
+        if not subset or subset < batch:
+            raise ValueError(f"{name}/{run['id']}: 'steps' needs a train_subset of at least the batch size "
+                             f"at this scale (got train_subset={subset}, batch_size={batch})")
+        overrides["epochs"] = max(1, round(steps / (subset // batch)))
+    return overrides
+
+
+def plan(name: str, data: str, scale: str, seeds: list[int] | None = None, results: Path = RESULTS) -> list[TrainConfig]:
+    experiment = load_experiment(name)
+    settings = dict(_scale(scale))
+    default_seeds, caps = settings.pop("seeds", [0]), settings.pop("caps", {})
+    base = TrainConfig.from_dict({**settings, "data": data})
     runs = experiment.get(f"{scale}_runs", experiment["runs"])
     configs = []
     for run in runs:
-        overrides = {k: v for k, v in run.items() if k != "id"}
-        for seed in seeds:
+        overrides = _budget(run, base, caps, name)
+        for seed in default_seeds if seeds is None else seeds:
             cfg = replace(base, **overrides, seed=seed, out=str(results / name / f"{run['id']}-s{seed}"))
             cfg.validate()
             configs.append(cfg)
     return configs
 
 
-def run_experiment(name: str, data: str, scale: str = "cpu", seeds: list[int] = (0,), results: Path = RESULTS,
+def run_experiment(name: str, data: str, scale: str = "cpu", seeds: list[int] | None = None, results: Path = RESULTS,
                    dry_run: bool = False, log=print) -> list[dict]:
     from ssl_train.loop import RunError, train
     done = []
-    for cfg in plan(name, data, scale, list(seeds), results):
+    for cfg in plan(name, data, scale, None if seeds is None else list(seeds), results):
         out = Path(cfg.out)
         if (out / "result.json").exists():
             log(f"skip {out} (finished)")
             continue
         resume = (out / "checkpoint.pt").exists()
         log(f"{'resume' if resume else 'run'} {out}: policy={cfg.policy} method={cfg.method} "
-            f"negatives={cfg.negatives} batch={cfg.batch_size} lr_scaling={cfg.lr_scaling} loader={cfg.loader}")
+            f"negatives={cfg.negatives} batch={cfg.batch_size} lr={cfg.lr} ({cfg.lr_scaling}) epochs={cfg.epochs} "
+            f"loader={cfg.loader}")
         if dry_run:
             continue
         try:

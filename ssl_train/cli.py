@@ -11,6 +11,7 @@ HELP = {
     "data": "embedded dataset name (digits) or a folder with train/ and test/ ImageFolders",
     "loader": "loader backend",
     "train_subset": "train on a seeded random subset of this many images (0 = all); kNN uses the same subset",
+    "test_subset": "evaluate on a random subset of this many test images, the same for every seed (0 = all)",
     "policy": "augmentation: a preset ({presets}), with optional [op.key=value] overrides, "
               "or a spec string like 'rrc(scale=0.2:1)+flip+noise(std=0.05)'",
     "aug_engine": "engine that runs the policy (augpipe: ours, eager on CPU and compiled on CUDA); "

@@ -27,6 +27,7 @@ class TrainConfig:
     data: str = "digits"              # embedded name or a folder with train/ (and test/) ImageFolders
     loader: str = "torch"             # torch | dali | ffcv
     train_subset: int = 0             # 0 = the whole train split, else a seeded random subset
+    test_subset: int = 0              # 0 = the whole test split, else a fixed random subset (seed 0)
     policy: str = "simclr"            # preset name (with [overrides]) or spec string
     aug_engine: str = "augpipe"       # augpipe | augpipe-compiled | kornia | kornia-compiled | torchvision | dali
     views: str = "2"                  # count, or multi-crop "2x32+4x16@0.05:0.14"
@@ -81,6 +82,8 @@ class TrainConfig:
             raise ValueError("--negatives applies to --method simclr only")
         if self.train_subset < 0:
             raise ValueError(f"--train-subset: must be >= 0 (0 = all), got {self.train_subset}")
+        if self.test_subset < 0:
+            raise ValueError(f"--test-subset: must be >= 0 (0 = all), got {self.test_subset}")
         for key in ("batch_size", "epochs", "image_size", "knn_k", "proj_dim", "proj_hidden", "eval_every",
                     "check_every"):
             if getattr(self, key) < 1:

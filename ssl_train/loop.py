@@ -137,7 +137,9 @@ def build(cfg: TrainConfig, device: torch.device, rank: int, world: int, progres
         raise RunError(f"--batch-size {cfg.batch_size}: larger than the training split ({train_src}); "
                        "lower it or use more images")
     eval_train = loaders.build_loader(cfg.loader, train_src, batch_size=512, shuffle=False, subset=subset, **common)
-    eval_test = loaders.build_loader(cfg.loader, test_src, batch_size=512, shuffle=False, **common)
+    # the same test images whatever the run's seed, so that seeds and runs compare on one set
+    eval_test = loaders.build_loader(cfg.loader, test_src, batch_size=512, shuffle=False,
+                                     subset=cfg.test_subset or None, **{**common, "seed": 0})
     num_classes = len(eval_test.classes)
     if not num_classes:
         raise RunError(f"--data {cfg.data}: the test split {test_src} is unlabeled; evaluation needs a labelled "

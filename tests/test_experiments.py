@@ -10,7 +10,7 @@ from experiments.__main__ import main
 
 def test_every_shipped_experiment_plans_valid_configs(tmp_path):
     for name in runner.list_experiments():
-        for scale in ("cpu", "gpu"):
+        for scale in ("smoke", "cpu", "gpu"):
             configs = runner.plan(name, "digits", scale, [0, 1], tmp_path)
             experiment = runner.load_experiment(name)
             runs = experiment.get(f"{scale}_runs", experiment["runs"])
@@ -18,6 +18,46 @@ def test_every_shipped_experiment_plans_valid_configs(tmp_path):
             assert len({c.out for c in configs}) == len(configs)
     negatives = runner.plan("negatives", "digits", "cpu", [3], tmp_path)
     assert [c.negatives for c in negatives] == ["all", "16", "1"] and {c.seed for c in negatives} == {3}
+    # the published scale runs every run at 3 seeds by default, the small-image recipe at 32 px
+    policies = runner.plan("policies", "digits", "cpu", None, tmp_path)
+    assert {c.seed for c in policies} == {0, 1, 2} and policies[0].policy == "simclr-cifar"
+
+
+def test_steps_become_equal_step_epochs_and_smoke_caps_budgets(tmp_path):
+    cpu = runner.plan("batch-size-steps", "digits", "cpu", [0], tmp_path)
+    steps = {c.batch_size: c.epochs * (c.train_subset // c.batch_size) for c in cpu}
+    assert sorted(steps) == [64, 256, 1024] and max(steps.values()) - min(steps.values()) <= 0.02 * 156
+    smoke = runner.plan("batch-size-steps", "digits", "smoke", None, tmp_path)
+    assert {c.seed for c in smoke} == {0} and all(c.train_subset <= 2048 for c in smoke)
+    assert {c.batch_size: c.epochs * (c.train_subset // c.batch_size) for c in smoke} == {64: 32, 256: 32, 1024: 32}
+    reference = runner.plan("reference", "digits", "smoke", [0], tmp_path)
+    assert all(c.train_subset == 2048 and c.epochs == 3 for c in reference)  # 20k images, 6 epochs capped
+
+
+def test_run_trains_into_a_fresh_folder_unless_told(tmp_path, monkeypatch, capsys):
+    seen = []
+    monkeypatch.setattr("experiments.__main__.run_experiment", lambda name, data, scale, seeds, results, *a, **k: seen.append((seeds, results)))
+    monkeypatch.chdir(tmp_path)
+    assert main(["run", "policies", "--data", "digits", "--scale", "smoke"]) == 0
+    seeds, results = seen[-1]
+    assert seeds is None and results.parent == runner.FRESH and results != runner.RESULTS
+    assert main(["run", "policies", "--data", "digits", "--seeds", "4,5", "--results", str(tmp_path / "r")]) == 0
+    assert seen[-1] == ([4, 5], tmp_path / "r")
+
+
+def test_report_statistics_and_verdicts():
+    from experiments.report import above_floor, compare, group, run_id
+    assert run_id("noise-0.1-s12") == "noise-0.1" and run_id("crop+noise-0.05-s0") == "crop+noise-0.05"
+
+    def rows(knn, floor):
+        return [{"run": f"x-s{i}", "knn_top1": k, "knn_top1_random_init": f} for i, (k, f) in enumerate(zip(knn, floor))]
+    assert above_floor(rows([0.45, 0.46, 0.44], [0.35, 0.36, 0.34])).endswith("**learns**")
+    assert above_floor(rows([0.36, 0.34, 0.37], [0.35, 0.36, 0.34])).endswith("within seed noise")
+    assert above_floor(rows([0.5], [0.3])) == "n = 1"
+    assert compare([0.50, 0.51, 0.52], [0.40, 0.41, 0.42]) == "higher"
+    assert compare([0.40, 0.41, 0.42], [0.50, 0.51, 0.52]) == "lower"
+    assert compare([0.50, 0.45, 0.55], [0.48, 0.53, 0.43]) == "within seed noise"
+    assert list(group(rows([0.4, 0.5], [0.3, 0.3]) + [{"run": "y-s0", "failed": "boom"}])) == ["x"]
 
 
 def test_unknown_names_are_clear_errors(tmp_path, capsys):
@@ -46,8 +86,8 @@ def test_run_skip_and_report_end_to_end(tmp_path, monkeypatch):
     assert all(line.startswith("skip") for line in lines)
     path, pngs = report_module.report(results)
     text = path.read_text()
-    assert "## tiny" in text and "noise is enough" in text and "| noise-s0 | noise[std=0.1]" in text
-    assert "| k1-s0 | crop | 1 |" in text
+    assert "## tiny" in text and "noise is enough" in text and "| noise | 1 | noise[std=0.1]" in text
+    assert "| k1 | 1 | crop | 1 |" in text
     assert {p.name for p in pngs} == {"cost-vs-accuracy.png"}
     assert all(p.read_bytes()[:4] == b"\x89PNG" for p in pngs)
 
@@ -87,4 +127,4 @@ def test_a_failed_run_is_recorded_the_others_go_on_and_report_survives_bad_files
     out = capsys.readouterr().out
     assert "skipped" in out and "c-s0/result.json: unreadable" in out and "d-s0/result.json: missing or invalid knn_top1" in out
     text = (results / "REPORT.md").read_text()
-    assert text.count("| a-s0 |") == 1 and text.count("| b-s0 |") == 1 and "c-s0" not in text
+    assert text.count("| a | 1 |") == 1 and text.count("| b | 1 |") == 1 and "c-s0" not in text
