@@ -9,6 +9,9 @@ Files whose extension is not an image one (torchvision's list, `IMAGE_EXTENSIONS
 in it) are left out and listed in `ignored`. Each file is opened and fully decoded once (in a thread pool:
 Pillow releases the GIL while decoding), so broken files are found here, before any backend
 runs: `on_error="raise"` names them in one error, `"skip"` leaves them out and lists them.
+A file's verdict is remembered for the process while its (path, size, mtime) stay the same: a
+run builds two loaders over its training folder and an experiment runs many runs in one process,
+and decoding all 50,000 CIFAR-10 training files again took 8.7 s each time (0.6 s to list them).
 """
 from __future__ import annotations
 
@@ -61,6 +64,23 @@ def _check_image(path: str) -> tuple[str | None, str]:
         return f"{type(err).__name__}: {err}", ""
 
 
+_VERDICTS: dict[str, tuple[int, int, str | None, str]] = {}  # path -> (size, mtime_ns, reason, mode)
+
+
+def _check_image_once(path: str) -> tuple[str | None, str]:
+    """`_check_image`, remembered while the file's size and mtime stay the same."""
+    try:
+        st = os.stat(path)
+    except OSError as err:
+        return f"{type(err).__name__}: {err}", ""
+    known = _VERDICTS.get(path)
+    if known is not None and known[:2] == (st.st_size, st.st_mtime_ns):
+        return known[2], known[3]
+    reason, mode = _check_image(path)
+    _VERDICTS[path] = (st.st_size, st.st_mtime_ns, reason, mode)
+    return reason, mode
+
+
 def scan_image_folder(root: str | os.PathLike, on_error: str = "raise", validate: bool = True,
                       workers: int | None = None) -> ImageIndex:
     if on_error not in ON_ERROR:
@@ -110,7 +130,7 @@ def scan_image_folder(root: str | os.PathLike, on_error: str = "raise", validate
     modes: list[str] = []
     if validate:
         with ThreadPoolExecutor(workers or min(8, os.cpu_count() or 1)) as pool:
-            reasons, modes = map(list, zip(*pool.map(_check_image, files, chunksize=64)))
+            reasons, modes = map(list, zip(*pool.map(_check_image_once, files, chunksize=64)))
         broken = [(f, r) for f, r in zip(files, reasons) if r is not None]
         if broken and on_error == "raise":
             listed = "; ".join(f"{f} ({r})" for f, r in broken[:5])

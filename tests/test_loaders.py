@@ -425,3 +425,22 @@ def test_a_file_broken_after_the_scan_is_skipped_or_named(kind, tmp_path):
     assert sorted(os.path.basename(f) for f, _ in skip.skipped) == ["1.png", "2.png"]
     with pytest.raises(DatasetError, match=r"b/1\.png: unreadable at load time"):
         list(strict)
+
+
+def test_the_scan_decodes_a_file_again_only_when_it_changed(tmp_path, monkeypatch):
+    import loaders.scan as scan
+    root = _colour_folder(tmp_path / "memo", {"a": (200, 0, 0), "b": (0, 0, 200)})
+    decoded = []
+    real = scan._check_image
+    monkeypatch.setattr(scan, "_check_image", lambda path: decoded.append(os.path.basename(path)) or real(path))
+    first = scan_image_folder(root)
+    assert len(decoded) == 6 and first.modes == ["RGB PNG"] * 6
+    decoded.clear()
+    assert scan_image_folder(root).files == first.files and decoded == []     # unchanged: remembered
+    target = root / "b" / "2.png"
+    garbage = b"x" * target.stat().st_size                                  # same size, new content
+    target.write_bytes(garbage)
+    os.utime(target, ns=(target.stat().st_atime_ns, target.stat().st_mtime_ns + 10**9))
+    with pytest.raises(DatasetError, match=r"1 unreadable image file\(s\): .*2\.png"):
+        scan_image_folder(root)
+    assert decoded == ["2.png"]
