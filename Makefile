@@ -3,7 +3,7 @@ VENV  := .venv
 PY    := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install test demo bench-aug bench-load gpu-check gpu-check-dry gpu-wheels clean
+.PHONY: install test demo bench-aug bench-load mutate gpu-check gpu-check-dry gpu-wheels clean
 
 install: $(STAMP)
 
@@ -25,6 +25,12 @@ bench-load: install
 	$(PY) -m loaders.bench --datasets imagenet-200 --sizes 224 --backends dali,dali-bare --random-crop \
 	  --batch-size 50 --repeats 7 --json benchmarks/bench-load-dali.json
 
+# Mutation testing of the core ([mutmut] in setup.cfg): not part of CI (about an hour on 2 cores).
+# Resumable: mutmut remembers finished mutants in mutants/. Prints the per-module score table.
+mutate: install
+	$(VENV)/bin/mutmut run --max-children 2
+	$(PY) scripts/mutation_report.py
+
 demo: install
 	$(PY) -m ssl_train --data digits --num-workers 0 --out runs/demo --overwrite
 
@@ -45,4 +51,4 @@ gpu-wheels:
 	  kornia kornia_rs packaging pytest pluggy iniconfig tqdm
 
 clean:
-	rm -rf $(VENV) *.egg-info .pytest_cache runs results gpu-check-results gpu-check-results-dry
+	rm -rf $(VENV) *.egg-info .pytest_cache runs results mutants gpu-check-results gpu-check-results-dry
