@@ -59,6 +59,11 @@ class _EpochSource:
         self.next = first
         self.in_flight: deque[int] = deque()
 
+    def exhausted(self) -> bool:
+        """No batch with a file left to load (from `next` on)."""
+        excluded = self.backend.excluded
+        return all(int(i) in excluded for b in self.batches[self.next:] for i in b)
+
     def __call__(self):
         excluded = self.backend.excluded
         while self.next < len(self.batches):
@@ -152,16 +157,20 @@ class Backend(ScannedBackend):
     def iter_epoch(self, epoch: int):
         if not len(_EpochSource(self, epoch).batches):
             return
-        self._start(epoch)
+        first, start = 0, True
         while True:
             try:
+                if start:  # DALI's iterator decodes its first batches as it is made or reset
+                    if _EpochSource(self, epoch, first).exhausted():
+                        return  # what was left of the epoch was left out
+                    self._start(epoch, first)
+                    start = False
                 batch = next(self._iterator)
             except StopIteration:
                 self._finished = True
                 return
             except RuntimeError as err:  # DALI stops the pipeline when a file fails to read or decode
-                first = self._find_failed(err)
-                self._start(epoch, first)
+                first, start = self._find_failed(err), True
                 continue
             self._source.in_flight.popleft()
             images, labels = batch[0]["images"], batch[0]["labels"].view(-1)

@@ -417,13 +417,14 @@ def test_a_file_broken_after_the_scan_is_skipped_or_named(kind, tmp_path):
     options = dict(batch_size=2, image_size=8, shuffle=False, num_workers=1)
     skip = build_loader(kind, root, on_error="skip", **options)
     strict = build_loader(kind, root, **options)
-    (root / "b" / "1.png").write_bytes(b"no longer a png")   # after the scan: batch 2 of 5
+    (root / "a" / "0.png").write_bytes(b"no longer a png")   # after the scan: the first batch
+    (root / "b" / "1.png").write_bytes(b"no longer a png")   # batch 3 of 5
     (root / "c" / "2.png").unlink()                          # gone: the last batch
     for _ in range(2):
         got = [labels.tolist() for _, labels in skip]
-        assert got == [[0, 0], [0, 1], [1], [2, 2]]   # 9 files in batches of 2, two left out
-    assert sorted(os.path.basename(f) for f, _ in skip.skipped) == ["1.png", "2.png"]
-    with pytest.raises(DatasetError, match=r"b/1\.png: unreadable at load time"):
+        assert got == [[0], [0, 1], [1], [2, 2]]      # 9 files in batches of 2, three left out
+    assert sorted(os.path.basename(f) for f, _ in skip.skipped) == ["0.png", "1.png", "2.png"]
+    with pytest.raises(DatasetError, match=r"a/0\.png: unreadable at load time"):
         list(strict)
 
 
