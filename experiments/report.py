@@ -162,26 +162,33 @@ def markdown(found: dict[str, list[dict]]) -> str:
 
 
 def plots(found: dict[str, list[dict]], out: Path) -> list[Path]:
+    """cost-vs-accuracy (each run id at its mean, error bars 1 sd over seeds) and a bar chart per
+    experiment of the claims."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    def sd(values):
+        return _stats(values)[1] if len(values) > 1 else 0.0
+
     written = []
     uses = load_experiment("cost-vs-accuracy")["uses"]
-    points = [r for name in uses for r in found.get(name, []) if "failed" not in r]
+    points = [(name, rid, rows) for name in uses for rid, rows in group(found.get(name, [])).items()]
     if points:
         fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
-        for ax, key, label in [(axes[0], "augment_ms_per_image", "augmentation ms per image"),
-                               (axes[1], "epoch_s", "total seconds per epoch")]:
-            for r in points:
-                t = r["time"]
-                x = t["augment_ms_per_image"] if key == "augment_ms_per_image" else t["total_s"] / r["config"]["epochs"]
-                ax.scatter(x, r["knn_top1"], s=30)
-                ax.annotate(f"{r['experiment']}/{r['run']}", (x, r["knn_top1"]), fontsize=7)
-            floor = points[0]["knn_top1_random_init"]
+        for ax, label in [(axes[0], "augmentation ms per image"), (axes[1], "total seconds per epoch")]:
+            for name, rid, rows in points:
+                knn = [r["knn_top1"] for r in rows]
+                xs = [r["time"]["augment_ms_per_image"] if ax is axes[0] else r["time"]["total_s"] / r["config"]["epochs"]
+                      for r in rows]
+                x, y = _stats(xs)[0], _stats(knn)[0]
+                ax.errorbar(x, y, xerr=sd(xs), yerr=sd(knn), fmt="o", markersize=4, capsize=2)
+                ax.annotate(f"{name}/{rid} (n={len(rows)})", (x, y), fontsize=7)
+            floors = [r["knn_top1_random_init"] for _, _, rows in points for r in rows]
+            floor = _stats(floors)[0]
             ax.axhline(floor, color="gray", linestyle="--", label=f"random init ({floor:.3f})")
             ax.set_xlabel(label)
-            ax.set_ylabel("kNN top-1")
+            ax.set_ylabel("kNN top-1 (mean ± sd over seeds)")
             ax.legend(fontsize=8)
         fig.suptitle("cost vs accuracy")
         fig.tight_layout()
@@ -189,14 +196,16 @@ def plots(found: dict[str, list[dict]], out: Path) -> list[Path]:
         fig.savefig(path, dpi=100)
         plt.close(fig)
         written.append(path)
-    for name in ("batch-size", "negatives", "policies"):
-        runs = [r for r in found.get(name, []) if "failed" not in r]
-        if not runs:
+    for name in ("batch-size", "batch-size-steps", "negatives", "policies", "reference"):
+        groups = group(found.get(name, []))
+        if not groups:
             continue
-        fig, ax = plt.subplots(figsize=(7, 4))
-        labels = [r["run"] for r in runs]
-        ax.bar(labels, [r["knn_top1"] for r in runs], label="kNN top-1")
-        ax.axhline(runs[0]["knn_top1_random_init"], color="gray", linestyle="--", label="random init")
+        fig, ax = plt.subplots(figsize=(max(7, 0.7 * len(groups)), 4))
+        knn = {rid: [r["knn_top1"] for r in rows] for rid, rows in groups.items()}
+        ax.bar(list(knn), [_stats(v)[0] for v in knn.values()], yerr=[sd(v) for v in knn.values()], capsize=3,
+               label="kNN top-1 (mean ± sd)")
+        floors = [r["knn_top1_random_init"] for rows in groups.values() for r in rows]
+        ax.axhline(_stats(floors)[0], color="gray", linestyle="--", label="random init")
         ax.set_ylabel("kNN top-1")
         ax.set_title(name)
         ax.tick_params(axis="x", rotation=30)
