@@ -153,3 +153,18 @@ def test_kernels_are_pure(images):
     a = kernels.gaussian_blur(images, sigma, 5)
     b = kernels.gaussian_blur(images, sigma, 5)
     assert torch.equal(a, b) and torch.equal(images, before)
+
+
+def test_hflip_matches_torchvision(images):
+    torch.testing.assert_close(kernels.hflip(images), TF.horizontal_flip(images), atol=0, rtol=0)
+
+
+def test_solarize_inverts_at_the_threshold_per_sample_and_in_place():
+    x = torch.tensor([0.2, 0.5, 0.7]).view(1, 1, 1, 3).repeat(2, 3, 1, 1)
+    t = torch.tensor([0.2, 0.7])  # pixels equal to the threshold are inverted (>=), as torchvision
+    expected = torch.stack([TF.solarize(img, float(v)) for img, v in zip(x, t)])
+    assert expected[1, 0, 0].tolist() == pytest.approx([0.2, 0.5, 0.3])
+    torch.testing.assert_close(kernels.solarize(x, t), expected, atol=0, rtol=0)
+    y = x.clone()
+    out = kernels.solarize(y, t, inplace=True)
+    assert out.data_ptr() == y.data_ptr() and torch.equal(y, expected)

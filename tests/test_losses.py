@@ -142,3 +142,37 @@ def test_barlow_off_diagonal_term_counts():
     full = barlow_loss(a, b, 1.0), barlow_loss(a, shuffled, 1.0)
     assert full[0] - diag_only[0] > 0.05 and full[1] - diag_only[1] > 0.05
     assert barlow_loss(a, a, 0.0) < 1e-6  # identical branches: the diagonal is exactly 1
+
+
+@pytest.mark.parametrize("name, pair_loss", [("vicreg", lambda a, b: ref_vicreg(a, b)),
+                                             ("barlow", lambda a, b: ref_barlow(a, b, 5e-3))])
+def test_multi_view_losses_average_every_unordered_pair(name, pair_loss):
+    """With V views, the symmetric losses are the mean over the V(V-1)/2 pairs (i < j)."""
+    from types import SimpleNamespace
+    from ssl_train.methods import METHODS
+    cfg = SimpleNamespace(proj_hidden=8, proj_dim=6, proj_layers=2, barlow_lambda=5e-3)
+    method = METHODS[name](6, cfg)
+    z = _inputs((10, 6), (10, 6), (10, 6), seed=3)
+    expected = sum(pair_loss(z[i], z[j]) for i, j in itertools.combinations(range(3), 2)) / 3
+    torch.testing.assert_close(method.loss(z), expected, rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(method.loss(z[:2]), pair_loss(z[0], z[1]), rtol=1e-10, atol=1e-12)
+
+
+def test_supervised_reference_is_mean_cross_entropy_over_views():
+    from types import SimpleNamespace
+    from ssl_train.methods import METHODS
+    cfg = SimpleNamespace(proj_hidden=8, proj_dim=6, proj_layers=2)
+    with pytest.raises(ValueError, match="needs labelled training data"):
+        METHODS["supervised"](5, cfg, None)
+    method = METHODS["supervised"](5, cfg, 3)
+    assert isinstance(method.projector, torch.nn.Linear) and method.projector.out_features == 3
+    backbone = torch.nn.Flatten()
+    views = _inputs((4, 5), (4, 5), seed=4)
+    labels = torch.tensor([0, 2, 1, 2])
+    loss, first = method(backbone, [v.float() for v in views], labels)
+    head = method.projector
+    expected = sum(F.cross_entropy(head(v.float()), labels) for v in views) / 2
+    torch.testing.assert_close(loss, expected)
+    torch.testing.assert_close(first, views[0].float())
+    with pytest.raises(ValueError, match="needs labels"):
+        method(backbone, [v.float() for v in views])
