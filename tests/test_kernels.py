@@ -168,3 +168,15 @@ def test_solarize_inverts_at_the_threshold_per_sample_and_in_place():
     y = x.clone()
     out = kernels.solarize(y, t, inplace=True)
     assert out.data_ptr() == y.data_ptr() and torch.equal(y, expected)
+
+
+def test_normalize_constants_follow_the_values_and_the_images_dtype():
+    x = torch.rand(2, 3, 4, 4, dtype=torch.float64)
+    for mean, std in [((0.1, 0.2, 0.3), (0.5, 0.6, 0.7)), ((0.7, 0.6, 0.5), (0.3, 0.2, 0.1))]:
+        out = kernels.normalize(x, mean, std)  # cached per values: the second call must not reuse the first
+        ref = (x - torch.tensor(mean, dtype=torch.float64).view(1, 3, 1, 1)) / torch.tensor(std, dtype=torch.float64).view(1, 3, 1, 1)
+        assert out.dtype == torch.float64
+        torch.testing.assert_close(out, ref, atol=0, rtol=0)  # float64 constants, not float32 ones
+    as_tensors = kernels.normalize(x.float(), torch.tensor([0.1, 0.2, 0.3], dtype=torch.float64),
+                                   torch.tensor([0.5, 0.6, 0.7], dtype=torch.float64))
+    assert as_tensors.dtype == torch.float32  # tensor constants take the images' dtype

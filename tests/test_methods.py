@@ -104,3 +104,17 @@ def test_lars_scales_step_by_trust_ratio():
     # trust = eta * |w| / |g| = 0.1 * 4 / 8: the 2-D weight moves by 0.05 * 4; the bias by its raw grad
     torch.testing.assert_close(w.detach(), torch.full((2, 2), 2.0 - 0.05 * 4))
     torch.testing.assert_close(b.detach(), torch.full((2,), 0.5))
+
+
+@pytest.mark.parametrize("negatives, k", [("all", None), ("1", 1), ("3", 3)])
+def test_simclr_method_passes_its_negatives_and_the_epoch_generator(negatives, k, gen, monkeypatch):
+    from types import SimpleNamespace
+    from ssl_train.methods import simclr
+    seen = []
+    monkeypatch.setattr(simclr, "info_nce", lambda z, t, negs, g: seen.append((t, negs, g)) or torch.zeros(()))
+    cfg = SimpleNamespace(proj_hidden=8, proj_dim=4, proj_layers=2, temperature=0.3, negatives=negatives)
+    method = simclr.SimCLR(6, cfg)
+    epoch_generator = torch.Generator().manual_seed(1)
+    method.begin_epoch(epoch_generator)
+    method.loss([torch.zeros(4, 4), torch.zeros(4, 4)])
+    assert seen == [(0.3, k, epoch_generator)]

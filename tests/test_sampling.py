@@ -82,3 +82,9 @@ def test_noise_views_are_independent(gen):
     corr = torch.corrcoef(torch.stack([(a - 0.5).flatten(), (b - 0.5).flatten()]))[0, 1]
     assert abs(corr) < 0.02
     assert math.isclose(d.std().item(), math.sqrt(2) * 0.1, rel_tol=0.03)
+
+
+def test_full_boxes_are_the_whole_image_as_int_boxes():
+    boxes = sampling.full_boxes(3, 20, 30, torch.device("cpu"))
+    assert boxes.dtype == torch.int64 and boxes.device.type == "cpu"
+    assert boxes.tolist() == [[0, 0, 20, 30]] * 3  # (top, left, height, width)

@@ -44,3 +44,73 @@ def test_sync_timer_measures_its_block():
     with timer:
         _busy(0.01)
     assert timer.seconds >= 0.01
+
+
+class _FakeCuda:
+    """Stands in for torch.cuda on a machine without a GPU: records synchronisations, and events
+    whose elapsed times are set by the test (milliseconds, as CUDA reports them)."""
+
+    def __init__(self, elapsed_ms):
+        self.synced, self.elapsed = [], list(elapsed_ms)
+
+    def synchronize(self, device=None):
+        self.synced.append(device)
+
+    def Event(self, enable_timing=False):  # noqa: N802 - torch's name
+        fake = self
+
+        class Event:
+            def __init__(self):
+                assert enable_timing
+                self.recorded = False
+
+            def record(self):
+                self.recorded = True
+
+            def elapsed_time(self, end):
+                assert self.recorded and end.recorded
+                return fake.elapsed.pop(0)
+        return Event()
+
+
+def test_cuda_timers_synchronise_the_device_and_read_events_once(monkeypatch):
+    import torch
+    fake = _FakeCuda([5.0, 7.0, 11.0])
+    monkeypatch.setattr(torch, "cuda", fake)
+    cuda = torch.device("cuda", 1)
+    account = TimeAccount("cuda:1")
+    for name in ("data", "model", "data"):
+        with account.phase(name):
+            pass
+    assert fake.synced == []                       # no sync per phase
+    assert account.seconds == {"data": 0.016, "model": 0.007}
+    assert fake.synced == [cuda]                   # one sync, on the account's device
+    assert account.seconds == {"data": 0.016, "model": 0.007} and fake.synced == [cuda]  # folded in once
+    account.add("data", 1.0)
+    assert account.seconds["data"] == 1.016       # add() adds to a phase
+    fake.synced.clear()
+    timer = SyncTimer(cuda)
+    with timer:
+        assert fake.synced == [cuda]               # before the clock starts
+    assert fake.synced == [cuda, cuda] and 0 <= timer.seconds < 1
+    fake.synced.clear()
+    with SyncTimer("cpu"), SyncTimer(None):
+        pass
+    assert fake.synced == []                       # the CPU (and no device) never synchronise
+    from timekeep import sync
+    sync("cuda:1")
+    sync(None)
+    assert fake.synced == [cuda]
+
+
+def test_timers_start_at_zero_and_default_to_the_cpu():
+    timer = SyncTimer()
+    assert timer.seconds == 0.0 and timer.device == torch_device("cpu")
+    assert SyncTimer(None).device is None
+    assert TimeAccount().device == torch_device("cpu") and TimeAccount(None).device == torch_device("cpu")
+    assert TimeAccount().seconds == {}
+
+
+def torch_device(name):
+    import torch
+    return torch.device(name)
