@@ -180,3 +180,10 @@ def test_normalize_constants_follow_the_values_and_the_images_dtype():
     as_tensors = kernels.normalize(x.float(), torch.tensor([0.1, 0.2, 0.3], dtype=torch.float64),
                                    torch.tensor([0.5, 0.6, 0.7], dtype=torch.float64))
     assert as_tensors.dtype == torch.float32  # tensor constants take the images' dtype
+
+
+def test_grayscale_in_place_writes_the_luma_into_its_input(images):
+    x = images.clone()
+    out = kernels.grayscale(x, inplace=True)
+    assert out.data_ptr() == x.data_ptr()
+    torch.testing.assert_close(x, TF.rgb_to_grayscale(images, num_output_channels=3), atol=ATOL, rtol=0)

@@ -176,3 +176,30 @@ def test_supervised_reference_is_mean_cross_entropy_over_views():
     torch.testing.assert_close(first, views[0].float())
     with pytest.raises(ValueError, match="needs labels"):
         method(backbone, [v.float() for v in views])
+
+
+def test_byol_with_three_views_sums_ordered_pairs_over_v_minus_1():
+    p = _inputs((6, 4), (6, 4), (6, 4), seed=5)
+    z = _inputs((6, 4), (6, 4), (6, 4), seed=6)
+    cos = lambda a, b: (a * b).sum(1) / (a.norm(dim=1) * b.norm(dim=1))  # noqa: E731
+    expected = sum((2 - 2 * cos(p[i], z[j])).mean() for i in range(3) for j in range(3) if i != j) / 2
+    torch.testing.assert_close(byol_loss(p, z), expected, rtol=1e-10, atol=1e-12)
+
+
+def test_byol_target_is_a_frozen_deep_copy_and_the_predictor_has_two_layers():
+    from types import SimpleNamespace
+    from ssl_train.methods import METHODS
+    cfg = SimpleNamespace(proj_hidden=8, proj_dim=4, proj_layers=2, ema=0.99)
+    method = METHODS["byol"](5, cfg)
+    backbone = torch.nn.Linear(3, 5)
+    method.setup(backbone)
+    linears = [m for m in method.predictor if isinstance(m, torch.nn.Linear)]
+    assert [(m.in_features, m.out_features) for m in linears] == [(4, 8), (8, 4)]
+    for online, target in ((backbone, method.target_backbone), (method.projector, method.target_projector)):
+        assert all(not p.requires_grad for p in target.parameters())
+        assert all(p.requires_grad for p in online.parameters())
+        for p, tp in zip(online.parameters(), target.parameters()):
+            assert torch.equal(p, tp) and p.data_ptr() != tp.data_ptr()  # a copy, not shared storage
+    first_target = method.target_backbone
+    method.setup(torch.nn.Linear(3, 5))
+    assert method.target_backbone is first_target  # set up once (a resume must not reset the target)

@@ -88,3 +88,24 @@ def test_full_boxes_are_the_whole_image_as_int_boxes():
     boxes = sampling.full_boxes(3, 20, 30, torch.device("cpu"))
     assert boxes.dtype == torch.int64 and boxes.device.type == "cpu"
     assert boxes.tolist() == [[0, 0, 20, 30]] * 3  # (top, left, height, width)
+
+
+def test_every_draw_comes_from_the_given_generator():
+    """Two generators with the same seed give the same draws, whatever torch's global RNG does."""
+    def draws(seed):
+        g = torch.Generator().manual_seed(seed)
+        torch.manual_seed(seed + 100)  # the global RNG differs between the two calls
+        return (sampling.normal((3, 2), g, torch.device("cpu")), sampling.permutations(5, 4, g, torch.device("cpu")),
+                sampling.resized_crop_boxes(6, 32, 24, (0.08, 1.0), (3 / 4, 4 / 3), g, torch.device("cpu")))
+    for a, b in zip(draws(1), draws(1)):
+        assert torch.equal(a, b)
+    assert not torch.equal(draws(1)[0], draws(2)[0])
+
+
+def test_crop_area_follows_the_scale_range():
+    """Box areas are U(scale) of the image when the boxes fit: a narrow range near 1 pins the
+    range's width (scale[1] - scale[0]) and the fallback rate."""
+    g = torch.Generator().manual_seed(0)
+    boxes = sampling.resized_crop_boxes(20000, 100, 100, (0.9, 1.0), (1.0, 1.0), g, torch.device("cpu"))
+    area = (boxes[:, 2] * boxes[:, 3]).double() / 10000
+    assert abs(area.mean().item() - 0.95) < 0.005 and area.min() >= 0.88 and area.max() <= 1.0
