@@ -187,3 +187,14 @@ def test_grayscale_in_place_writes_the_luma_into_its_input(images):
     out = kernels.grayscale(x, inplace=True)
     assert out.data_ptr() == x.data_ptr()
     torch.testing.assert_close(x, TF.rgb_to_grayscale(images, num_output_channels=3), atol=ATOL, rtol=0)
+
+
+@pytest.mark.parametrize("width", [1, 2, 3])
+def test_resized_crop_of_very_narrow_images_matches_torchvision(width):
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(2, 3, 5, width, generator=g)
+    boxes = torch.tensor([[0, 0, 5, width], [1, 0, 3, width]])
+    ours = kernels.resized_crop(x, boxes, (4, 4))
+    ref = torch.stack([TF.resized_crop(img, int(t), int(le), int(h), int(w), [4, 4], antialias=False)
+                       for img, (t, le, h, w) in zip(x, boxes.tolist())])
+    torch.testing.assert_close(ours, ref, atol=ATOL, rtol=0)

@@ -109,3 +109,28 @@ def test_crop_area_follows_the_scale_range():
     boxes = sampling.resized_crop_boxes(20000, 100, 100, (0.9, 1.0), (1.0, 1.0), g, torch.device("cpu"))
     area = (boxes[:, 2] * boxes[:, 3]).double() / 10000
     assert abs(area.mean().item() - 0.95) < 0.005 and area.min() >= 0.88 and area.max() <= 1.0
+
+
+def test_draws_land_on_the_asked_device_with_their_dtypes():
+    """The meta device stands in for CUDA here: every draw must be made on (or moved to) the
+    device asked for, never left on the CPU (a CPU tensor in a CUDA graph is a copy and a sync)."""
+    meta = torch.device("meta")
+    for p in (0.0, 0.5, 1.0):
+        flips = sampling.bernoulli(7, p, None, meta)
+        assert flips.device == meta and flips.dtype == torch.bool and flips.shape == (7,)
+    u = sampling.uniform(4, 0.2, 0.3, None, meta)
+    assert u.device == meta and u.shape == (4,)
+    assert sampling.normal((2, 3), None, meta).device == meta
+    assert sampling.permutations(3, 4, None, meta).device == meta
+    assert sampling.full_boxes(2, 5, 6, meta).device == meta
+
+
+def test_certain_coins_draw_nothing():
+    """p = 0 and p = 1 are decided without a draw: the generator's stream stays where it was."""
+    g = torch.Generator().manual_seed(0)
+    state = g.get_state()
+    assert sampling.bernoulli(5, 1.0, g, torch.device("cpu")).tolist() == [True] * 5
+    assert sampling.bernoulli(5, 0.0, g, torch.device("cpu")).tolist() == [False] * 5
+    assert torch.equal(g.get_state(), state)
+    draws = sampling.bernoulli(20000, 0.3, g, torch.device("cpu"))
+    assert abs(draws.float().mean().item() - 0.3) < 0.015
