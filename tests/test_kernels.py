@@ -198,3 +198,11 @@ def test_resized_crop_of_very_narrow_images_matches_torchvision(width):
     ref = torch.stack([TF.resized_crop(img, int(t), int(le), int(h), int(w), [4, 4], antialias=False)
                        for img, (t, le, h, w) in zip(x, boxes.tolist())])
     torch.testing.assert_close(ours, ref, atol=ATOL, rtol=0)
+
+
+def test_kernels_make_their_helper_tensors_on_the_images_device():
+    """The meta device stands in for CUDA: boxes, grids and constants follow the images."""
+    x = torch.empty(2, 3, 8, 8, device="meta")
+    assert kernels.resized_crop(x, torch.tensor([[0, 0, 8, 8], [1, 1, 4, 4]]), (4, 4)).device.type == "meta"
+    assert kernels.normalize(x, (0.4, 0.5, 0.6), (0.2, 0.2, 0.2)).device.type == "meta"
+    assert kernels.normalize(x, torch.tensor([0.4, 0.5, 0.6]), torch.tensor([0.2, 0.2, 0.2])).device.type == "meta"

@@ -203,3 +203,10 @@ def test_byol_target_is_a_frozen_deep_copy_and_the_predictor_has_two_layers():
     first_target = method.target_backbone
     method.setup(torch.nn.Linear(3, 5))
     assert method.target_backbone is first_target  # set up once (a resume must not reset the target)
+
+
+@pytest.mark.parametrize("negatives", [None, 2])
+def test_simclr_builds_its_index_tensors_on_the_embeddings_device(negatives):
+    """The meta device stands in for CUDA: no helper tensor may be made on the CPU."""
+    z = [torch.empty(4, 3, device="meta"), torch.empty(4, 3, device="meta")]
+    assert info_nce(z, 0.2, negatives).device.type == "meta"
