@@ -27,7 +27,7 @@ def epoch_indices(n: int, *, epoch: int, seed: int, shuffle: bool, rank: int = 0
             order = order[: (n // world_size) * world_size]
         else:
             total = math.ceil(n / world_size) * world_size
-            order = np.concatenate([order, order[: total - n]]) if total > n else order
+            order = np.resize(order, total)  # wraps as often as needed (more ranks than images too)
         order = order[rank::world_size]
     return order
 

@@ -206,3 +206,21 @@ def test_kernels_make_their_helper_tensors_on_the_images_device():
     assert kernels.resized_crop(x, torch.tensor([[0, 0, 8, 8], [1, 1, 4, 4]]), (4, 4)).device.type == "meta"
     assert kernels.normalize(x, (0.4, 0.5, 0.6), (0.2, 0.2, 0.2)).device.type == "meta"
     assert kernels.normalize(x, torch.tensor([0.4, 0.5, 0.6]), torch.tensor([0.2, 0.2, 0.2])).device.type == "meta"
+
+
+def test_float64_images_are_blurred_and_noised_in_float64():
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(2, 3, 9, 9, generator=g, dtype=torch.float64)
+    sigma = torch.tensor([0.7, 1.6])
+    ref = torch.stack([TF.gaussian_blur(img, [5, 5], [float(s), float(s)]) for img, s in zip(x, sigma)])
+    out = kernels.gaussian_blur(x, sigma, 5)
+    assert out.dtype == torch.float64
+    torch.testing.assert_close(out, ref, atol=1e-12, rtol=0)  # float32 taps would be ~1e-7 off
+    noise = torch.randn(x.shape, generator=g, dtype=torch.float64)
+    std = torch.tensor([0.05, 0.1], dtype=torch.float64)
+    noisy = kernels.gaussian_noise(x, std, noise.float())
+    assert noisy.dtype == torch.float64
+    x32 = kernels.gaussian_noise(x.float(), std, noise)
+    assert x32.dtype == torch.float32  # parameters follow the images' dtype
+    meta = torch.empty(2, 3, 9, 9, device="meta")
+    assert kernels.gaussian_blur(meta, sigma.to("meta"), 5).device.type == "meta"

@@ -445,3 +445,14 @@ def test_the_scan_decodes_a_file_again_only_when_it_changed(tmp_path, monkeypatc
     with pytest.raises(DatasetError, match=r"1 unreadable image file\(s\): .*2\.png"):
         scan_image_folder(root)
     assert decoded == ["2.png"]
+
+
+@pytest.mark.parametrize("drop_last", [False, True])
+def test_num_batches_counts_the_batches_a_rank_gets(drop_last):
+    from loaders.order import batches, num_batches
+    for n in (1, 7, 10, 64, 65):
+        for world in (1, 2, 3):
+            for batch in (1, 4, 8):
+                order = epoch_indices(n, epoch=0, seed=0, shuffle=True, rank=world - 1, world_size=world,
+                                      drop_last=drop_last)
+                assert num_batches(n, batch, world - 1, world, drop_last) == len(batches(order, batch, drop_last))
