@@ -224,3 +224,29 @@ def test_float64_images_are_blurred_and_noised_in_float64():
     assert x32.dtype == torch.float32  # parameters follow the images' dtype
     meta = torch.empty(2, 3, 9, 9, device="meta")
     assert kernels.gaussian_blur(meta, sigma.to("meta"), 5).device.type == "meta"
+
+
+def test_hue_breaks_ties_between_maximal_channels_as_torchvision():
+    """Pixels whose largest value is shared by two channels (r = g, g = b, r = b) or all three."""
+    px = torch.tensor([[0.8, 0.8, 0.2], [0.3, 0.9, 0.9], [0.7, 0.1, 0.7], [0.5, 0.5, 0.5], [0.9, 0.9, 0.0]])
+    x = px.T.reshape(1, 3, 1, 5).repeat(3, 1, 1, 1)
+    shift = torch.tensor([0.1, -0.25, 0.4])
+    ref = torch.stack([TF.adjust_hue(img, float(s)) for img, s in zip(x, shift)])
+    torch.testing.assert_close(kernels.hue(x, shift), ref, atol=ATOL, rtol=0)
+
+
+def test_color_jitter_in_float64_matches_torchvision_in_float64(images, gen):
+    x = images.double()
+    n = x.shape[0]
+    factors = torch.stack([0.6 + 0.8 * torch.rand(n, generator=gen) for _ in range(3)]
+                          + [0.2 * torch.rand(n, generator=gen) - 0.1], 1)
+    order = torch.stack([torch.randperm(4, generator=gen) for _ in range(n)])
+    adjust = [TF.adjust_brightness, TF.adjust_contrast, TF.adjust_saturation, TF.adjust_hue]
+    ref = []
+    for img, f, o in zip(x, factors.tolist(), order.tolist()):
+        for j in o:
+            img = adjust[j](img, f[j])
+        ref.append(img)
+    out = kernels.color_jitter(x, factors, order)
+    assert out.dtype == torch.float64
+    torch.testing.assert_close(out, torch.stack(ref), atol=ATOL, rtol=0)  # torchvision keeps float32 constants
