@@ -104,7 +104,8 @@ def _row(rid: str, rows: list[dict], best: dict[str, float]) -> str:
     top = best.get(rid)
     vs_best = ""
     if top is not None and len(knn) > 1:
-        vs_best = " (best)" if top == rid else f" ({compare(knn, best['_values'][top])} vs {top})"
+        verdict = "best" if top == rid else compare(knn, best["_values"][top])
+        vs_best = "" if verdict == "n = 1" else (" (best)" if top == rid else f" ({verdict} vs {top})")
     return (f"| {rid} | {len(rows)} | {c['policy']} | {c['negatives']} | {c['batch_size']} | {c['lr']:g} ({c['lr_scaling']}) "
             f"| {c['epochs']} | **{_pm(knn)}** | {_pm(probe) if probe else 'n/a'} | {_pm(floor)} | {above_floor(rows)}{vs_best} "
             f"| {_pm(ms, 3)} | {_stats(epoch_s)[0]:.0f} |")
