@@ -162,7 +162,7 @@ def test_supervised_reference_is_mean_cross_entropy_over_views():
     from types import SimpleNamespace
     from ssl_train.methods import METHODS
     cfg = SimpleNamespace(proj_hidden=8, proj_dim=6, proj_layers=2)
-    with pytest.raises(ValueError, match="needs labelled training data"):
+    with pytest.raises(ValueError, match=r"^--method supervised needs labelled training data \(its number of classes\)$"):
         METHODS["supervised"](5, cfg, None)
     method = METHODS["supervised"](5, cfg, 3)
     assert isinstance(method.projector, torch.nn.Linear) and method.projector.out_features == 3
@@ -174,7 +174,7 @@ def test_supervised_reference_is_mean_cross_entropy_over_views():
     expected = sum(F.cross_entropy(head(v.float()), labels) for v in views) / 2
     torch.testing.assert_close(loss, expected)
     torch.testing.assert_close(first, views[0].float())
-    with pytest.raises(ValueError, match="needs labels"):
+    with pytest.raises(ValueError, match=r"^--method supervised needs labels$"):
         method(backbone, [v.float() for v in views])
 
 

@@ -118,3 +118,60 @@ def test_simclr_method_passes_its_negatives_and_the_epoch_generator(negatives, k
     method.begin_epoch(epoch_generator)
     method.loss([torch.zeros(4, 4), torch.zeros(4, 4)])
     assert seen == [(0.3, k, epoch_generator)]
+
+
+def test_projector_mlp_layout():
+    from ssl_train.methods.base import mlp
+    net = mlp(4, 8, 3, layers=3)
+    kinds = [type(m).__name__ for m in net]
+    assert kinds == ["Linear", "BatchNorm1d", "ReLU", "Linear", "BatchNorm1d", "ReLU", "Linear"]
+    assert [(m.in_features, m.out_features, m.bias is not None) for m in net if isinstance(m, torch.nn.Linear)] == \
+        [(4, 8, False), (8, 8, False), (8, 3, True)]  # no bias before a BatchNorm
+    assert all(m.inplace for m in net if isinstance(m, torch.nn.ReLU))
+    assert [m.num_features for m in net if isinstance(m, torch.nn.BatchNorm1d)] == [8, 8]
+    last_bn = mlp(4, 8, 3, layers=2, last_bn=True)
+    assert last_bn[-2].bias is None and isinstance(last_bn[-1], torch.nn.BatchNorm1d)
+    assert last_bn[-1].num_features == 3 and not last_bn[-1].affine
+
+
+def test_method_projector_depth_follows_the_config():
+    from types import SimpleNamespace
+    from ssl_train.methods import build_method
+    cfg = SimpleNamespace(proj_hidden=8, proj_dim=4, proj_layers=3, temperature=0.2, negatives="all",
+                          barlow_lambda=5e-3)
+    linears = [m for m in build_method("simclr", 6, cfg).projector if isinstance(m, torch.nn.Linear)]
+    assert [(m.in_features, m.out_features) for m in linears] == [(6, 8), (8, 8), (8, 4)]
+    with pytest.raises(ValueError, match="unknown method 'moco'; valid: simclr, vicreg, byol, barlow, supervised"):
+        build_method("moco", 6, cfg)
+
+
+def test_embed_runs_same_size_views_as_one_batch_and_others_one_by_one():
+    from types import SimpleNamespace
+    from ssl_train.methods.base import Method
+    calls = []
+
+    def backbone(x):
+        calls.append(tuple(x.shape))
+        return x.flatten(1)[:, :2] * 1.0
+    method = Method(2, SimpleNamespace(proj_hidden=4, proj_dim=2, proj_layers=2))
+    a, b = torch.arange(24.0).view(3, 2, 2, 2), -torch.arange(24.0).view(3, 2, 2, 2)
+    first, feats = method.embed(backbone, [a, b])
+    assert calls == [(6, 2, 2, 2)]  # one pass: one BatchNorm batch over both views, as SimCLR
+    assert torch.equal(first, a.flatten(1)[:, :2]) and [f.shape[0] for f in feats] == [3, 3]
+    assert torch.equal(feats[1], b.flatten(1)[:, :2])
+    calls.clear()
+    small = torch.ones(3, 2, 1, 1)
+    first, feats = method.embed(backbone, [a, small, small])   # multi-crop: sizes differ
+    assert calls == [(3, 2, 2, 2), (3, 2, 1, 1), (3, 2, 1, 1)] and [f.shape[0] for f in feats] == [3, 3, 3]
+    assert torch.equal(first, a.flatten(1)[:, :2])
+
+
+def test_barlow_method_uses_the_configured_lambda():
+    from types import SimpleNamespace
+    from ssl_train.methods import METHODS
+    from ssl_train.methods.barlow import barlow_loss
+    g = torch.Generator().manual_seed(0)
+    z = [torch.randn(8, 4, generator=g), torch.randn(8, 4, generator=g)]
+    cfg = SimpleNamespace(proj_hidden=4, proj_dim=4, proj_layers=2, barlow_lambda=0.5)
+    torch.testing.assert_close(METHODS["barlow"](4, cfg).loss(z), barlow_loss(z[0], z[1], 0.5))
+    assert not torch.allclose(barlow_loss(z[0], z[1], 0.5), barlow_loss(z[0], z[1]))

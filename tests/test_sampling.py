@@ -92,14 +92,17 @@ def test_full_boxes_are_the_whole_image_as_int_boxes():
 
 def test_every_draw_comes_from_the_given_generator():
     """Two generators with the same seed give the same draws, whatever torch's global RNG does."""
-    def draws(seed):
+    def draws(seed, global_seed):
         g = torch.Generator().manual_seed(seed)
-        torch.manual_seed(seed + 100)  # the global RNG differs between the two calls
-        return (sampling.normal((3, 2), g, torch.device("cpu")), sampling.permutations(5, 4, g, torch.device("cpu")),
-                sampling.resized_crop_boxes(6, 32, 24, (0.08, 1.0), (3 / 4, 4 / 3), g, torch.device("cpu")))
-    for a, b in zip(draws(1), draws(1)):
+        torch.manual_seed(global_seed)
+        cpu = torch.device("cpu")
+        return (sampling.normal((3, 2), g, cpu), sampling.permutations(5, 4, g, cpu),
+                sampling.uniform(6, 0.0, 1.0, g, cpu), sampling.bernoulli(40, 0.5, g, cpu),
+                sampling.resized_crop_boxes(6, 32, 24, (0.08, 1.0), (3 / 4, 4 / 3), g, cpu))
+    for a, b in zip(draws(1, global_seed=5), draws(1, global_seed=6)):  # the global RNG differs
         assert torch.equal(a, b)
-    assert not torch.equal(draws(1)[0], draws(2)[0])
+    for a, b in zip(draws(1, global_seed=5), draws(2, global_seed=5)):
+        assert not torch.equal(a, b)
 
 
 def test_crop_area_follows_the_scale_range():
