@@ -1,6 +1,7 @@
 """Sampled parameters follow the declared distributions and are drawn per sample."""
 import math
 
+import pytest
 import torch
 from torchvision import transforms
 
@@ -137,3 +138,31 @@ def test_certain_coins_draw_nothing():
     assert torch.equal(g.get_state(), state)
     draws = sampling.bernoulli(20000, 0.3, g, torch.device("cpu"))
     assert abs(draws.float().mean().item() - 0.3) < 0.015
+
+
+@pytest.mark.parametrize("height, width", [(20, 100), (100, 20), (40, 40), (30, 37)])
+def test_crop_fallback_is_torchvisions_central_crop(height, width):
+    """No candidate fits (areas above the image's): every sample gets torchvision's fallback,
+    the central crop clamped to the ratio range."""
+    g = torch.Generator().manual_seed(0)
+    boxes = sampling.resized_crop_boxes(4, height, width, (2.0, 3.0), (3 / 4, 4 / 3), g, torch.device("cpu"))
+    img = torch.zeros(3, height, width)
+    expected = list(transforms.RandomResizedCrop.get_params(img, [2.0, 3.0], [3 / 4, 4 / 3]))
+    assert boxes.dtype == torch.int64 and boxes.tolist() == [expected] * 4
+
+
+def test_crop_boxes_lie_inside_and_positions_cover_the_range():
+    g = torch.Generator().manual_seed(1)
+    height, width = 30, 50
+    # a fixed square box (scale and ratio pinned): only the position is random
+    boxes = sampling.resized_crop_boxes(4000, height, width, (0.24, 0.24), (1.0, 1.0), g, torch.device("cpu"))
+    top, left, h, w = boxes.T
+    assert (h == 19).all() and (w == 19).all()           # round(sqrt(0.24 * 1500)) = 19
+    assert top.min() == 0 and top.max() == height - 19 and left.min() == 0 and left.max() == width - 19
+    assert abs(top.float().mean().item() - (height - 19) / 2) < 0.3    # uniform over 0..H-h
+    assert abs(left.float().mean().item() - (width - 19) / 2) < 0.5
+    assert not torch.equal(top, left[: len(top)].clamp(max=height - 19))  # two independent draws
+    boxes = sampling.resized_crop_boxes(4000, height, width, (0.08, 1.0), (3 / 4, 4 / 3), g, torch.device("cpu"))
+    top, left, h, w = boxes.T
+    assert (h >= 1).all() and (w >= 1).all() and (top + h <= height).all() and (left + w <= width).all()
+    assert (top >= 0).all() and (left >= 0).all()
