@@ -41,20 +41,27 @@ def probe_top1(probe: nn.Module, feats: torch.Tensor, labels: torch.Tensor) -> f
     return (probe(feats).argmax(1) == labels).float().mean().item()
 
 
-def linear_eval(train_f, train_y, test_f, test_y, num_classes: int, epochs: int = 100,
-                lr: float = 1e-2, weight_decay: float = 1e-5, seed: int = 0) -> float:
-    """Offline linear evaluation: a linear classifier on frozen, standardised features (AdamW,
-    full-batch steps over precomputed features: seconds, not a training run)."""
+def fit_linear(train_f, train_y, num_classes: int, epochs: int = 100, lr: float = 1e-2,
+               weight_decay: float = 1e-5, seed: int = 0) -> tuple[nn.Linear, torch.Tensor, torch.Tensor]:
+    """A linear classifier on standardised features (AdamW, full-batch steps over precomputed
+    features: seconds, not a training run). Returns it with the standardisation (mean, std)."""
     g = torch.Generator().manual_seed(seed)
     mean, std = train_f.mean(0), train_f.std(0) + 1e-6
-    train_f, test_f = (train_f - mean) / std, (test_f - mean) / std
     clf = nn.Linear(train_f.shape[1], num_classes).to(train_f.device)
     with torch.no_grad():
         clf.weight.copy_(torch.randn(clf.weight.shape, generator=g) * 0.01)
         clf.bias.zero_()
     opt = torch.optim.AdamW(clf.parameters(), lr=lr, weight_decay=weight_decay)
+    x = (train_f - mean) / std
     for _ in range(epochs):
         opt.zero_grad()
-        F.cross_entropy(clf(train_f), train_y).backward()
+        F.cross_entropy(clf(x), train_y).backward()
         opt.step()
-    return probe_top1(clf, test_f, test_y)
+    return clf, mean, std
+
+
+def linear_eval(train_f, train_y, test_f, test_y, num_classes: int, epochs: int = 100,
+                lr: float = 1e-2, weight_decay: float = 1e-5, seed: int = 0) -> float:
+    """Offline linear evaluation: `fit_linear` on the training features, top-1 on the test ones."""
+    clf, mean, std = fit_linear(train_f, train_y, num_classes, epochs, lr, weight_decay, seed)
+    return probe_top1(clf, (test_f - mean) / std, test_y)

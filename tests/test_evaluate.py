@@ -85,3 +85,27 @@ def test_extract_returns_eval_mode_features_in_loader_order_and_restores_mode():
     with torch.no_grad():
         expected = torch.cat([backbone(x * 2) for x, _ in batches])
     torch.testing.assert_close(feats, expected)  # dropout off (eval) and to_input applied
+
+
+def test_fit_linear_is_adamw_on_standardised_features_from_a_small_seeded_init():
+    """The classifier after training equals an independent loop: per-dimension standardisation
+    (std + 1e-6), weights N(0, 0.01^2) from the seed, zero bias, AdamW(lr 1e-2, wd 1e-5)."""
+    from ssl_train.evaluate import fit_linear
+    g = torch.Generator().manual_seed(2)
+    feats = torch.randn(50, 4, generator=g) * torch.tensor([1.0, 10.0, 0.1, 100.0]) + torch.tensor([5.0, -3.0, 0.0, 50.0])
+    labels = torch.randint(0, 3, (50,), generator=g)
+    clf, mean, std = fit_linear(feats, labels, 3, epochs=7)
+    torch.testing.assert_close(mean, feats.mean(0))
+    torch.testing.assert_close(std, feats.std(0) + 1e-6)
+    ref = nn.Linear(4, 3)
+    with torch.no_grad():
+        ref.weight.copy_(torch.randn(3, 4, generator=torch.Generator().manual_seed(0)) * 0.01)
+        ref.bias.zero_()
+    opt = torch.optim.AdamW(ref.parameters(), lr=1e-2, weight_decay=1e-5)
+    x = (feats - feats.mean(0)) / (feats.std(0) + 1e-6)
+    for _ in range(7):
+        opt.zero_grad()
+        nn.functional.cross_entropy(ref(x), labels).backward()
+        opt.step()
+    torch.testing.assert_close(clf.weight, ref.weight)
+    torch.testing.assert_close(clf.bias, ref.bias)

@@ -457,3 +457,14 @@ def test_num_batches_counts_the_batches_a_rank_gets(drop_last):
                                       drop_last=drop_last)
                 count = num_batches(n, batch, world - 1, world, drop_last)
                 assert isinstance(count, int) and count == len(batches(order, batch, drop_last))
+
+
+def test_subset_members_are_distinct_sorted_and_checked():
+    from loaders.order import subset_members
+    members = subset_members(20, 15, seed=3)
+    assert len(set(members.tolist())) == 15 and members.tolist() == sorted(members.tolist())
+    assert subset_members(20, 1, seed=3).shape == (1,)
+    assert subset_members(20, 15, seed=3).tolist() == members.tolist() != subset_members(20, 15, seed=4).tolist()
+    assert subset_members(5, None, 0).tolist() == subset_members(5, 9, 0).tolist() == [0, 1, 2, 3, 4]
+    with pytest.raises(ValueError, match=r"^subset must be >= 1, got 0$"):
+        subset_members(20, 0, seed=3)
