@@ -92,7 +92,8 @@ def test_fit_linear_is_adamw_on_standardised_features_from_a_small_seeded_init()
     (std + 1e-6), weights N(0, 0.01^2) from the seed, zero bias, AdamW(lr 1e-2, wd 1e-5)."""
     from ssl_train.evaluate import fit_linear
     g = torch.Generator().manual_seed(2)
-    feats = torch.randn(50, 4, generator=g) * torch.tensor([1.0, 10.0, 0.1, 100.0]) + torch.tensor([5.0, -3.0, 0.0, 50.0])
+    # one dimension at the scale of the epsilon (1e-6): std + eps, not std - eps, keeps it finite
+    feats = torch.randn(50, 4, generator=g) * torch.tensor([1.0, 10.0, 1e-6, 100.0]) + torch.tensor([5.0, -3.0, 0.0, 50.0])
     labels = torch.randint(0, 3, (50,), generator=g)
     clf, mean, std = fit_linear(feats, labels, 3, epochs=7)
     torch.testing.assert_close(mean, feats.mean(0))
@@ -109,3 +110,16 @@ def test_fit_linear_is_adamw_on_standardised_features_from_a_small_seeded_init()
         opt.step()
     torch.testing.assert_close(clf.weight, ref.weight)
     torch.testing.assert_close(clf.bias, ref.bias)
+
+
+def test_linear_eval_fits_with_its_documented_defaults_and_scores_the_test_set(monkeypatch):
+    import ssl_train.evaluate as E
+    seen = []
+    real = E.fit_linear
+    monkeypatch.setattr(E, "fit_linear", lambda *a, **k: seen.append(a) or real(*a, **k))
+    g = torch.Generator().manual_seed(4)
+    x, y = torch.randn(30, 3, generator=g), torch.randint(0, 2, (30,), generator=g)
+    E.linear_eval(x, y, x, y, 2, epochs=3)
+    assert seen[-1][2:] == (2, 3, 1e-2, 1e-5, 0)  # classes, epochs, lr, weight decay, seed
+    E.linear_eval(x, y, x, y, 2, epochs=3, lr=0.5, weight_decay=0.1, seed=9)
+    assert seen[-1][2:] == (2, 3, 0.5, 0.1, 9)
