@@ -43,7 +43,7 @@ import numpy as np
 from loaders.base import ScannedBackend
 from loaders.decode import load_rgb, needs_reference
 from loaders.order import batches
-from loaders.scan import DatasetError
+from loaders.scan import failure_reason, unreadable_at_load_time
 
 PREFETCH = 3
 
@@ -54,7 +54,7 @@ class _EpochSource:
 
     def __init__(self, backend: "Backend", epoch: int, first: int = 0):
         c = backend.config
-        self.backend, self.epoch = backend, epoch
+        self.backend = backend
         self.batches = batches(backend.epoch_order(epoch), c.batch_size, c.drop_last)
         self.next = first
         self.in_flight: deque[int] = deque()
@@ -139,13 +139,13 @@ class Backend(ScannedBackend):
         return pipe()
 
     # --- epochs ----------------------------------------------------------------------------
-    def _start(self, epoch: int, first: int = 0) -> None:
-        """Feed `epoch` from batch `first`: the running pipeline goes on if the last epoch ran to
+    def _start(self, source: _EpochSource) -> None:
+        """Feed `source` (an epoch from one of its batches): the running pipeline goes on if the last epoch ran to
         its end (a pipeline per epoch measured 0.90-0.94x of the bare reader), else a new one."""
         from nvidia.dali.plugin.base_iterator import LastBatchPolicy
         from nvidia.dali.plugin.pytorch import DALIGenericIterator
 
-        self._source = _EpochSource(self, epoch, first)  # before the iterator (re)starts prefetching
+        self._source = source  # before the iterator (re)starts prefetching
         if self._iterator is not None and self._finished:
             self._iterator.reset()
         else:  # first epoch, a failed pipeline, or an epoch left early (DALI cannot reset mid-epoch)
@@ -155,15 +155,14 @@ class Backend(ScannedBackend):
         self._finished = False
 
     def iter_epoch(self, epoch: int):
-        if not len(_EpochSource(self, epoch).batches):
-            return
         first, start = 0, True
         while True:
             try:
                 if start:  # DALI's iterator decodes its first batches as it is made or reset
-                    if _EpochSource(self, epoch, first).exhausted():
-                        return  # what was left of the epoch was left out
-                    self._start(epoch, first)
+                    source = _EpochSource(self, epoch, first)
+                    if source.exhausted():
+                        return  # an empty epoch, or what was left of it was left out
+                    self._start(source)
                     start = False
                 batch = next(self._iterator)
             except StopIteration:
@@ -191,14 +190,13 @@ class Backend(ScannedBackend):
                 try:
                     load_rgb(self.index.files[i])
                 except Exception as decode_err:  # Pillow raises many types for a broken file
-                    failed.append((i, f"{type(decode_err).__name__}: {' '.join(str(decode_err).split())}"))
+                    failed.append((i, failure_reason(decode_err)))
         self._iterator = None  # the pipeline is no longer valid
         if not failed:
             raise err
         if self.config.on_error == "raise":
             i, reason = failed[0]
-            raise DatasetError(f"{self.index.files[i]}: unreadable at load time ({reason}); "
-                               "on_error='skip' leaves such files out") from None
+            raise unreadable_at_load_time(self.index.files[i], reason) from None
         for i, reason in failed:
             self.excluded.add(i)
             self.skipped.append((self.index.files[i], reason))

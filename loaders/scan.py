@@ -29,6 +29,16 @@ class DatasetError(ValueError):
     """A dataset that cannot be loaded as asked; the message names the path and the expectation."""
 
 
+def failure_reason(err: BaseException) -> str:
+    """One line: the exception's type and message."""
+    return f"{type(err).__name__}: {' '.join(str(err).split())}"
+
+
+def unreadable_at_load_time(path: str, reason: str) -> DatasetError:
+    """The error every backend raises for a file that broke after the scan (on_error='raise')."""
+    return DatasetError(f"{path}: unreadable at load time ({reason}); on_error='skip' leaves such files out")
+
+
 @dataclass
 class ImageIndex:
     """The scanned dataset: parallel lists of files and labels, plus the class names."""

@@ -13,7 +13,7 @@ from loaders.base import ScannedBackend
 from loaders.decode import center_resized, load_rgb
 from loaders.forking import fork_safe
 from loaders.order import batches
-from loaders.scan import DatasetError
+from loaders.scan import failure_reason, unreadable_at_load_time
 
 
 def _crop_seed(seed: int, epoch: int, index: int) -> int:
@@ -37,11 +37,10 @@ class _Files(Dataset):
         try:
             return self._load(index, epoch)
         except Exception as err:  # Pillow raises many types for a file broken after the scan
-            reason = f"{type(err).__name__}: {' '.join(str(err).split())}"
+            reason = failure_reason(err)
             if self.on_error == "skip":
                 return None, (self.files[index], reason)
-            raise DatasetError(f"{self.files[index]}: unreadable at load time ({reason}); "
-                               "on_error='skip' leaves such files out") from None
+            raise unreadable_at_load_time(self.files[index], reason) from None
 
     def _load(self, index, epoch):
         im = load_rgb(self.files[index])
