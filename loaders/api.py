@@ -12,6 +12,7 @@ from loaders.datasets import resolve_source
 from loaders.order import num_batches
 
 BACKENDS = ("torch", "dali", "ffcv")
+DEFAULT_RANDOM_CROP = ((0.08, 1.0), (3 / 4, 4 / 3))  # random_crop=True: torchvision's (scale, ratio)
 
 
 @dataclass(frozen=True)
@@ -107,7 +108,7 @@ def build_loader(kind: str, source: str | os.PathLike, *, batch_size: int, image
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError("device='cuda' but CUDA is not available on this machine")
     if random_crop is True:
-        random_crop = ((0.08, 1.0), (3 / 4, 4 / 3))
+        random_crop = DEFAULT_RANDOM_CROP
     config = LoaderConfig(batch_size, image_size, device, shuffle, seed, drop_last, num_workers, rank,
                           world_size, on_error, random_crop or None, channels_last, ffcv_order, subset, progress)
     path = resolve_source(source)

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from loaders.api import BACKENDS, build_loader
+from loaders.api import BACKENDS, DEFAULT_RANDOM_CROP, build_loader
 from loaders.datasets import cache_dir
 from atomicio import atomic_write_bytes
 from timekeep import SyncTimer
@@ -67,7 +67,7 @@ def baseline_loader(root: Path, size: int, batch_size: int, workers: int):
 def dali_bare_loader(root: Path, size: int, batch_size: int, workers: int, device, random_crop):
     """DALI as its own examples write it: `fn.readers.file` (DALI's order and shards) -> decode
     (random crop at decode, or the whole image) -> resize: the yardstick for our `dali` backend,
-    which feeds our order through `fn.external_source`. Yields (images, labels) like a Loader."""
+    which feeds our order (as paths) through `fn.external_source`. Yields (images, labels) like a Loader."""
     from nvidia.dali import fn, pipeline_def, types
     from nvidia.dali.plugin.base_iterator import LastBatchPolicy
     from nvidia.dali.plugin.pytorch import DALIGenericIterator
@@ -80,8 +80,9 @@ def dali_bare_loader(root: Path, size: int, batch_size: int, workers: int, devic
         encoded, label = fn.readers.file(files=index.files, labels=index.labels, random_shuffle=True, name="files")
         decoder = "mixed" if on_gpu else "cpu"
         if random_crop:
+            scale, ratio = DEFAULT_RANDOM_CROP  # what our loader's random_crop=True means
             images = fn.decoders.image_random_crop(encoded, device=decoder, output_type=types.RGB,
-                                                   random_area=[0.08, 1.0], random_aspect_ratio=[3 / 4, 4 / 3])
+                                                   random_area=list(scale), random_aspect_ratio=list(ratio))
             images = fn.resize(images, size=(size, size), antialias=True)
         else:
             images = fn.decoders.image(encoded, device=decoder, output_type=types.RGB)
