@@ -66,11 +66,6 @@ def load_scales() -> dict:
     return json.loads((CONFIGS / "scales.json").read_text())
 
 
-def scale_seeds(scale: str) -> list[int]:
-    """The seeds a scale runs by default (`seeds` in scales.json; one seed if it names none)."""
-    return list(_scale(scale).get("seeds", [0]))
-
-
 def _scale(scale: str) -> dict:
     scales = load_scales()
     if scale not in scales:
