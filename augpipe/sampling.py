@@ -17,41 +17,56 @@ import math
 import torch
 
 
-def _gen_device(generator: torch.Generator | None, device: torch.device) -> torch.device:
-    return generator.device if generator is not None else device
+def _draw(kind, shape: tuple[int, ...], generator: torch.Generator | None, device: torch.device,
+          dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """`torch.rand` or `torch.randn` draws made on the generator's device, returned on `device`.
+
+    The one place that decides where numbers are drawn: a generator draws on its own device (CUDA
+    refuses a CPU generator for a CUDA draw), so a seed gives the same parameters on that device;
+    without a generator the draw is made on `device` from torch's global RNG.
+    """
+    source = device if generator is None else generator.device
+    return kind(shape, generator=generator, device=source, dtype=dtype).to(device)
 
 
 def uniform(n: int, low: float, high: float, generator: torch.Generator | None,
             device: torch.device) -> torch.Tensor:
     """`n` independent draws from U(low, high), float32."""
-    gd = _gen_device(generator, device)
-    u = torch.rand(n, generator=generator, device=gd)
-    return (low + (high - low) * u).to(device)
+    return low + (high - low) * _draw(torch.rand, (n,), generator, device)
 
 
 def bernoulli(n: int, p: float, generator: torch.Generator | None,
               device: torch.device) -> torch.Tensor:
     """`n` independent coin flips that are True with probability `p` (bool)."""
-    gd = _gen_device(generator, device)
     if p >= 1.0:
         return torch.ones(n, dtype=torch.bool, device=device)
     if p <= 0.0:
         return torch.zeros(n, dtype=torch.bool, device=device)
-    return (torch.rand(n, generator=generator, device=gd) < p).to(device)
+    return _draw(torch.rand, (n,), generator, device) < p  # u in [0, 1): P(u < p) = p
 
 
 def permutations(n: int, k: int, generator: torch.Generator | None,
                  device: torch.device) -> torch.Tensor:
     """`n` independent random permutations of `range(k)`, as an int64 `[n, k]` tensor."""
-    gd = _gen_device(generator, device)
-    keys = torch.rand(n, k, generator=generator, device=gd)
-    return keys.argsort(dim=1).to(device)
+    return _draw(torch.rand, (n, k), generator, device).argsort(dim=1)
 
 
 def normal(shape: tuple[int, ...], generator: torch.Generator | None, device: torch.device) -> torch.Tensor:
     """Standard normal draws of `shape` (float32), e.g. the per-pixel noise of a batch."""
-    gd = _gen_device(generator, device)
-    return torch.randn(shape, generator=generator, device=gd).to(device)
+    return _draw(torch.randn, tuple(shape), generator, device)
+
+
+def fallback_box(height: int, width: int, ratio: tuple[float, float]) -> tuple[int, int, int, int]:
+    """torchvision's RRC fallback when no try fits: the central crop, clamped to the ratio range,
+    as (top, left, height, width)."""
+    in_ratio = width / height
+    if in_ratio < min(ratio):
+        w, h = width, int(round(width / min(ratio)))
+    elif in_ratio > max(ratio):
+        w, h = int(round(height * max(ratio))), height
+    else:
+        w, h = width, height
+    return (height - h) // 2, (width - w) // 2, h, w
 
 
 def resized_crop_boxes(n: int, height: int, width: int, scale: tuple[float, float],
@@ -60,13 +75,13 @@ def resized_crop_boxes(n: int, height: int, width: int, scale: tuple[float, floa
     """Integer crop boxes `[n, 4]` as (top, left, height, width), torchvision's RRC distribution.
 
     For each sample, `tries` candidate boxes are drawn at once; the first that fits the image is
-    kept (as torchvision's loop does); samples with no fitting candidate get the central crop
-    clamped to `ratio` (torchvision's fallback).
+    kept (as torchvision's loop does); samples with no fitting candidate get `fallback_box`.
+    The draws, in order: `[n, tries, 2]` uniforms (area, log-ratio), then `[n, 2]` (top, left),
+    all float64, so a seed gives the same boxes on every version.
     """
-    gd = _gen_device(generator, device)
     area = float(height * width)
     log_lo, log_hi = math.log(ratio[0]), math.log(ratio[1])
-    u = torch.rand(n, tries, 2, generator=generator, device=gd, dtype=torch.float64)
+    u = _draw(torch.rand, (n, tries, 2), generator, device, torch.float64)
     target_area = area * (scale[0] + (scale[1] - scale[0]) * u[..., 0])
     aspect = torch.exp(log_lo + (log_hi - log_lo) * u[..., 1])
     w = torch.round(torch.sqrt(target_area * aspect))
@@ -77,22 +92,15 @@ def resized_crop_boxes(n: int, height: int, width: int, scale: tuple[float, floa
     w = w.gather(1, first[:, None])[:, 0]
     h = h.gather(1, first[:, None])[:, 0]
 
-    in_ratio = width / height
-    if in_ratio < min(ratio):
-        fw, fh = width, int(round(width / min(ratio)))
-    elif in_ratio > max(ratio):
-        fw, fh = int(round(height * max(ratio))), height
-    else:
-        fw, fh = width, height
-    w = torch.where(any_fit, w, torch.full_like(w, fw))
-    h = torch.where(any_fit, h, torch.full_like(h, fh))
-
-    pos = torch.rand(n, 2, generator=generator, device=gd, dtype=torch.float64)
-    top = torch.floor(pos[:, 0] * (height - h + 1)).clamp(max=height - h)
-    left = torch.floor(pos[:, 1] * (width - w + 1)).clamp(max=width - w)
-    top = torch.where(any_fit, top, torch.div(height - h, 2, rounding_mode="floor"))
-    left = torch.where(any_fit, left, torch.div(width - w, 2, rounding_mode="floor"))
-    return torch.stack([top, left, h, w], dim=1).to(device=device, dtype=torch.int64)
+    # A position p*(range) with p in [0, 1) in float64 floors to at most range - 1 (the product
+    # rounds below range for every integer range), so no clamp is needed: torchvision's randint.
+    pos = _draw(torch.rand, (n, 2), generator, device, torch.float64)
+    top = torch.floor(pos[:, 0] * (height - h + 1))
+    left = torch.floor(pos[:, 1] * (width - w + 1))
+    # the fallback's numbers are Python scalars filled in on the device (a host tensor would be a copy)
+    box = [torch.where(any_fit, drawn, fixed) for drawn, fixed in
+           zip((top, left, h, w), fallback_box(height, width, ratio))]
+    return torch.stack(box, dim=1).to(torch.int64)
 
 
 def full_boxes(n: int, height: int, width: int, device: torch.device) -> torch.Tensor:

@@ -166,3 +166,94 @@ def test_crop_boxes_lie_inside_and_positions_cover_the_range():
     top, left, h, w = boxes.T
     assert (h >= 1).all() and (w >= 1).all() and (top + h <= height).all() and (left + w <= width).all()
     assert (top >= 0).all() and (left >= 0).all()
+
+
+@pytest.fixture
+def cuda_like_draws(monkeypatch):
+    """torch.rand/randn that refuse a generator from another device, as CUDA does, under a default
+    device that is not the CPU: a CPU-only machine then sees the mistakes a GPU would raise on
+    (drawing on the target device with a CPU generator, or on the default device)."""
+    def strict(real):
+        def draw(shape, *, generator=None, device=None, dtype=None):
+            where = torch.device(device) if device is not None else torch.get_default_device()
+            if generator is not None and generator.device != where:
+                raise RuntimeError(f"a {generator.device} generator cannot draw on {where}")
+            return real(shape, generator=generator, device=where, dtype=dtype)
+        return draw
+    monkeypatch.setattr(torch, "rand", strict(torch.rand))
+    monkeypatch.setattr(torch, "randn", strict(torch.randn))
+    with torch.device("meta"):
+        yield
+
+
+def test_a_generator_draws_on_its_own_device_and_results_move_to_the_asked_one(cuda_like_draws):
+    g, meta = torch.Generator().manual_seed(0), torch.device("meta")
+    draws = {"uniform": sampling.uniform(4, 0.2, 0.3, g, meta), "bernoulli": sampling.bernoulli(4, 0.5, g, meta),
+             "permutations": sampling.permutations(3, 4, g, meta), "normal": sampling.normal((2, 3), g, meta),
+             "boxes": sampling.resized_crop_boxes(5, 8, 8, (0.1, 1.0), (0.75, 1.33), g, meta)}
+    for name, tensor in draws.items():
+        assert tensor.device == meta, name
+    assert draws["boxes"].dtype == torch.int64 and draws["boxes"].shape == (5, 4)
+    assert draws["bernoulli"].dtype == torch.bool and draws["permutations"].dtype == torch.int64
+
+
+def _torchvision_loop_boxes(n, height, width, scale, ratio, seed):
+    """RandomResizedCrop.get_params written out per sample (torchvision's loop), fed the uniforms
+    our sampler documents drawing: [n, 10, 2] (area, log-ratio), then [n, 2] (top, left), float64."""
+    g = torch.Generator().manual_seed(seed)
+    u = torch.rand(n, 10, 2, generator=g, dtype=torch.float64).tolist()
+    pos = torch.rand(n, 2, generator=g, dtype=torch.float64).tolist()
+    boxes = []
+    for i in range(n):
+        for area_u, ratio_u in u[i]:
+            target = height * width * (scale[0] + (scale[1] - scale[0]) * area_u)
+            aspect = math.exp(math.log(ratio[0]) + (math.log(ratio[1]) - math.log(ratio[0])) * ratio_u)
+            w, h = round(math.sqrt(target * aspect)), round(math.sqrt(target / aspect))
+            if 0 < w <= width and 0 < h <= height:
+                boxes.append([math.floor(pos[i][0] * (height - h + 1)), math.floor(pos[i][1] * (width - w + 1)), h, w])
+                break
+        else:
+            boxes.append(list(transforms.RandomResizedCrop.get_params(torch.empty(1, height, width), [9.0, 9.5],
+                                                                      list(ratio))))
+    return boxes
+
+
+@pytest.mark.parametrize("height, width, scale, ratio", [
+    (32, 32, (0.08, 1.0), (3 / 4, 4 / 3)),
+    (48, 20, (0.2, 1.0), (3 / 4, 4 / 3)),
+    (16, 16, (0.0005, 0.01), (3 / 4, 4 / 3)),  # boxes of 0 and 1 px: zero is refused, one is kept
+    (20, 40, (0.8, 1.0), (0.5, 2.0)),          # many samples fall back, the others do not
+])
+def test_crop_boxes_replay_torchvisions_loop_exactly(height, width, scale, ratio):
+    ours = sampling.resized_crop_boxes(300, height, width, scale, ratio, torch.Generator().manual_seed(3), CPU)
+    expected = _torchvision_loop_boxes(300, height, width, scale, ratio, seed=3)
+    assert ours.tolist() == expected
+
+
+def test_the_replay_cases_reach_every_branch():
+    """The cases above are only worth something if they contain fallbacks, 1-px sides and zero-size tries."""
+    tiny = _torchvision_loop_boxes(300, 16, 16, (0.0005, 0.01), (3 / 4, 4 / 3), seed=3)
+    assert any(b[2] == 1 or b[3] == 1 for b in tiny)
+    u = torch.rand(300, 10, 2, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    first_area = 256 * (0.0005 + 0.0095 * u[:, 0, 0])
+    first_aspect = torch.exp(math.log(3 / 4) + (math.log(4 / 3) - math.log(3 / 4)) * u[:, 0, 1])
+    zero_sided = (torch.round(torch.sqrt(first_area * first_aspect)) == 0) | \
+                 (torch.round(torch.sqrt(first_area / first_aspect)) == 0)
+    assert zero_sided.sum() > 10  # first tries the sampler must refuse
+    wide = _torchvision_loop_boxes(300, 20, 40, (0.8, 1.0), (0.5, 2.0), seed=3)
+    fallback = list(sampling.fallback_box(20, 40, (0.5, 2.0)))
+    assert 0 < sum(b == fallback for b in wide) < 300
+
+
+@pytest.mark.parametrize("height, width", [(20, 100), (100, 20), (40, 40), (30, 37), (31, 100), (100, 33), (9, 12)])
+def test_fallback_box_is_torchvisions_in_python_ints(height, width):
+    box = sampling.fallback_box(height, width, (3 / 4, 4 / 3))
+    expected = transforms.RandomResizedCrop.get_params(torch.empty(1, height, width), [2.0, 3.0], [3 / 4, 4 / 3])
+    assert box == tuple(expected) and all(type(v) is int for v in box)
+
+
+def test_a_coin_is_true_strictly_below_p():
+    """P(u < p) = p for u on [0, 1): a draw equal to p is False (u <= p would add one grid step)."""
+    u = torch.rand(50, generator=torch.Generator().manual_seed(4))
+    flips = sampling.bernoulli(50, float(u[7]), torch.Generator().manual_seed(4), CPU)
+    assert torch.equal(flips, u < u[7]) and not flips[7]
