@@ -23,7 +23,7 @@ def main(argv: list[str] | None = None) -> int:
                      help="folder with train/ and test/ ImageFolders, or a .tar.gz holding one (e.g. "
                           "../shared/data/cifar10-jpeg.tar.gz)")
     run.add_argument("--scale", default="cpu", choices=list(load_scales()),
-                     help="smoke: every run in minutes (policies: 9 min on 2 cores); cpu: the published scale; gpu: one GPU")
+                     help="smoke: a few runs that show the trend in minutes (policies: 6 min on 2 cores); cpu: the published scale; gpu: one GPU")
     run.add_argument("--seeds", default=None, help="comma-separated seeds (default: the scale's, e.g. 0,1,2 for cpu)")
     run.add_argument("--results", type=Path, default=None,
                      help="results folder (default: a fresh runs/experiments/<UTC time>; the same DIR resumes)")

@@ -90,12 +90,25 @@ def _budget(run: dict, base: TrainConfig, caps: dict, name: str) -> dict:
     return overrides
 
 
+def scale_runs(experiment: dict, scale: str) -> list[dict]:
+    """The runs a scale trains: `SCALE_runs` replaces the list (e.g. `gpu_runs`), `SCALE_ids` picks
+    from it (e.g. `smoke_ids`: the few runs that show the claim's trend in minutes)."""
+    runs = experiment.get(f"{scale}_runs", experiment["runs"])
+    ids = experiment.get(f"{scale}_ids")
+    if ids is None:
+        return runs
+    unknown = set(ids) - {run["id"] for run in runs}
+    if unknown:
+        raise ValueError(f"{scale}_ids names runs that do not exist: {', '.join(sorted(unknown))}")
+    return [run for run in runs if run["id"] in ids]
+
+
 def plan(name: str, data: str, scale: str, seeds: list[int] | None = None, results: Path = RESULTS) -> list[TrainConfig]:
     experiment = load_experiment(name)
     settings = dict(_scale(scale))
     default_seeds, caps = settings.pop("seeds", [0]), settings.pop("caps", {})
     base = TrainConfig.from_dict({**settings, "data": data})
-    runs = experiment.get(f"{scale}_runs", experiment["runs"])
+    runs = scale_runs(experiment, scale)
     configs = []
     for run in runs:
         overrides = _budget(run, base, caps, name)

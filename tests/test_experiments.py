@@ -13,8 +13,8 @@ def test_every_shipped_experiment_plans_valid_configs(tmp_path):
         for scale in ("smoke", "cpu", "gpu"):
             configs = runner.plan(name, "digits", scale, [0, 1], tmp_path)
             experiment = runner.load_experiment(name)
-            runs = experiment.get(f"{scale}_runs", experiment["runs"])
-            assert len(configs) == 2 * len(runs)
+            runs = runner.scale_runs(experiment, scale)
+            assert len(configs) == 2 * len(runs) and len(runs) <= len(experiment.get(f"{scale}_runs", experiment["runs"]))
             assert len({c.out for c in configs}) == len(configs)
     negatives = runner.plan("negatives", "digits", "cpu", [3], tmp_path)
     assert [c.negatives for c in negatives] == ["all", "16", "1"] and {c.seed for c in negatives} == {3}
@@ -28,10 +28,20 @@ def test_steps_become_equal_step_epochs_and_smoke_caps_budgets(tmp_path):
     steps = {c.batch_size: c.epochs * (c.train_subset // c.batch_size) for c in cpu}
     assert sorted(steps) == [64, 256, 1024] and max(steps.values()) - min(steps.values()) <= 0.02 * 156
     smoke = runner.plan("batch-size-steps", "digits", "smoke", None, tmp_path)
-    assert {c.seed for c in smoke} == {0} and all(c.train_subset <= 2048 for c in smoke)
-    assert {c.batch_size: c.epochs * (c.train_subset // c.batch_size) for c in smoke} == {64: 32, 256: 32, 1024: 32}
+    assert {c.seed for c in smoke} == {0} and all(c.train_subset <= 4096 for c in smoke)
+    assert {c.batch_size: c.epochs * (c.train_subset // c.batch_size) for c in smoke} == {64: 64, 256: 64, 1024: 64}
+    assert {c.lr for c in smoke} == {0.002}  # smoke_ids: one lr of the grid
     reference = runner.plan("reference", "digits", "smoke", [0], tmp_path)
-    assert all(c.train_subset == 2048 and c.epochs == 3 for c in reference)  # 20k images, 6 epochs capped
+    assert all(c.train_subset == 4096 and c.epochs == 5 for c in reference)  # 20k images, 6 epochs capped
+
+
+def test_smoke_ids_pick_runs_and_unknown_ids_are_refused():
+    policies = runner.load_experiment("policies")
+    picked = [run["id"] for run in runner.scale_runs(policies, "smoke")]
+    assert picked == [run["id"] for run in policies["runs"] if run["id"] in policies["smoke_ids"]] and len(picked) == 4
+    assert runner.scale_runs(policies, "cpu") == policies["runs"]
+    with pytest.raises(ValueError, match="smoke_ids names runs that do not exist: nope"):
+        runner.scale_runs({**policies, "smoke_ids": ["none", "nope"]}, "smoke")
 
 
 def test_run_trains_into_a_fresh_folder_unless_told(tmp_path, monkeypatch, capsys):
