@@ -117,7 +117,7 @@ def test_nan_in_a_later_epoch_keeps_the_last_good_checkpoint(tmp_path, monkeypat
 
 
 def test_resume_after_kill_reaches_same_metrics(tmp_path):
-    args = [*TINY, "--epochs", "3", "--policy", "crop-gray", "--seed", "5"]
+    args = [*TINY, "--epochs", "2", "--policy", "crop-gray", "--seed", "5"]
     full = tmp_path / "full"
     # a fresh process, like the killed and resumed ones: no state of this test session leaks in
     assert run_cli([*args, "--out", str(full)]).returncode == 0
