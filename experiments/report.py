@@ -44,9 +44,10 @@ def collect(results: Path, warn=print) -> dict[str, list[dict]]:
 VERDICT_RULE = (
     "Statistics: each row is one run id over its seeds (n), mean ± sample sd. A row **learns** when its "
     "kNN beats the random-init floor of the same seeds by more than 2 sd of the per-seed differences "
-    "(paired: the same seed gives the same initial network); two rows **differ** when their means are "
-    "more than 2 pooled sd apart (sd pooled over both rows' seeds), else they are *within seed noise*. "
-    "n = 1 gives no verdict.")
+    "(paired: the same seed gives the same initial network and data order). Two rows **differ** when, "
+    "over the seeds they share (at least 2), the mean per-seed difference is more than 2 sd of those "
+    "differences (*paired*); rows without 2 shared seeds differ when their means are more than 2 pooled "
+    "sd apart. Otherwise they are *within seed noise*. n = 1 gives no verdict.")
 
 
 def _stats(values: list[float]) -> tuple[float, float]:
@@ -83,15 +84,26 @@ def above_floor(rows: list[dict]) -> str:
     return f"{mean:+.3f} ± {sd:.3f}: {verdict}"
 
 
-def compare(a: list[float], b: list[float]) -> str:
-    """'higher' / 'lower' / 'within seed noise' for a against b, by the rule above."""
-    if len(a) < 2 or len(b) < 2:
+def compare(a: dict[int, float], b: dict[int, float]) -> str:
+    """'higher' / 'lower' / 'within seed noise' for a against b (values by seed), by the rule above:
+    paired over shared seeds when there are 2 or more, else by the pooled sd."""
+    shared = sorted(a.keys() & b.keys())
+    if len(shared) >= 2:  # the same seed is the same initial network and data order: compare seed by seed
+        mean, sd = _stats([a[seed] - b[seed] for seed in shared])
+        spread, tag = 2 * sd, " (paired)"
+    elif len(a) >= 2 and len(b) >= 2:
+        (ma, sa), (mb, sb) = _stats(list(a.values())), _stats(list(b.values()))
+        pooled = (((len(a) - 1) * sa ** 2 + (len(b) - 1) * sb ** 2) / (len(a) + len(b) - 2)) ** 0.5
+        mean, spread, tag = ma - mb, 2 * pooled, ""
+    else:
         return "n = 1"
-    (ma, sa), (mb, sb) = _stats(a), _stats(b)
-    pooled = (((len(a) - 1) * sa ** 2 + (len(b) - 1) * sb ** 2) / (len(a) + len(b) - 2)) ** 0.5
-    if abs(ma - mb) <= 2 * pooled:
-        return "within seed noise"
-    return "higher" if ma > mb else "lower"
+    if abs(mean) <= spread:
+        return "within seed noise" + tag
+    return ("higher" if mean > 0 else "lower") + tag
+
+
+def _by_seed(rows: list[dict]) -> dict[int, float]:
+    return {r["config"]["seed"]: r["knn_top1"] for r in rows}
 
 
 def _row(rid: str, rows: list[dict], best: dict[str, float]) -> str:
@@ -104,7 +116,7 @@ def _row(rid: str, rows: list[dict], best: dict[str, float]) -> str:
     top = best.get(rid)
     vs_best = ""
     if top is not None and len(knn) > 1:
-        verdict = "best" if top == rid else compare(knn, best["_values"][top])
+        verdict = "best" if top == rid else compare(_by_seed(rows), best["_values"][top])
         vs_best = "" if verdict == "n = 1" else (" (best)" if top == rid else f" ({verdict} vs {top})")
     return (f"| {rid} | {len(rows)} | {c['policy']} | {c['negatives']} | {c['batch_size']} | {c['lr']:g} ({c['lr_scaling']}) "
             f"| {c['epochs']} | **{_pm(knn)}** | {_pm(probe) if probe else 'n/a'} | {_pm(floor)} | {above_floor(rows)}{vs_best} "
@@ -117,11 +129,10 @@ HEADER = ("| run | n | policy | negatives | batch | lr (rule) | epochs | kNN top
 
 def _best(groups: dict[str, list[dict]]) -> dict:
     """The best run id (by mean kNN) among the SSL runs, for the 'than best' comparison."""
-    ssl = {rid: [r["knn_top1"] for r in rows] for rid, rows in groups.items()
-           if rows[0]["config"].get("method") != "supervised"}
+    ssl = {rid: _by_seed(rows) for rid, rows in groups.items() if rows[0]["config"].get("method") != "supervised"}
     if len(ssl) < 2:
         return {}
-    top = max(ssl, key=lambda rid: _stats(ssl[rid])[0])
+    top = max(ssl, key=lambda rid: _stats(list(ssl[rid].values()))[0])
     return {**{rid: top for rid in ssl}, "_values": ssl}
 
 

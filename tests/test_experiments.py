@@ -64,9 +64,16 @@ def test_report_statistics_and_verdicts():
     assert above_floor(rows([0.45, 0.46, 0.44], [0.35, 0.36, 0.34])).endswith("**learns**")
     assert above_floor(rows([0.36, 0.34, 0.37], [0.35, 0.36, 0.34])).endswith("within seed noise")
     assert above_floor(rows([0.5], [0.3])) == "n = 1"
-    assert compare([0.50, 0.51, 0.52], [0.40, 0.41, 0.42]) == "higher"
-    assert compare([0.40, 0.41, 0.42], [0.50, 0.51, 0.52]) == "lower"
-    assert compare([0.50, 0.45, 0.55], [0.48, 0.53, 0.43]) == "within seed noise"
+    # unpaired (no shared seeds): 2 pooled sd
+    assert compare({0: 0.50, 1: 0.51, 2: 0.52}, {3: 0.40, 4: 0.41, 5: 0.42}) == "higher"
+    assert compare({0: 0.40, 1: 0.41, 2: 0.42}, {3: 0.50, 4: 0.51, 5: 0.52}) == "lower"
+    assert compare({0: 0.50, 1: 0.45, 2: 0.55}, {3: 0.48, 4: 0.53, 5: 0.43}) == "within seed noise"
+    assert compare({0: 0.5}, {0: 0.4}) == "n = 1"
+    # paired over shared seeds: a gain the same on every seed is real though the seeds' spread is wider
+    t01, t02 = {0: 0.528, 1: 0.517, 2: 0.536}, {0: 0.520, 1: 0.509, 2: 0.523}
+    assert compare(t01, t02) == "higher (paired)" and compare(t02, t01) == "lower (paired)"
+    assert compare(dict(zip([0, 1, 2], t01.values())), {3: 0.520, 4: 0.509, 5: 0.523}) == "within seed noise"
+    assert compare({0: 0.50, 1: 0.45, 2: 0.55}, {0: 0.46, 1: 0.49, 2: 0.50}) == "within seed noise (paired)"
     assert list(group(rows([0.4, 0.5], [0.3, 0.3]) + [{"run": "y-s0", "failed": "boom"}])) == ["x"]
 
 
