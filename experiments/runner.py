@@ -8,7 +8,8 @@ exceed at that scale (`train_subset`, `epochs`, `steps`). A run may ask for `ste
 steps) instead of epochs: the epochs are then the nearest whole number giving that many steps
 on the scale's training subset (equal-steps comparisons across batch sizes).
 Run folders are `RESULTS/NAME/RUN-sSEED`; a run with a result.json is skipped, one with a
-checkpoint is resumed, so an interrupted experiment continues where it stopped.
+checkpoint is resumed, so an interrupted experiment continues where it stopped; a run whose exact
+config (and seed) already finished elsewhere under RESULTS reuses that result (`reused_from`).
 """
 from __future__ import annotations
 
@@ -119,6 +120,35 @@ def plan(name: str, data: str, scale: str, seeds: list[int] | None = None, resul
     return configs
 
 
+def finished_twin(cfg: TrainConfig, results: Path) -> Path | None:
+    """A finished run elsewhere under `results` with exactly this config (all but its folder).
+
+    The same config and seed reproduce bit for bit (`negatives/all` and `policies/simclr-cifar` are
+    one run), so its result stands for this one instead of training it again."""
+    want = json.loads(json.dumps({k: v for k, v in cfg.to_dict().items() if k != "out"}))
+    for path in sorted(results.glob("*/*/result.json")):
+        if path.parent.resolve() == Path(cfg.out).resolve():
+            continue
+        try:
+            have = json.loads(path.read_text()).get("config")
+        except (OSError, ValueError, AttributeError):
+            continue
+        if isinstance(have, dict) and {k: v for k, v in have.items() if k != "out"} == want:
+            return path.parent
+    return None
+
+
+def _reuse(twin: Path, out: Path) -> None:
+    """Copy a twin's result (and its log) into `out`, naming where it came from."""
+    result = json.loads((twin / "result.json").read_text())
+    result["config"]["out"], result["reused_from"] = str(out), str(twin)
+    out.mkdir(parents=True, exist_ok=True)
+    for name in ("config.json", "log.csv"):
+        if (twin / name).exists():
+            atomic_write_bytes(out / name, (twin / name).read_bytes())
+    atomic_write_bytes(out / "result.json", (json.dumps(result, indent=1) + "\n").encode())  # last: marks it finished
+
+
 def run_experiment(name: str, data: str, scale: str = "cpu", seeds: list[int] | None = None, results: Path = RESULTS,
                    dry_run: bool = False, log=print) -> list[dict]:
     from ssl_train.loop import RunError, train
@@ -127,6 +157,11 @@ def run_experiment(name: str, data: str, scale: str = "cpu", seeds: list[int] | 
         out = Path(cfg.out)
         if (out / "result.json").exists():
             log(f"skip {out} (finished)")
+            continue
+        twin = None if dry_run else finished_twin(cfg, results)
+        if twin is not None:
+            _reuse(twin, out)
+            log(f"reuse {twin} for {out} (the same config and seed)")
             continue
         resume = (out / "checkpoint.pt").exists()
         log(f"{'resume' if resume else 'run'} {out}: policy={cfg.policy} method={cfg.method} "

@@ -114,7 +114,7 @@ def test_a_failed_run_is_recorded_the_others_go_on_and_report_survives_bad_files
     configs = tmp_path / "configs"
     configs.mkdir()
     (configs / "scales.json").write_text(json.dumps({"cpu": {"epochs": 1}}))
-    (configs / "two.json").write_text(json.dumps({"claim": "c", "runs": [{"id": "a"}, {"id": "b"}]}))
+    (configs / "two.json").write_text(json.dumps({"claim": "c", "runs": [{"id": "a", "lr": 0.01}, {"id": "b"}]}))
     (configs / "cost-vs-accuracy.json").write_text(json.dumps({"claim": "pareto", "uses": ["two"], "runs": []}))
     monkeypatch.setattr(runner, "CONFIGS", configs)
     results = tmp_path / "results"
@@ -145,3 +145,35 @@ def test_a_failed_run_is_recorded_the_others_go_on_and_report_survives_bad_files
     assert "skipped" in out and "c-s0/result.json: unreadable" in out and "d-s0/result.json: missing or invalid knn_top1" in out
     text = (results / "REPORT.md").read_text()
     assert text.count("| a | 1 |") == 1 and text.count("| b | 1 |") == 1 and "c-s0" not in text
+
+
+def test_a_finished_twin_is_reused_not_retrained(tmp_path, monkeypatch):
+    """A run whose exact config and seed finished under another experiment takes that result (the
+    same config reproduces bit for bit); a run differing in anything trains."""
+    from ssl_train import loop
+    configs = tmp_path / "configs"
+    configs.mkdir()
+    (configs / "scales.json").write_text(json.dumps({"cpu": {"epochs": 1}}))
+    (configs / "first.json").write_text(json.dumps({"claim": "c", "runs": [{"id": "x", "policy": "noise"}]}))
+    (configs / "second.json").write_text(json.dumps({"claim": "c", "runs": [
+        {"id": "same", "policy": "noise"}, {"id": "other", "policy": "noise", "lr": 0.01}]}))
+    monkeypatch.setattr(runner, "CONFIGS", configs)
+    trained = []
+
+    def fake_train(cfg, resume=False, progress=False):
+        trained.append(runner.Path(cfg.out).name)
+        result = {"knn_top1": 0.5 + len(trained) / 100, "config": cfg.to_dict()}
+        runner.Path(cfg.out).mkdir(parents=True, exist_ok=True)
+        (runner.Path(cfg.out) / "result.json").write_text(json.dumps(result))
+        (runner.Path(cfg.out) / "log.csv").write_text("epoch,loss\n1,2.0\n")
+        return result
+    monkeypatch.setattr(loop, "train", fake_train)
+    results, lines = tmp_path / "results", []
+    runner.run_experiment("first", "digits", "cpu", [0], results, log=lines.append)
+    runner.run_experiment("second", "digits", "cpu", [0, 1], results, log=lines.append)
+    assert trained == ["x-s0", "same-s1", "other-s0", "other-s1"]  # same-s0 is x-s0's twin
+    reused = json.loads((results / "second" / "same-s0" / "result.json").read_text())
+    assert reused["knn_top1"] == 0.51 and reused["reused_from"] == str(results / "first" / "x-s0")
+    assert reused["config"]["out"] == str(results / "second" / "same-s0")
+    assert (results / "second" / "same-s0" / "log.csv").read_text() == "epoch,loss\n1,2.0\n"
+    assert any(line.startswith(f"reuse {results / 'first' / 'x-s0'}") for line in lines)
