@@ -14,8 +14,9 @@ $(STAMP): setup.cfg pyproject.toml scripts/install_system_deps.sh
 	$(PY) -m pip check
 	touch $(STAMP)
 
+# --durations: the slowest tests in every log (the line to watch: 6 minutes on 2 cores, cold caches)
 test: install
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=10
 
 bench-aug: install
 	$(PY) -m augpipe.bench --json benchmarks/bench-aug.json
