@@ -1,4 +1,4 @@
-"""`python -m experiments run NAME --data PATH [--scale smoke|cpu|gpu] [--seeds 0,1,2] [--results DIR]`,
+"""`python -m experiments run NAME --data PATH [--scale smoke|cpu|gpu] [--seeds 0,1,2] [--runs ID,..] [--results DIR]`,
 `... report [--results DIR]` and `... list`.
 
 `run` trains into a fresh folder (`runs/experiments/<UTC time>`) unless `--results DIR` names one
@@ -27,6 +27,9 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--seeds", default=None, help="comma-separated seeds (default: the scale's, e.g. 0,1,2 for cpu)")
     run.add_argument("--results", type=Path, default=None,
                      help="results folder (default: a fresh runs/experiments/<UTC time>; the same DIR resumes)")
+    run.add_argument("--runs", default=None,
+                     help="comma-separated run ids to train (default: every run of the scale), e.g. the lr "
+                          "picked on seed 0 for further seeds")
     run.add_argument("--dry-run", action="store_true", help="list the runs without training")
     rep = sub.add_parser("report", help="tables (REPORT.md) and plots from every result.json")
     rep.add_argument("--results", type=Path, default=RESULTS)
@@ -54,8 +57,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         data = resolve_data(args.data, cache_dir() / "experiments-data")
         print(f"results: {results} (report: python -m experiments report --results {results})", flush=True)
+        only = None if args.runs is None else [r.strip() for r in args.runs.split(",") if r.strip()]
         run_experiment(args.name, data, args.scale, seeds, results, args.dry_run,
-                       log=lambda s: print(s, flush=True))
+                       log=lambda s: print(s, flush=True), only=only)
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -104,12 +104,20 @@ def scale_runs(experiment: dict, scale: str) -> list[dict]:
     return [run for run in runs if run["id"] in ids]
 
 
-def plan(name: str, data: str, scale: str, seeds: list[int] | None = None, results: Path = RESULTS) -> list[TrainConfig]:
+def plan(name: str, data: str, scale: str, seeds: list[int] | None = None, results: Path = RESULTS,
+         only: list[str] | None = None) -> list[TrainConfig]:
+    """The configs of an experiment at a scale: its runs (or the ids in `only`) times the seeds."""
     experiment = load_experiment(name)
     settings = dict(_scale(scale))
     default_seeds, caps = settings.pop("seeds", [0]), settings.pop("caps", {})
     base = TrainConfig.from_dict({**settings, "data": data})
     runs = scale_runs(experiment, scale)
+    if only is not None:
+        unknown = set(only) - {run["id"] for run in runs}
+        if unknown:
+            raise ValueError(f"--runs: {', '.join(sorted(unknown))} not a run of {name} at scale {scale}; "
+                             f"valid: {', '.join(run['id'] for run in runs)}")
+        runs = [run for run in runs if run["id"] in only]
     configs = []
     for run in runs:
         overrides = _budget(run, base, caps, name)
@@ -150,10 +158,10 @@ def _reuse(twin: Path, out: Path) -> None:
 
 
 def run_experiment(name: str, data: str, scale: str = "cpu", seeds: list[int] | None = None, results: Path = RESULTS,
-                   dry_run: bool = False, log=print) -> list[dict]:
+                   dry_run: bool = False, log=print, only: list[str] | None = None) -> list[dict]:
     from ssl_train.loop import RunError, train
     done = []
-    for cfg in plan(name, data, scale, None if seeds is None else list(seeds), results):
+    for cfg in plan(name, data, scale, None if seeds is None else list(seeds), results, only):
         out = Path(cfg.out)
         if (out / "result.json").exists():
             log(f"skip {out} (finished)")

@@ -35,6 +35,17 @@ def test_steps_become_equal_step_epochs_and_smoke_caps_budgets(tmp_path):
     assert all(c.train_subset == 4096 and c.epochs == 5 for c in reference)  # 20k images, 6 epochs capped
 
 
+def test_runs_flag_picks_run_ids_and_names_unknown_ones(tmp_path, capsys):
+    picked = runner.plan("batch-size-steps", "digits", "cpu", [1], tmp_path, only=["b64-lr2e-3", "b1024-lr4e-3"])
+    assert [(c.batch_size, c.lr, c.seed) for c in picked] == [(64, 0.002, 1), (1024, 0.004, 1)]
+    assert main(["run", "negatives", "--data", "digits", "--runs", "k1,k2", "--dry-run", "--results", str(tmp_path)]) == 2
+    assert "--runs: k2 not a run of negatives at scale cpu; valid: all, k16, k1" in capsys.readouterr().err
+    assert main(["run", "negatives", "--data", "digits", "--runs", "k1", "--dry-run", "--results", str(tmp_path)]) == 0
+    assert [line for line in capsys.readouterr().out.splitlines() if line.startswith("run ")] == [
+        f"run {tmp_path}/negatives/k1-s{seed}: policy=simclr-cifar method=simclr negatives=1 batch=256 lr=0.002 "
+        f"(none) epochs=5 loader=torch" for seed in (0, 1, 2)]
+
+
 def test_smoke_ids_pick_runs_and_unknown_ids_are_refused():
     policies = runner.load_experiment("policies")
     picked = [run["id"] for run in runner.scale_runs(policies, "smoke")]
