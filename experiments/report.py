@@ -137,16 +137,25 @@ def _best(groups: dict[str, list[dict]]) -> dict:
 
 
 def _lr_choice(groups: dict[str, list[dict]]) -> list[str]:
-    """Per batch size: the lr of the grid with the best mean kNN."""
-    by_batch: dict[int, list[tuple[float, str]]] = {}
+    """Per batch size: the lr grid's kNN on the tuning seed (the lowest seed every lr of that batch
+    ran), the lr chosen there, and the chosen run over all its seeds (further seeds confirm the
+    choice; they are not used to make it)."""
+    by_batch: dict[int, list[str]] = {}
     for rid, rows in groups.items():
-        by_batch.setdefault(rows[0]["config"]["batch_size"], []).append(
-            (_stats([r["knn_top1"] for r in rows])[0], rid))
-    lines = ["| batch | lr grid (mean kNN) | chosen |", "|---|---|---|"]
+        by_batch.setdefault(rows[0]["config"]["batch_size"], []).append(rid)
+    lines = ["| batch | tuning seed | lr grid (kNN on the tuning seed) | chosen | chosen, all seeds (n) |",
+             "|---|---|---|---|---|"]
     for batch in sorted(by_batch):
-        entries = sorted(by_batch[batch], key=lambda e: groups[e[1]][0]["config"]["lr"])
-        grid = ", ".join(f"{groups[rid][0]['config']['lr']:g}: {m:.3f}" for m, rid in entries)
-        lines.append(f"| {batch} | {grid} | {max(entries)[1]} |")
+        rids = sorted(by_batch[batch], key=lambda rid: groups[rid][0]["config"]["lr"])
+        shared = set.intersection(*(set(_by_seed(groups[rid])) for rid in rids))
+        if not shared:
+            continue
+        seed = min(shared)
+        on_seed = {rid: _by_seed(groups[rid])[seed] for rid in rids}
+        chosen = max(rids, key=on_seed.get)
+        grid = ", ".join(f"{groups[rid][0]['config']['lr']:g}: {on_seed[rid]:.3f}" for rid in rids)
+        knn = [r["knn_top1"] for r in groups[chosen]]
+        lines.append(f"| {batch} | {seed} | {grid} | {chosen} | {_pm(knn)} ({len(knn)}) |")
     return lines
 
 
@@ -168,7 +177,7 @@ def markdown(found: dict[str, list[dict]]) -> str:
         parts += [_row(rid, rows, best) for rid, rows in groups.items()]
         parts += [f"| {r['run']} | failed: {r['failed']} | | | | | | | | | | | |" for r in runs if "failed" in r]
         if "lr_grid" in experiment and groups:
-            parts += ["", "Learning rate per batch size (best mean kNN over the grid):", ""] + _lr_choice(groups)
+            parts += ["", "Learning rate per batch size (tuned on one seed, then confirmed on others):", ""] + _lr_choice(groups)
         parts.append("")
     return "\n".join(parts) + "\n"
 

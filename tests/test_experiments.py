@@ -188,3 +188,17 @@ def test_a_finished_twin_is_reused_not_retrained(tmp_path, monkeypatch):
     assert reused["config"]["out"] == str(results / "second" / "same-s0")
     assert (results / "second" / "same-s0" / "log.csv").read_text() == "epoch,loss\n1,2.0\n"
     assert any(line.startswith(f"reuse {results / 'first' / 'x-s0'}") for line in lines)
+
+
+def test_lr_is_chosen_on_the_tuning_seed_and_reported_over_all_seeds():
+    from experiments.report import _lr_choice, group
+
+    def row(rid, batch, lr, seed, knn):
+        return {"run": f"{rid}-s{seed}", "knn_top1": knn, "knn_top1_random_init": 0.3,
+                "config": {"batch_size": batch, "lr": lr, "seed": seed}}
+    runs = [row("b64-a", 64, 0.001, 0, 0.43), row("b64-a", 64, 0.001, 1, 0.38), row("b64-b", 64, 0.002, 0, 0.42),
+            row("b256-a", 256, 0.001, 0, 0.45), row("b256-b", 256, 0.002, 0, 0.46), row("b256-b", 256, 0.002, 1, 0.47)]
+    lines = _lr_choice(group(runs))
+    # b64: 1e-3 wins on seed 0 although its mean over seeds (0.405) is below 2e-3's single 0.42
+    assert lines[2] == "| 64 | 0 | 0.001: 0.430, 0.002: 0.420 | b64-a | 0.405 ± 0.035 (2) |"
+    assert lines[3] == "| 256 | 0 | 0.001: 0.450, 0.002: 0.460 | b256-b | 0.465 ± 0.007 (2) |"
