@@ -19,6 +19,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from atomicio import atomic_write_bytes
+from ssl_train.checkpoint import write_json
 from ssl_train.config import TrainConfig
 
 CONFIGS = Path(__file__).parent / "configs"
@@ -98,10 +99,15 @@ def scale_runs(experiment: dict, scale: str) -> list[dict]:
     ids = experiment.get(f"{scale}_ids")
     if ids is None:
         return runs
-    unknown = set(ids) - {run["id"] for run in runs}
+    picked, unknown = _select(runs, ids)
     if unknown:
-        raise ValueError(f"{scale}_ids names runs that do not exist: {', '.join(sorted(unknown))}")
-    return [run for run in runs if run["id"] in ids]
+        raise ValueError(f"{scale}_ids names runs that do not exist: {', '.join(unknown)}")
+    return picked
+
+
+def _select(runs: list[dict], ids: list[str]) -> tuple[list[dict], list[str]]:
+    """The runs whose id is in `ids` (in the experiment's order), and the ids that name no run."""
+    return [run for run in runs if run["id"] in ids], sorted(set(ids) - {run["id"] for run in runs})
 
 
 def plan(name: str, data: str, scale: str, seeds: list[int] | None = None, results: Path = RESULTS,
@@ -113,11 +119,11 @@ def plan(name: str, data: str, scale: str, seeds: list[int] | None = None, resul
     base = TrainConfig.from_dict({**settings, "data": data})
     runs = scale_runs(experiment, scale)
     if only is not None:
-        unknown = set(only) - {run["id"] for run in runs}
+        picked, unknown = _select(runs, only)
         if unknown:
-            raise ValueError(f"--runs: {', '.join(sorted(unknown))} not a run of {name} at scale {scale}; "
+            raise ValueError(f"--runs: {', '.join(unknown)} not a run of {name} at scale {scale}; "
                              f"valid: {', '.join(run['id'] for run in runs)}")
-        runs = [run for run in runs if run["id"] in only]
+        runs = picked
     configs = []
     for run in runs:
         overrides = _budget(run, base, caps, name)
@@ -154,7 +160,7 @@ def _reuse(twin: Path, out: Path) -> None:
     for name in ("config.json", "log.csv"):
         if (twin / name).exists():
             atomic_write_bytes(out / name, (twin / name).read_bytes())
-    atomic_write_bytes(out / "result.json", (json.dumps(result, indent=1) + "\n").encode())  # last: marks it finished
+    write_json(result, out / "result.json")  # last: marks it finished
 
 
 def run_experiment(name: str, data: str, scale: str = "cpu", seeds: list[int] | None = None, results: Path = RESULTS,
