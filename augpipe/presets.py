@@ -21,6 +21,12 @@ PRESETS: dict[str, str] = {
     "vicreg": ("rrc(scale=0.08:1)+flip+jitter(0.4,0.4,0.2,0.1,p=0.8)+gray(p=0.2)+blur(sigma=0.1:2,p=1.0)"
                " | rrc(scale=0.08:1)+flip+jitter(0.4,0.4,0.2,0.1,p=0.8)+gray(p=0.2)+blur(sigma=0.1:2,p=0.1)"
                "+solarize(p=0.2)"),
+    # Small-image (32 px) siblings of `byol` and `vicreg`, as solo-learn's CIFAR configs
+    # (scripts/pretrain/cifar): no blur, which at 32 px mostly erases the image. BYOL keeps its crops
+    # and its asymmetric solarize (0 / 0.2); VICReg's CIFAR pair is symmetric, crops 0.2-1, solarize 0.1.
+    "byol-cifar": ("rrc(scale=0.08:1)+flip+jitter(0.4,0.4,0.2,0.1,p=0.8)+gray(p=0.2)"
+                   " | rrc(scale=0.08:1)+flip+jitter(0.4,0.4,0.2,0.1,p=0.8)+gray(p=0.2)+solarize(p=0.2)"),
+    "vicreg-cifar": "rrc(scale=0.2:1)+flip+jitter(0.4,0.4,0.2,0.1,p=0.8)+gray(p=0.2)+solarize(p=0.1)",
     # Bordes et al. 2023: the positive pair is the same image with two independent noise draws.
     "noise": "noise(std=0.1)",
     "crop": "rrc(scale=0.08:1)+flip",

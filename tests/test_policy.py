@@ -91,6 +91,25 @@ def test_asymmetric_byol_views():
     assert next(o for o in v2 if o.name == "solarize").p == 0.2
 
 
+def _ops(spec):
+    return [view.ops for view in build_policy(spec, size=32).views]
+
+
+def _without_blur(chains):
+    return [[op for op in ops if op.name != "blur"] for ops in chains]
+
+
+def test_small_image_presets_follow_the_cifar_recipes():
+    """solo-learn's CIFAR configs: BYOL is its ImageNet pair without blur; VICReg is symmetric
+    (both views as BYOL's second view, crops 0.2-1, solarize 0.1, no blur); SimCLR's CIFAR recipe
+    halves the colour strength, crops 0.2-1, no blur."""
+    assert _ops("byol-cifar") == _without_blur(_ops("byol"))
+    vicreg = _without_blur(_ops("vicreg[rrc.scale=0.2:1, solarize.p=0.1]"))[1]
+    assert _ops("vicreg-cifar") == [vicreg, vicreg]
+    simclr = _without_blur(_ops("simclr[rrc.scale=0.2:1, brightness=0.4, contrast=0.4, saturation=0.4, hue=0.1]"))
+    assert _ops("simclr-cifar") == simclr
+
+
 @pytest.mark.parametrize("spec, message", [
     ("simclrr", "valid policies: byol"),
     ("rrc+flop", "unknown op 'flop'; valid ops: blur"),
