@@ -184,7 +184,7 @@ def markdown(found: dict[str, list[dict]]) -> str:
 
 def plots(found: dict[str, list[dict]], out: Path) -> list[Path]:
     """cost-vs-accuracy (each run id at its mean, error bars 1 sd over seeds) and a bar chart per
-    experiment of the claims."""
+    experiment that has runs."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -221,7 +221,7 @@ def plots(found: dict[str, list[dict]], out: Path) -> list[Path]:
         fig.savefig(path, dpi=100)
         plt.close(fig)
         written.append(path)
-    for name in ("batch-size", "batch-size-steps", "negatives", "policies", "reference"):
+    for name in list_experiments():  # a bar chart for every experiment with runs of its own
         groups = group(found.get(name, []))
         if not groups:
             continue

@@ -116,7 +116,7 @@ def test_run_skip_and_report_end_to_end(tmp_path, monkeypatch):
     text = path.read_text()
     assert "## tiny" in text and "noise is enough" in text and "| noise | 1 | noise[std=0.1]" in text
     assert "| k1 | 1 | crop | 1 |" in text
-    assert {p.name for p in pngs} == {"cost-vs-accuracy.png"}
+    assert {p.name for p in pngs} == {"cost-vs-accuracy.png", "tiny.png"}
     assert all(p.read_bytes()[:4] == b"\x89PNG" for p in pngs)
 
 
