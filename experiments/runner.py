@@ -152,6 +152,22 @@ def finished_twin(cfg: TrainConfig, results: Path) -> Path | None:
     return None
 
 
+def stale_keys(cfg: TrainConfig, out: Path) -> list[str]:
+    """The settings in which the finished run in `out` differs from `cfg` (empty: it is this run).
+
+    A result kept under a run id whose config has changed since (another preset, lr rule...) would
+    otherwise be skipped as finished and reported as the new config. Settings missing from an older
+    result.json take their defaults; the folder is ignored and the data is compared by name (the
+    unpacked cache may sit elsewhere on another machine)."""
+    have = json.loads((out / "result.json").read_text()).get("config") or {}
+    old, new = TrainConfig.from_dict(have).to_dict(), cfg.to_dict()
+    for d in (old, new):
+        d.pop("out")
+        d["data"] = Path(d["data"]).name
+    old, new = json.loads(json.dumps(old)), json.loads(json.dumps(new))  # tuples and lists alike
+    return [f"{k}: {old[k]!r} -> {new[k]!r}" for k in new if old[k] != new[k]]
+
+
 def _reuse(twin: Path, out: Path) -> None:
     """Copy a twin's result (and its log) into `out`, naming where it came from."""
     result = json.loads((twin / "result.json").read_text())
@@ -167,7 +183,14 @@ def run_experiment(name: str, data: str, scale: str = "cpu", seeds: list[int] | 
                    dry_run: bool = False, log=print, only: list[str] | None = None) -> list[dict]:
     from ssl_train.loop import RunError, train
     done = []
-    for cfg in plan(name, data, scale, None if seeds is None else list(seeds), results, only):
+    configs = plan(name, data, scale, None if seeds is None else list(seeds), results, only)
+    stale = {cfg.out: keys for cfg in configs if (Path(cfg.out) / "result.json").exists()
+             for keys in [stale_keys(cfg, Path(cfg.out))] if keys}
+    if stale:  # refused before anything trains: a finished result is never overwritten nor mislabelled
+        lines = [f"{out} ({'; '.join(keys)})" for out, keys in stale.items()]
+        raise ValueError(f"{len(stale)} finished run(s) of {name} have another config than the experiment now asks "
+                         f"for: {', '.join(lines)}; move them aside or pass a fresh --results")
+    for cfg in configs:
         out = Path(cfg.out)
         if (out / "result.json").exists():
             log(f"skip {out} (finished)")

@@ -1,5 +1,6 @@
 """experiments: plans from configs, resumable runs, the report."""
 import json
+from pathlib import Path
 
 import pytest
 
@@ -202,3 +203,28 @@ def test_lr_is_chosen_on_the_tuning_seed_and_reported_over_all_seeds():
     # b64: 1e-3 wins on seed 0 although its mean over seeds (0.405) is below 2e-3's single 0.42
     assert lines[2] == "| 64 | 0 | 0.001: 0.430, 0.002: 0.420 | b64-a | 0.405 ± 0.035 (2) |"
     assert lines[3] == "| 256 | 0 | 0.001: 0.450, 0.002: 0.460 | b256-b | 0.465 ± 0.007 (2) |"
+
+
+def test_a_finished_run_with_another_config_is_refused_before_anything_trains(tmp_path, monkeypatch):
+    configs = tmp_path / "configs"
+    configs.mkdir()
+    (configs / "scales.json").write_text(json.dumps({"cpu": {"image_size": 16, "epochs": 1, "num_workers": 0}}))
+    experiment = {"claim": "c", "runs": [{"id": "noise", "policy": "noise[std=0.1]"}, {"id": "crop", "policy": "crop"}]}
+    (configs / "tiny.json").write_text(json.dumps(experiment))
+    monkeypatch.setattr(runner, "CONFIGS", configs)
+    results = tmp_path / "results"
+    for cfg in runner.plan("tiny", "digits", "cpu", [0], results):  # finished runs, written by an older version
+        have = {k: v for k, v in cfg.to_dict().items() if k != "aug_engine"}  # a setting it did not know yet
+        (results / "tiny" / Path(cfg.out).name).mkdir(parents=True)
+        (Path(cfg.out) / "result.json").write_text(json.dumps({"config": {**have, "data": "/elsewhere/digits"}}))
+    lines = []
+    assert runner.run_experiment("tiny", "digits", "cpu", [0], results, log=lines.append) == []
+    assert len(lines) == 2 and all(line.startswith("skip") for line in lines)  # the same runs: skipped
+
+    experiment["runs"][0]["policy"] = "noise[std=0.2]"
+    experiment["runs"].append({"id": "new", "policy": "none"})
+    (configs / "tiny.json").write_text(json.dumps(experiment))
+    with pytest.raises(ValueError, match=r"1 finished run\(s\) of tiny .*noise-s0 \(policy: 'noise\[std=0.1\]' -> "
+                                         r"'noise\[std=0.2\]'\); move them aside"):
+        runner.run_experiment("tiny", "digits", "cpu", [0], results, log=lines.append)
+    assert not (results / "tiny" / "new-s0").exists()  # refused before the first run trained
