@@ -134,12 +134,22 @@ def plan(name: str, data: str, scale: str, seeds: list[int] | None = None, resul
     return configs
 
 
+def _comparable(config: dict) -> dict:
+    """A run's settings as two runs are compared: missing ones (an older result.json) take their
+    defaults, the folder is left out, and the data is named by its folder (the unpacked cache may
+    sit elsewhere on another machine); JSON round trip so that tuples and lists compare alike."""
+    settings = TrainConfig.from_dict(config).to_dict()
+    settings.pop("out")
+    settings["data"] = Path(settings["data"]).name
+    return json.loads(json.dumps(settings))
+
+
 def finished_twin(cfg: TrainConfig, results: Path) -> Path | None:
     """A finished run elsewhere under `results` with exactly this config (all but its folder).
 
     The same config and seed reproduce bit for bit (`negatives/all` and `policies/simclr-cifar` are
     one run), so its result stands for this one instead of training it again."""
-    want = json.loads(json.dumps({k: v for k, v in cfg.to_dict().items() if k != "out"}))
+    want = _comparable(cfg.to_dict())
     for path in sorted(results.glob("*/*/result.json")):
         if path.parent.resolve() == Path(cfg.out).resolve():
             continue
@@ -147,7 +157,7 @@ def finished_twin(cfg: TrainConfig, results: Path) -> Path | None:
             have = json.loads(path.read_text()).get("config")
         except (OSError, ValueError, AttributeError):
             continue
-        if isinstance(have, dict) and {k: v for k, v in have.items() if k != "out"} == want:
+        if isinstance(have, dict) and _comparable(have) == want:
             return path.parent
     return None
 
@@ -156,15 +166,9 @@ def stale_keys(cfg: TrainConfig, out: Path) -> list[str]:
     """The settings in which the finished run in `out` differs from `cfg` (empty: it is this run).
 
     A result kept under a run id whose config has changed since (another preset, lr rule...) would
-    otherwise be skipped as finished and reported as the new config. Settings missing from an older
-    result.json take their defaults; the folder is ignored and the data is compared by name (the
-    unpacked cache may sit elsewhere on another machine)."""
-    have = json.loads((out / "result.json").read_text()).get("config") or {}
-    old, new = TrainConfig.from_dict(have).to_dict(), cfg.to_dict()
-    for d in (old, new):
-        d.pop("out")
-        d["data"] = Path(d["data"]).name
-    old, new = json.loads(json.dumps(old)), json.loads(json.dumps(new))  # tuples and lists alike
+    otherwise be skipped as finished and reported as the new config."""
+    old = _comparable(json.loads((out / "result.json").read_text()).get("config") or {})
+    new = _comparable(cfg.to_dict())
     return [f"{k}: {old[k]!r} -> {new[k]!r}" for k in new if old[k] != new[k]]
 
 
