@@ -14,6 +14,8 @@
 from __future__ import annotations
 
 import csv
+import hashlib
+import importlib.metadata
 import io
 import math
 import os
@@ -28,6 +30,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+import atomicio
 import augpipe
 import augpipe.cpu
 import augpipe.engines
@@ -40,6 +43,7 @@ from ssl_train.evaluate import extract, knn_top1, probe_top1
 from ssl_train.methods import build_method
 from ssl_train.optim import adamw, build_optimizer, lr_at, scaled_lr
 from ssl_train.rundir import RunDir, RunError
+import timekeep
 from timekeep import TimeAccount
 
 NORMALIZE = "imagenet"
@@ -92,9 +96,38 @@ class Trainer(nn.Module):
         return self.method(self.backbone, views, labels)
 
 
+def source_digest(roots: list[Path]) -> str:
+    """A short hash of every .py file under `roots` (path and bytes): the code that made a result.
+
+    The same config and seed reproduce bit for bit only with the same code; a result's digest tells
+    whether another run may stand for it (`experiments.runner.finished_twin`)."""
+    h = hashlib.sha256()
+    for root in roots:
+        for path in sorted(root.rglob("*.py")):
+            h.update(f"{root.name}/{path.relative_to(root).as_posix()}\0".encode())
+            h.update(path.read_bytes())
+    return h.hexdigest()[:16]
+
+
+# the packages whose code decides a run's numbers (experiments/ only plans runs)
+CODE_ROOTS = [Path(m.__file__).parent for m in (augpipe, loaders, timekeep, atomicio)] + [Path(__file__).parent]
+
+
+def code_digest() -> str:
+    """The digest of this installation's run code (`versions.code` in every result.json)."""
+    return source_digest(CODE_ROOTS)
+
+
+def _package_version() -> str:
+    try:
+        return importlib.metadata.version("augpipe")
+    except importlib.metadata.PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown"
+
+
 def _versions() -> dict:
     return {"python": platform.python_version(), "torch": torch.__version__,
-            "augpipe": "0.1.0"}
+            "augpipe": _package_version(), "code": code_digest()}
 
 
 @dataclass

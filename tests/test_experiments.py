@@ -230,3 +230,47 @@ def test_a_finished_run_with_another_config_is_refused_before_anything_trains(tm
                                          r"'noise\[std=0.2\]'\); move them aside"):
         runner.run_experiment("tiny", "digits", "cpu", [0], results, log=lines.append)
     assert not (results / "tiny" / "new-s0").exists()  # refused before the first run trained
+
+
+def test_a_twin_made_by_other_code_is_trained_again(tmp_path, monkeypatch):
+    from ssl_train import loop
+    configs = tmp_path / "configs"
+    configs.mkdir()
+    (configs / "scales.json").write_text(json.dumps({"cpu": {"epochs": 1}}))
+    for name in ("first", "second", "third"):
+        (configs / f"{name}.json").write_text(json.dumps({"claim": "c", "runs": [{"id": "x", "policy": "noise"}]}))
+    monkeypatch.setattr(runner, "CONFIGS", configs)
+    trained = []
+
+    def fake_train(cfg, resume=False, progress=False):
+        trained.append(str(Path(cfg.out).relative_to(results)))
+        Path(cfg.out).mkdir(parents=True)
+        result = {"knn_top1": 0.5, "config": cfg.to_dict(), "versions": {"code": loop.code_digest()}}
+        (Path(cfg.out) / "result.json").write_text(json.dumps(result))
+        return result
+    monkeypatch.setattr(loop, "train", fake_train)
+    results = tmp_path / "results"
+    monkeypatch.setattr(loop, "code_digest", lambda: "aaaa")
+    runner.run_experiment("first", "digits", "cpu", [0], results, log=lambda s: None)
+    runner.run_experiment("second", "digits", "cpu", [0], results, log=lambda s: None)  # same code: a twin
+    monkeypatch.setattr(loop, "code_digest", lambda: "bbbb")
+    runner.run_experiment("third", "digits", "cpu", [0], results, log=lambda s: None)  # other code: trains
+    assert trained == ["first/x-s0", "third/x-s0"]
+
+
+def test_the_source_digest_follows_every_byte_and_name_of_the_code(tmp_path):
+    from ssl_train.loop import source_digest
+    pkg = tmp_path / "pkg"
+    (pkg / "sub").mkdir(parents=True)
+    (pkg / "a.py").write_text("x = 1\n")
+    (pkg / "sub" / "b.py").write_text("y = 2\n")
+    (pkg / "notes.txt").write_text("not code")
+    before = source_digest([pkg])
+    (pkg / "notes.txt").write_text("still not code")
+    assert source_digest([pkg]) == before
+    (pkg / "sub" / "b.py").write_text("y = 3\n")
+    assert source_digest([pkg]) != before
+    (pkg / "sub" / "b.py").write_text("y = 2\n")
+    assert source_digest([pkg]) == before
+    (pkg / "sub" / "b.py").rename(pkg / "sub" / "c.py")
+    assert source_digest([pkg]) != before
