@@ -173,7 +173,10 @@ def stale_keys(cfg: TrainConfig, out: Path) -> list[str]:
 
     A result kept under a run id whose config has changed since (another preset, lr rule...) would
     otherwise be skipped as finished and reported as the new config."""
-    old = _comparable(json.loads((out / "result.json").read_text()).get("config") or {})
+    try:
+        old = _comparable(json.loads((out / "result.json").read_text()).get("config") or {})
+    except (ValueError, AttributeError) as err:
+        raise ValueError(f"{out / 'result.json'}: not a result this runner wrote ({err})") from None
     new = _comparable(cfg.to_dict())
     return [f"{k}: {old[k]!r} -> {new[k]!r}" for k in new if old[k] != new[k]]
 
@@ -194,12 +197,13 @@ def run_experiment(name: str, data: str, scale: str = "cpu", seeds: list[int] | 
     from ssl_train.loop import RunError, code_digest, train
     done, code = [], code_digest()
     configs = plan(name, data, scale, None if seeds is None else list(seeds), results, only)
-    stale = {cfg.out: keys for cfg in configs if (Path(cfg.out) / "result.json").exists()
-             for keys in [stale_keys(cfg, Path(cfg.out))] if keys}
-    if stale:  # refused before anything trains: a finished result is never overwritten nor mislabelled
-        lines = [f"{out} ({'; '.join(keys)})" for out, keys in stale.items()]
+    stale = []  # checked before anything trains: a finished result is never overwritten nor mislabelled
+    for cfg in configs:
+        if (Path(cfg.out) / "result.json").exists() and (keys := stale_keys(cfg, Path(cfg.out))):
+            stale.append(f"{cfg.out} ({'; '.join(keys)})")
+    if stale:
         raise ValueError(f"{len(stale)} finished run(s) of {name} have another config than the experiment now asks "
-                         f"for: {', '.join(lines)}; move them aside or pass a fresh --results")
+                         f"for: {', '.join(stale)}; move them aside or pass a fresh --results")
     for cfg in configs:
         out = Path(cfg.out)
         if (out / "result.json").exists():

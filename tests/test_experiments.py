@@ -274,3 +274,16 @@ def test_the_source_digest_follows_every_byte_and_name_of_the_code(tmp_path):
     assert source_digest([pkg]) == before
     (pkg / "sub" / "b.py").rename(pkg / "sub" / "c.py")
     assert source_digest([pkg]) != before
+
+
+def test_an_unreadable_finished_result_is_named(tmp_path, monkeypatch):
+    configs = tmp_path / "configs"
+    configs.mkdir()
+    (configs / "scales.json").write_text(json.dumps({"cpu": {"epochs": 1}}))
+    (configs / "tiny.json").write_text(json.dumps({"claim": "c", "runs": [{"id": "x", "policy": "noise"}]}))
+    monkeypatch.setattr(runner, "CONFIGS", configs)
+    broken = tmp_path / "results" / "tiny" / "x-s0"
+    broken.mkdir(parents=True)
+    (broken / "result.json").write_text("{half")
+    with pytest.raises(ValueError, match=r"x-s0/result.json: not a result this runner wrote"):
+        runner.run_experiment("tiny", "digits", "cpu", [0], tmp_path / "results", log=lambda s: None)
