@@ -199,14 +199,15 @@ def plots(found: dict[str, list[dict]], out: Path) -> list[Path]:
         fig, axes = plt.subplots(1, 2, figsize=(13, 5.5))
         colours = {name: f"C{i}" for i, name in enumerate(uses)}  # one colour per experiment, one legend entry
         for ax, label in [(axes[0], "augmentation ms per image"), (axes[1], "total seconds per epoch")]:
+            labelled = set()
             for name, rid, rows in points:
                 knn = [r["knn_top1"] for r in rows]
                 xs = [r["time"]["augment_ms_per_image"] if ax is axes[0] else r["time"]["total_s"] / r["config"]["epochs"]
                       for r in rows]
                 x, y = _stats(xs)[0], _stats(knn)[0]
-                first = rid == next(r for n, r, _ in points if n == name)
                 ax.errorbar(x, y, xerr=sd(xs), yerr=sd(knn), fmt="o", markersize=4, capsize=2,
-                            color=colours[name], label=name if first else None)
+                            color=colours[name], label=None if name in labelled else name)
+                labelled.add(name)
                 ax.annotate(f"{rid} ({len(rows)})", (x, y), xytext=(4, 3), textcoords="offset points",
                             fontsize=7, color=colours[name])
             floors = [r["knn_top1_random_init"] for _, _, rows in points for r in rows]

@@ -35,6 +35,7 @@ import augpipe
 import augpipe.cpu
 import augpipe.engines
 import loaders
+import timekeep
 from ssl_train import dist
 from ssl_train.backbones import build_backbone
 from ssl_train.checkpoint import load_checkpoint, save_checkpoint, write_json, write_text
@@ -43,7 +44,6 @@ from ssl_train.evaluate import extract, knn_top1, probe_top1
 from ssl_train.methods import build_method
 from ssl_train.optim import adamw, build_optimizer, lr_at, scaled_lr
 from ssl_train.rundir import RunDir, RunError
-import timekeep
 from timekeep import TimeAccount
 
 NORMALIZE = "imagenet"
