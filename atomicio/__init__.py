@@ -1,4 +1,4 @@
-"""Atomic file writes, shared by every package (a tiny leaf like `timekeep`: DESIGN.md).
+"""Atomic file writes, shared by every package (a tiny leaf like `timekeep`: docs/ARCHITECTURE.md).
 
 `atomic_write(path, write)` calls `write(tmp)` on a temporary file next to `path` (named
 `.NAME.*.tmp`), gives it the usual permissions (`0666 & ~umask`, not `mkstemp`'s 0600) and renames
@@ -8,6 +8,7 @@ they never carry the final name nothing ever reads them as data.
 """
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from pathlib import Path
@@ -51,3 +52,13 @@ def remove_stale_temporaries(folder: str | os.PathLike, name: str = "*") -> list
             tmp.unlink(missing_ok=True)
             removed.append(tmp)
     return removed
+
+
+def write_text(text: str, path: str | os.PathLike) -> Path:
+    """`text` into `path`, atomically."""
+    return atomic_write_bytes(path, text.encode())
+
+
+def write_json(data, path: str | os.PathLike) -> Path:
+    """`data` as indented JSON (one trailing newline) into `path`, atomically."""
+    return write_text(json.dumps(data, indent=1) + "\n", path)

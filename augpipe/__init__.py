@@ -5,12 +5,20 @@
     # the same call in two steps: parameters, then pure fixed-shape tensor code
     v1, v2 = policy.apply(uint8_images, policy.sample(uint8_images, generator=g))
 
-Layers (one module each): `sampling` draws per-sample parameters, `kernels` are pure batched
-functions, `ops` pairs the two, `spec`/`presets` name policies, `policy` gates and runs them
-(masked blend or row subsets), `engines` runs the same policy on Kornia / torchvision / DALI,
-`diagnostics` counts ops and host syncs, `cpu` tunes the CPU allocator.
+Layers (one module each; docs/ARCHITECTURE.md): `op` is the op contract and its registry
+(`register_op`), `sampling` draws per-sample parameters, `kernels` are pure batched functions,
+`ops` are the built-in ops, `spec`/`presets`/`views` name policies, `build` makes them, `policy`
+is the sample/apply contract, run by `grouping`, `chain`, `gating`, `fusion`, `chunking`,
+`compiling` and `options`; `engines` runs the same policy on Kornia / torchvision / DALI,
+`diagnostics` counts ops and host syncs, `cpu` tunes the CPU, `plugins` imports user modules.
 """
-from augpipe.policy import Policy, View, build_policy, check_images, list_policies
+from augpipe import ops as _builtin_ops  # noqa: F401  (registers the built-in ops)
+from augpipe.build import build_policy, list_policies
+from augpipe.grouping import View
+from augpipe.op import OPS, ApplyContext, Op, SampleContext, register_op
+from augpipe.options import PolicyOptions
+from augpipe.policy import Policy, check_images
 from augpipe.spec import SpecError
 
-__all__ = ["Policy", "SpecError", "View", "build_policy", "check_images", "list_policies"]
+__all__ = ["OPS", "ApplyContext", "Op", "Policy", "PolicyOptions", "SampleContext", "SpecError", "View",
+           "build_policy", "check_images", "list_policies", "register_op"]

@@ -15,48 +15,24 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import sys
 
 import torch
 
+import machine
 from atomicio import atomic_write_bytes
+from augpipe.build import build_policy, list_policies
 from augpipe.cpu import tune_cpu_allocator
 from augpipe.diagnostics import count_ops
 from augpipe.engines import ENGINES, Unsupported, build
-from augpipe.policy import build_policy, list_policies
+from augpipe.plugins import add_plugin_flag, load_plugins
+from augpipe.spec import split_top
 from timekeep import SyncTimer
 
 DEFAULT_POLICIES = ("simclr", "byol", "noise", "crop", "none")
 DEFAULT_ENGINES = ("augpipe", "kornia", "kornia-compiled", "torchvision", "dali")
 DEFAULT_BATCH = {32: 256, 64: 256, 96: 128, 128: 128, 224: 64}
-
-
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise SystemExit("--device cuda: CUDA is not available on this machine (use cpu or auto)")
-    return torch.device(name)
-
-
-def versions() -> dict[str, str]:
-    found = {"python": platform.python_version(), "torch": torch.__version__}
-    for module in ("torchvision", "kornia", "nvidia.dali"):
-        try:
-            found[module] = __import__(module, fromlist=["__version__"]).__version__
-        except Exception:  # an engine missing here is reported, not fatal
-            found[module] = "missing"
-    return found
-
-
-def machine(device: torch.device) -> dict[str, object]:
-    info = {"platform": platform.platform(), "cpu_count": os.cpu_count(),
-            "torch_threads": torch.get_num_threads()}
-    if device.type == "cuda":
-        info["gpu"] = torch.cuda.get_device_name(device)
-    return info
 
 
 def first_call(run, images: torch.Tensor) -> float:
@@ -95,7 +71,7 @@ def run_bench(policies, engines, sizes, device, views=2, warmup=2, repeats=5, ba
     if any(e.endswith("-compiled") for e in engines):
         allow_recompiles()
     records = []
-    common = {"machine": machine(device), "versions": versions()}
+    common = {"machine": machine.describe(device), "versions": machine.versions("torchvision", "kornia", "nvidia.dali")}
     for size in sizes:
         n = batch or DEFAULT_BATCH.get(size, 64)
         g = torch.Generator(device=device).manual_seed(seed)
@@ -104,27 +80,33 @@ def run_bench(policies, engines, sizes, device, views=2, warmup=2, repeats=5, ba
             policy = build_policy(policy_name, size=size, views=views)
             for engine in engines:
                 try:
-                    options = {"device": str(device), "batch_size": n} if engine == "dali" else {}
-                    fn = build(engine, policy, **options)
-                    run = lambda x, fn=fn, g=g: fn(x, generator=g)  # noqa: E731
-                    first_s = first_call(run, images)
-                    rate = measure(run, images, warmup, repeats)
+                    record = bench_one(engine, policy, images, g, warmup, repeats)
                 except (Unsupported, ImportError) as err:
                     log(f"  skip {engine:<16} {policy_name:<8} {size:>3}px: {err}")
                     continue
-                record = {"engine": engine, "policy": policy_name, "size": size, "batch": n,
-                          "device": str(device), "views": views, "images_per_s": round(rate, 1),
-                          "first_call_s": round(first_s, 3), **common}
-                extra = ""
-                if engine.startswith("augpipe"):
-                    counts = count_ops(lambda: run(images))
-                    record.update(syncs_per_call=counts.sync_count, ops_per_call=counts.ops,
-                                  gating=fn.gating_for(device), compiled=fn.compiles_on(device))
-                    extra = f" ({counts.sync_count} syncs, {counts.ops} ops per call, {record['gating']})"
-                records.append(record)
-                log(f"  {engine:<16} {policy_name:<8} {size:>3}px batch {n:>3}: {rate:9.1f} img/s, "
-                    f"first call {first_s:.2f}s{extra}")
+                records.append({**record, "policy": policy_name, "views": views, **common})
+                extra = (f" ({record['syncs_per_call']} syncs, {record['ops_per_call']} ops per call, "
+                         f"{record['gating']})" if "gating" in record else "")
+                log(f"  {engine:<16} {policy_name:<8} {size:>3}px batch {n:>3}: {record['images_per_s']:9.1f} img/s, "
+                    f"first call {record['first_call_s']:.2f}s{extra}")
     return records
+
+
+def bench_one(engine: str, policy, images: torch.Tensor, g: torch.Generator, warmup: int, repeats: int) -> dict:
+    """One engine's record for one policy and batch: throughput, first call, and for augpipe's own
+    engines the host syncs and ops per call and the gating used."""
+    device, n = images.device, images.shape[0]
+    runner = build(engine, policy, **({"device": str(device), "batch_size": n} if engine == "dali" else {}))
+    run = lambda x: runner(x, generator=g)  # noqa: E731
+    first_s = first_call(run, images)
+    rate = measure(run, images, warmup, repeats)
+    record = {"engine": engine, "size": images.shape[-1], "batch": n, "device": str(device),
+              "images_per_s": round(rate, 1), "first_call_s": round(first_s, 3)}
+    if runner.native:
+        counts = count_ops(lambda: run(images))
+        record.update(syncs_per_call=counts.sync_count, ops_per_call=counts.ops,
+                      gating=runner.policy.gating_for(device), compiled=runner.policy.options.compiles_on(device))
+    return record
 
 
 def table(records: list[dict]) -> str:
@@ -179,12 +161,14 @@ def chart(records: list[dict], path: str) -> None:
 
 
 def _csv(text: str) -> list[str]:
-    return [t.strip() for t in text.split(",") if t.strip()]
+    """Comma-separated items; commas inside a spec's parentheses or brackets stay in their item."""
+    return [t.strip() for t in split_top(text, ",") if t.strip()]
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m augpipe.bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_plugin_flag(parser)
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--sizes", default="32,224", help="comma-separated output sizes (default 32,224)")
     parser.add_argument("--policies", default=",".join(DEFAULT_POLICIES),
@@ -197,8 +181,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--json", default=None, help="write the records to this JSON file")
     parser.add_argument("--png", default=None, help="write a bar chart (default: next to --json)")
-    args = parser.parse_args(argv)
+    return parser
 
+
+def parse_args(argv: list[str] | None):
+    """The flags, checked: (args, sizes, engines, policies); a bad one is a usage error naming it."""
+    load_plugins(argv, "python -m augpipe.bench")
+    parser = build_parser()
+    args = parser.parse_args(argv)
     try:
         sizes = [int(s) for s in _csv(args.sizes)]
     except ValueError:
@@ -215,7 +205,12 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"--policies: {err}")
     if args.repeats < 1 or args.warmup < 0:
         parser.error("--repeats must be >= 1 and --warmup >= 0")
-    device = pick_device(args.device)
+    return args, sizes, engines, policies
+
+
+def main(argv: list[str] | None = None) -> int:
+    args, sizes, engines, policies = parse_args(argv)
+    device = machine.pick_device(args.device)
     tuned = device.type == "cpu" and tune_cpu_allocator()  # for every engine alike (see augpipe.cpu)
 
     print(f"allocator tuned: {tuned}; augpipe bench on {device} ({torch.get_num_threads()} threads), views={args.views}", flush=True)

@@ -193,20 +193,9 @@ def gaussian_noise(images: torch.Tensor, std: torch.Tensor, noise: torch.Tensor)
     return torch.addcmul(images, _per_sample(std, images), noise.to(images.dtype)).clamp_(0.0, 1.0)
 
 
-_CONSTANTS: dict[tuple, torch.Tensor] = {}
-
-
-def _channel_constant(values, like: torch.Tensor) -> torch.Tensor:
-    """`values` as a `[1, C, 1, 1]` tensor on `like`'s device, made once per device and dtype:
-    a tensor built from host numbers is a host-to-device copy, which would synchronise each call."""
-    if isinstance(values, torch.Tensor):
-        return values.to(like.device, like.dtype).view(1, -1, 1, 1)
-    key = (tuple(values), like.device, like.dtype)
-    if key not in _CONSTANTS:
-        _CONSTANTS[key] = torch.tensor(values, dtype=like.dtype, device=like.device).view(1, -1, 1, 1)
-    return _CONSTANTS[key]
-
-
 def normalize(images: torch.Tensor, mean, std) -> torch.Tensor:
-    """`F.normalize(img, mean, std)` with per-channel `mean`, `std` (sequences or `[3]` tensors)."""
-    return (images - _channel_constant(mean, images)) / _channel_constant(std, images)
+    """`F.normalize(img, mean, std)` with per-channel `mean`, `std` (`[C]` tensors or sequences;
+    pass tensors already on the images' device on the GPU path: building one from host numbers is
+    a host-to-device copy)."""
+    mean, std = (torch.as_tensor(v, dtype=images.dtype, device=images.device).view(1, -1, 1, 1) for v in (mean, std))
+    return (images - mean) / std

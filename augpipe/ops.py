@@ -1,26 +1,19 @@
-"""Augmentation ops: each one is a sampler (`augpipe.sampling`) plus a kernel (`augpipe.kernels`).
+"""The built-in ops: each one a sampler (`augpipe.sampling`) plus a kernel (`augpipe.kernels`),
+registered by its spec-string name with `register_op`, exactly as a user's op is (the contract:
+`augpipe.op`, docs/ARCHITECTURE.md).
 
-An op is a small dataclass holding its probability and parameter ranges, and nothing else:
-- `sample(n, ctx)` draws every per-sample parameter as `[N, ...]` tensors on `ctx.device` (always a
-  bool `apply` mask), from the generator in `ctx`, without reading anything back to the host;
-- `kernel(images, params, size, inplace)` is a pure function of the images and those parameters
-  that transforms *every* row, with output shapes fixed by `size` (the view's output size).
-Which rows keep the kernel's result is the policy's job (`augpipe.policy`: a masked blend or row
+Which rows keep a kernel's result is the policy's job (`augpipe.gating`: a masked blend or row
 subsets). `gated=False` ops apply their mask themselves (crops: the full box; noise: std 0).
-Ops are registered by the name used in spec strings (`OPS`): presets, the parser and the CLI
-share one table.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import ClassVar
 
 import torch
 
-from augpipe import cpu, kernels, sampling
-
-Range = tuple[float, float]
-Size = tuple[int, int]
+from augpipe import kernels, sampling
+from augpipe.op import Op, Range, Size, check_range, register_op
 
 NORMALIZE_STATS = {
     "imagenet": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
@@ -28,42 +21,7 @@ NORMALIZE_STATS = {
 }
 
 
-@dataclass(frozen=True)
-class SampleContext:
-    """What a sampler needs besides its own ranges (all static: no tensor is read)."""
-    generator: torch.Generator | None
-    device: torch.device
-    in_size: Size   # (H, W) of the images entering the op
-    out_size: Size  # (h, w) of the view
-
-
-@dataclass
-class Op:
-    """Base class: probability `p` and the spec-string metadata."""
-    name: ClassVar[str] = ""
-    positional: ClassVar[tuple[str, ...]] = ()  # argument names accepted without `key=`
-    changes_size: ClassVar[bool] = False
-    gated: ClassVar[bool] = True  # the policy keeps the kernel's result only where `apply` is set
-    p: float = 1.0
-
-    def sample(self, n: int, ctx: SampleContext) -> dict[str, torch.Tensor]:
-        return {"apply": sampling.bernoulli(n, self.p, ctx.generator, ctx.device)}
-
-    def kernel(self, images: torch.Tensor, params: dict[str, torch.Tensor], size: Size,
-               inplace: bool) -> torch.Tensor:
-        """Transform every row; `inplace=True` allows writing into `images`."""
-        raise NotImplementedError
-
-    def validate(self) -> None:
-        if not 0.0 <= self.p <= 1.0:
-            raise ValueError(f"{self.name}: p must be in [0, 1], got {self.p}")
-
-
-def _check_range(op: str, key: str, value: Range, low: float, high: float = float("inf")) -> None:
-    if not (low <= value[0] <= value[1] <= high):
-        raise ValueError(f"{op}: {key} must satisfy {low} <= lo <= hi <= {high}, got {value[0]}:{value[1]}")
-
-
+@register_op
 @dataclass
 class RandomResizedCrop(Op):
     """`rrc(scale=0.08:1, ratio=0.75:1.333)`: torchvision's RandomResizedCrop, per-sample boxes.
@@ -79,8 +37,8 @@ class RandomResizedCrop(Op):
 
     def validate(self) -> None:
         super().validate()
-        _check_range(self.name, "scale", self.scale, 1e-6, 1.0)
-        _check_range(self.name, "ratio", self.ratio, 1e-6)
+        check_range(self.name, "scale", self.scale, 1e-6, 1.0)
+        check_range(self.name, "ratio", self.ratio, 1e-6)
 
     def sample(self, n, ctx):
         params = super().sample(n, ctx)
@@ -91,10 +49,11 @@ class RandomResizedCrop(Op):
         params["boxes"] = boxes
         return params
 
-    def kernel(self, images, params, size, inplace):
-        return kernels.resized_crop(images, params["boxes"], size)
+    def kernel(self, images, params, ctx):
+        return kernels.resized_crop(images, params["boxes"], ctx.out_size)
 
 
+@register_op
 @dataclass
 class Resize(Op):
     """`resize`: the whole image resized to the view size (implied when a view has no crop)."""
@@ -107,12 +66,13 @@ class Resize(Op):
         return {"apply": sampling.bernoulli(n, 1.0, ctx.generator, ctx.device),
                 "boxes": sampling.full_boxes(n, h, w, ctx.device)}
 
-    def kernel(self, images, params, size, inplace):
-        if tuple(images.shape[-2:]) == tuple(size):  # static shapes: no tensor is read
+    def kernel(self, images, params, ctx):
+        if tuple(images.shape[-2:]) == tuple(ctx.out_size):  # static shapes: no tensor is read
             return images
-        return kernels.resized_crop(images, params["boxes"], size)
+        return kernels.resized_crop(images, params["boxes"], ctx.out_size)
 
 
+@register_op
 @dataclass
 class HorizontalFlip(Op):
     """`flip(p=0.5)`."""
@@ -120,10 +80,11 @@ class HorizontalFlip(Op):
     positional: ClassVar[tuple[str, ...]] = ("p",)
     p: float = 0.5
 
-    def kernel(self, images, params, size, inplace):
+    def kernel(self, images, params, ctx):
         return kernels.hflip(images)
 
 
+@register_op
 @dataclass
 class ColorJitter(Op):
     """`jitter(brightness, contrast, saturation, hue, p=0.8)`: torchvision's ColorJitter.
@@ -159,11 +120,12 @@ class ColorJitter(Op):
         params["order"] = sampling.permutations(n, 4, g, dev)
         return params
 
-    def kernel(self, images, params, size, inplace):
+    def kernel(self, images, params, ctx):
         return kernels.color_jitter(images, params["factors"], params["order"], use_hue=self.hue > 0,
-                                    inplace=inplace, hue_kernel=cpu.hue_kernel(images))
+                                    inplace=ctx.inplace, hue_kernel=ctx.options.get("hue_kernel"))
 
 
+@register_op
 @dataclass
 class Grayscale(Op):
     """`gray(p=0.2)`: RandomGrayscale (3 output channels)."""
@@ -171,10 +133,11 @@ class Grayscale(Op):
     positional: ClassVar[tuple[str, ...]] = ("p",)
     p: float = 0.2
 
-    def kernel(self, images, params, size, inplace):
-        return kernels.grayscale(images, inplace=inplace)
+    def kernel(self, images, params, ctx):
+        return kernels.grayscale(images, inplace=ctx.inplace)
 
 
+@register_op
 @dataclass
 class GaussianBlur(Op):
     """`blur(sigma=0.1:2, k=0, p=0.5)`: per-sample sigma ~ U(sigma); k=0 means 10% of the view
@@ -187,7 +150,7 @@ class GaussianBlur(Op):
 
     def validate(self) -> None:
         super().validate()
-        _check_range(self.name, "sigma", self.sigma, 1e-6)
+        check_range(self.name, "sigma", self.sigma, 1e-6)
         if self.k < 0 or (self.k and self.k % 2 == 0):
             raise ValueError(f"blur: k must be 0 (auto) or a positive odd integer, got {self.k}")
 
@@ -202,13 +165,14 @@ class GaussianBlur(Op):
         params["sigma"] = sampling.uniform(n, *self.sigma, ctx.generator, ctx.device)
         return params
 
-    def kernel(self, images, params, size, inplace):
+    def kernel(self, images, params, ctx):
         k = self.kernel_size(tuple(images.shape[-2:]))
         # reflect padding needs k//2 < the image side
         k = min(k, 2 * (min(images.shape[-2:]) // 2) - 1)
         return kernels.gaussian_blur(images, params["sigma"], k)
 
 
+@register_op
 @dataclass
 class Solarize(Op):
     """`solarize(p=0.2, threshold=0.5)`."""
@@ -217,10 +181,11 @@ class Solarize(Op):
     threshold: float = 0.5
     p: float = 0.2
 
-    def kernel(self, images, params, size, inplace):
-        return kernels.solarize(images, self.threshold, inplace=inplace)
+    def kernel(self, images, params, ctx):
+        return kernels.solarize(images, self.threshold, inplace=ctx.inplace)
 
 
+@register_op
 @dataclass
 class GaussianNoise(Op):
     """`noise(std=0.1)` or `noise(std=0.05:0.2)`: additive N(0, std^2) per pixel, std per sample
@@ -237,7 +202,7 @@ class GaussianNoise(Op):
 
     def validate(self) -> None:
         super().validate()
-        _check_range(self.name, "std", self.std, 0.0)
+        check_range(self.name, "std", self.std, 0.0)
 
     def sample(self, n, ctx):
         params = super().sample(n, ctx)
@@ -246,10 +211,11 @@ class GaussianNoise(Op):
         params["noise"] = sampling.normal((n, 3, *ctx.in_size), ctx.generator, ctx.device)
         return params
 
-    def kernel(self, images, params, size, inplace):
+    def kernel(self, images, params, ctx):
         return kernels.gaussian_noise(images, params["std"], params["noise"])
 
 
+@register_op
 @dataclass
 class Normalize(Op):
     """`normalize(stats=imagenet)`: per-channel standardisation (also `cifar10`)."""
@@ -265,11 +231,20 @@ class Normalize(Op):
     def sample(self, n, ctx):
         return {}
 
-    def kernel(self, images, params, size, inplace):
-        mean, std = NORMALIZE_STATS[self.stats]
-        return kernels.normalize(images, mean, std)
+    def kernel(self, images, params, ctx):
+        # the per-channel constants are made once per device and dtype and kept by this op: a
+        # tensor built from host numbers is a host-to-device copy, which would synchronise each call
+        key = (images.device, images.dtype)
+        constants = getattr(self, "_constants", None)  # not a field: no spec-string key
+        if constants is None:
+            constants = self._constants = {}
+        if key not in constants:
+            constants[key] = tuple(torch.tensor(v, dtype=images.dtype, device=images.device)
+                                   for v in NORMALIZE_STATS[self.stats])
+        return kernels.normalize(images, *constants[key])
 
 
+@register_op
 @dataclass
 class Identity(Op):
     """`identity`: leaves the images as they are."""
@@ -279,15 +254,5 @@ class Identity(Op):
     def sample(self, n, ctx):
         return {}
 
-    def kernel(self, images, params, size, inplace):
+    def kernel(self, images, params, ctx):
         return images
-
-
-OPS: dict[str, type[Op]] = {cls.name: cls for cls in (
-    RandomResizedCrop, Resize, HorizontalFlip, ColorJitter, Grayscale, GaussianBlur, Solarize,
-    GaussianNoise, Normalize, Identity)}
-
-
-def op_fields(cls: type[Op]) -> dict[str, object]:
-    """Argument name -> default value, for error messages and the parser."""
-    return {f.name: f.default for f in fields(cls)}

@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 from dataclasses import fields, replace
 
-from augpipe.ops import OPS, Op, op_fields
+from augpipe.op import OPS, Op, op_fields
 from augpipe.presets import PRESETS
 
 _OP_RE = re.compile(r"^\s*([A-Za-z_][\w-]*)\s*(?:\((.*)\))?\s*$")
@@ -52,7 +52,7 @@ def _convert(op: str, key: str, default: object, text: str) -> object:
         raise SpecError(f"{op}: {key}={text!r} is not valid, expected {kind}") from None
 
 
-def _split_top(text: str, sep: str) -> list[str]:
+def split_top(text: str, sep: str) -> list[str]:
     """Split on `sep` outside parentheses and brackets."""
     parts, depth, start = [], 0, 0
     for i, ch in enumerate(text):
@@ -109,9 +109,9 @@ def parse_chains(text: str) -> list[list[Op]]:
     if not text or not text.strip():
         raise SpecError("empty policy spec")
     chains = []
-    for chain in _split_top(text, "|"):
+    for chain in split_top(text, "|"):
         ops: list[Op] = []
-        for item in _split_top(chain, "+"):
+        for item in split_top(chain, "+"):
             name, overrides = split_preset(item)
             if name in PRESETS and name not in OPS and "(" not in item:
                 inner = parse_chains(PRESETS[name])
@@ -130,7 +130,7 @@ def parse_chains(text: str) -> list[list[Op]]:
 def apply_overrides(chains: list[list[Op]], text: str, preset: str) -> list[list[Op]]:
     """Apply `[op.key=value, ...]` overrides to every op of that name in every chain."""
     result = [list(chain) for chain in chains]
-    for item in _split_top(text, ","):
+    for item in split_top(text, ","):
         if not item.strip():
             continue
         if "=" not in item:

@@ -11,11 +11,13 @@ import argparse
 import sys
 from pathlib import Path
 
+from augpipe.plugins import add_plugin_flag, load_plugins
 from experiments.runner import RESULTS, fresh_results, list_experiments, load_scales, resolve_data, run_experiment
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m experiments")
+    add_plugin_flag(parser)
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run a named experiment (finished runs are skipped)")
     run.add_argument("name", help=f"one of: {', '.join(list_experiments())}")
@@ -34,6 +36,12 @@ def main(argv: list[str] | None = None) -> int:
     rep = sub.add_parser("report", help="tables (REPORT.md) and plots from every result.json")
     rep.add_argument("--results", type=Path, default=RESULTS)
     sub.add_parser("list", help="the experiments and their claims")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    load_plugins(argv, "python -m experiments")  # ops, methods, backends an experiment may name
+    parser = build_parser()
     args = parser.parse_args(argv)
 
     if args.command == "list":

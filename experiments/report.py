@@ -176,10 +176,62 @@ def markdown(found: dict[str, list[dict]]) -> str:
         parts.append(HEADER)
         parts += [_row(rid, rows, best) for rid, rows in groups.items()]
         parts += [f"| {r['run']} | failed: {r['failed']} | | | | | | | | | | | |" for r in runs if "failed" in r]
-        if "lr_grid" in experiment and groups:
+        if experiment.get("tunes_lr") and groups:
             parts += ["", "Learning rate per batch size (tuned on one seed, then confirmed on others):", ""] + _lr_choice(groups)
         parts.append("")
     return "\n".join(parts) + "\n"
+
+
+def _sd(values) -> float:
+    return _stats(values)[1] if len(values) > 1 else 0.0
+
+
+def _cost_axis(ax, label: str, points, colours, first: bool) -> None:
+    """One panel of the cost plot: each run id at its mean cost and kNN, error bars 1 sd."""
+    labelled = set()
+    for name, rid, rows in points:
+        knn = [r["knn_top1"] for r in rows]
+        xs = [r["time"]["augment_ms_per_image"] if first else r["time"]["total_s"] / r["config"]["epochs"]
+              for r in rows]
+        x, y = _stats(xs)[0], _stats(knn)[0]
+        ax.errorbar(x, y, xerr=_sd(xs), yerr=_sd(knn), fmt="o", markersize=4, capsize=2,
+                    color=colours[name], label=None if name in labelled else name)
+        labelled.add(name)
+        ax.annotate(f"{rid} ({len(rows)})", (x, y), xytext=(4, 3), textcoords="offset points",
+                    fontsize=7, color=colours[name])
+    floors = [r["knn_top1_random_init"] for _, _, rows in points for r in rows]
+    floor = _stats(floors)[0]
+    ax.axhline(floor, color="gray", linestyle="--", label=f"random init ({floor:.3f})")
+    ax.set_xlabel(label)
+    ax.set_ylabel("kNN top-1 (mean ± sd over seeds; (n) seeds)")
+    ax.legend(fontsize=8)
+
+
+def _cost_plot(plt, points, uses, path: Path) -> None:
+    fig, axes = plt.subplots(1, 2, figsize=(13, 5.5))
+    colours = {name: f"C{i}" for i, name in enumerate(uses)}  # one colour per experiment, one legend entry
+    for i, (ax, label) in enumerate([(axes[0], "augmentation ms per image"), (axes[1], "total seconds per epoch")]):
+        _cost_axis(ax, label, points, colours, first=i == 0)
+    fig.suptitle("cost vs accuracy")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def _bar_chart(plt, name: str, groups: dict, path: Path) -> None:
+    fig, ax = plt.subplots(figsize=(max(7, 0.7 * len(groups)), 4))
+    knn = {rid: [r["knn_top1"] for r in rows] for rid, rows in groups.items()}
+    ax.bar(list(knn), [_stats(v)[0] for v in knn.values()], yerr=[_sd(v) for v in knn.values()], capsize=3,
+           label="kNN top-1 (mean ± sd)")
+    floors = [r["knn_top1_random_init"] for rows in groups.values() for r in rows]
+    ax.axhline(_stats(floors)[0], color="gray", linestyle="--", label="random init")
+    ax.set_ylabel("kNN top-1")
+    ax.set_title(name)
+    ax.tick_params(axis="x", rotation=30)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
 
 
 def plots(found: dict[str, list[dict]], out: Path) -> list[Path]:
@@ -189,58 +241,17 @@ def plots(found: dict[str, list[dict]], out: Path) -> list[Path]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    def sd(values):
-        return _stats(values)[1] if len(values) > 1 else 0.0
-
     written = []
     uses = load_experiment("cost-vs-accuracy")["uses"]
     points = [(name, rid, rows) for name in uses for rid, rows in group(found.get(name, [])).items()]
     if points:
-        fig, axes = plt.subplots(1, 2, figsize=(13, 5.5))
-        colours = {name: f"C{i}" for i, name in enumerate(uses)}  # one colour per experiment, one legend entry
-        for ax, label in [(axes[0], "augmentation ms per image"), (axes[1], "total seconds per epoch")]:
-            labelled = set()
-            for name, rid, rows in points:
-                knn = [r["knn_top1"] for r in rows]
-                xs = [r["time"]["augment_ms_per_image"] if ax is axes[0] else r["time"]["total_s"] / r["config"]["epochs"]
-                      for r in rows]
-                x, y = _stats(xs)[0], _stats(knn)[0]
-                ax.errorbar(x, y, xerr=sd(xs), yerr=sd(knn), fmt="o", markersize=4, capsize=2,
-                            color=colours[name], label=None if name in labelled else name)
-                labelled.add(name)
-                ax.annotate(f"{rid} ({len(rows)})", (x, y), xytext=(4, 3), textcoords="offset points",
-                            fontsize=7, color=colours[name])
-            floors = [r["knn_top1_random_init"] for _, _, rows in points for r in rows]
-            floor = _stats(floors)[0]
-            ax.axhline(floor, color="gray", linestyle="--", label=f"random init ({floor:.3f})")
-            ax.set_xlabel(label)
-            ax.set_ylabel("kNN top-1 (mean ± sd over seeds; (n) seeds)")
-            ax.legend(fontsize=8)
-        fig.suptitle("cost vs accuracy")
-        fig.tight_layout()
-        path = out / "cost-vs-accuracy.png"
-        fig.savefig(path, dpi=100)
-        plt.close(fig)
-        written.append(path)
+        written.append(out / "cost-vs-accuracy.png")
+        _cost_plot(plt, points, uses, written[-1])
     for name in list_experiments():  # a bar chart for every experiment with runs of its own
         groups = group(found.get(name, []))
-        if not groups:
-            continue
-        fig, ax = plt.subplots(figsize=(max(7, 0.7 * len(groups)), 4))
-        knn = {rid: [r["knn_top1"] for r in rows] for rid, rows in groups.items()}
-        ax.bar(list(knn), [_stats(v)[0] for v in knn.values()], yerr=[sd(v) for v in knn.values()], capsize=3,
-               label="kNN top-1 (mean ± sd)")
-        floors = [r["knn_top1_random_init"] for rows in groups.values() for r in rows]
-        ax.axhline(_stats(floors)[0], color="gray", linestyle="--", label="random init")
-        ax.set_ylabel("kNN top-1")
-        ax.set_title(name)
-        ax.tick_params(axis="x", rotation=30)
-        ax.legend(fontsize=8)
-        fig.tight_layout()
-        path = out / f"{name}.png"
-        fig.savefig(path, dpi=100)
-        plt.close(fig)
-        written.append(path)
+        if groups:
+            written.append(out / f"{name}.png")
+            _bar_chart(plt, name, groups, written[-1])
     return written
 
 

@@ -19,7 +19,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from atomicio import atomic_write_bytes
-from ssl_train.checkpoint import write_json
+from atomicio import write_json
 from ssl_train.config import TrainConfig
 
 CONFIGS = Path(__file__).parent / "configs"
@@ -194,7 +194,8 @@ def _reuse(twin: Path, out: Path) -> None:
 
 def run_experiment(name: str, data: str, scale: str = "cpu", seeds: list[int] | None = None, results: Path = RESULTS,
                    dry_run: bool = False, log=print, only: list[str] | None = None) -> list[dict]:
-    from ssl_train.loop import RunError, code_digest, train
+    from ssl_train.loop import RunError, train
+    from ssl_train.provenance import code_digest
     done, code = [], code_digest()
     configs = plan(name, data, scale, None if seeds is None else list(seeds), results, only)
     stale = []  # checked before anything trains: a finished result is never overwritten nor mislabelled

@@ -1,37 +1,16 @@
-"""`build_loader`: one interface over the three backends."""
+"""`build_loader`: one interface over every registered backend (`loaders.base.BACKENDS`)."""
 from __future__ import annotations
 
-import importlib
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
+from loaders.base import BACKENDS, LoaderConfig
 from loaders.datasets import resolve_source
 from loaders.order import num_batches
 
-BACKENDS = ("torch", "dali", "ffcv")
 DEFAULT_RANDOM_CROP = ((0.08, 1.0), (3 / 4, 4 / 3))  # random_crop=True: torchvision's (scale, ratio)
-
-
-@dataclass(frozen=True)
-class LoaderConfig:
-    batch_size: int
-    image_size: int
-    device: torch.device
-    shuffle: bool = True
-    seed: int = 0
-    drop_last: bool = False
-    num_workers: int = 2
-    rank: int = 0
-    world_size: int = 1
-    on_error: str = "raise"
-    random_crop: tuple[tuple[float, float], tuple[float, float]] | None = None  # (scale, ratio)
-    channels_last: bool = False
-    ffcv_order: str = "random"
-    subset: int | None = None
-    progress: bool = True  # progress bars of one-time work (FFCV's .beton writer)
 
 
 class Loader:
@@ -43,10 +22,6 @@ class Loader:
         self.dataset_size = size
         self.classes = classes
         self.epoch = 0
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.classes) if self.classes else self._backend.num_classes
 
     @property
     def skipped(self) -> list[tuple[str, str]]:
@@ -83,7 +58,7 @@ def build_loader(kind: str, source: str | os.PathLike, *, batch_size: int, image
                  progress: bool = True) -> Loader:
     """A loader of uint8 `[N,3,image_size,image_size]` images and int64 labels on `device`.
 
-    kind:        `torch`, `dali` or `ffcv`.
+    kind:        `torch`, `dali`, `ffcv`, or a backend registered with `register_backend`.
     source:      an ImageFolder root, an embedded dataset name (`digits`, `digits:test`), or for
                  `ffcv` also a `.beton` file (an ImageFolder is converted once into the cache).
     random_crop: None/False for the centre square resized to `image_size`; True or
@@ -95,7 +70,8 @@ def build_loader(kind: str, source: str | os.PathLike, *, batch_size: int, image
     progress:    show progress bars of one-time work (writing the `.beton` of a folder for `ffcv`).
     """
     if kind not in BACKENDS:
-        raise ValueError(f"unknown loader kind {kind!r}; valid: {', '.join(BACKENDS)}")
+        raise ValueError(f"unknown loader kind {kind!r}; valid: {', '.join(BACKENDS)} (or --plugin a module that "
+                         "registers one)")
     _check_positive("batch_size", batch_size)
     _check_positive("image_size", image_size)
     if num_workers is None:
@@ -109,11 +85,12 @@ def build_loader(kind: str, source: str | os.PathLike, *, batch_size: int, image
         raise ValueError("device='cuda' but CUDA is not available on this machine")
     if random_crop is True:
         random_crop = DEFAULT_RANDOM_CROP
-    config = LoaderConfig(batch_size, image_size, device, shuffle, seed, drop_last, num_workers, rank,
-                          world_size, on_error, random_crop or None, channels_last, ffcv_order, subset, progress)
+    config = LoaderConfig(batch_size=batch_size, image_size=image_size, device=device, shuffle=shuffle, seed=seed,
+                          drop_last=drop_last, num_workers=num_workers, rank=rank, world_size=world_size,
+                          on_error=on_error, random_crop=random_crop or None, channels_last=channels_last,
+                          ffcv_order=ffcv_order, subset=subset, progress=progress)
     path = resolve_source(source)
-    module = importlib.import_module(f"loaders.{kind}_backend")
-    backend = module.Backend(path, config)
+    backend = BACKENDS[kind](path, config)
     size = backend.size
     per_rank = size // world_size if drop_last else -(-size // world_size)
     if drop_last and per_rank < batch_size:

@@ -1,24 +1,119 @@
-"""What the ImageFolder-reading backends share: which files, which labels, which order."""
+"""The `Backend` contract, its configuration, and what the ImageFolder-reading backends share.
+
+A backend turns a source into batches; everything else (which images, which labels, which order)
+is decided once, here and in `scan` / `order`, so every backend loads the same samples:
+
+    class MyBackend:                       # registered with @register_backend, name = "mine"
+        name = "mine"
+        def __init__(self, path: Path, config: LoaderConfig): ...   # sets size, classes, skipped
+        def iter_epoch(self, epoch: int) -> Iterator[tuple[Tensor, Tensor]]: ...
+            # uint8 [B, 3, S, S] images and int64 labels (shape [B] or [B, 1]) on config.device
+
+`size` is the number of samples this loader draws from (after `subset`), `classes` the class
+names (`[]` unlabeled), `skipped` the (file, reason) pairs left out. `Selection` gives the seeded
+subset and each epoch's order and shard (`loaders.order`); `ScannedBackend` adds the shared scan.
+See docs/ARCHITECTURE.md ("loaders: the Backend contract").
+"""
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, ClassVar, Iterator, Protocol
+
 import numpy as np
+import torch
 
 from loaders.order import epoch_indices, subset_members
 from loaders.scan import scan_image_folder
+from registry import Registry
 
 
-class ScannedBackend:
-    """Scans the folder once (the shared scan) and answers, per epoch, which dataset indices
-    this rank loads in which order (the shared order)."""
+@dataclass(frozen=True, kw_only=True)
+class LoaderConfig:
+    batch_size: int
+    image_size: int
+    device: torch.device
+    shuffle: bool = True
+    seed: int = 0
+    drop_last: bool = False
+    num_workers: int = 2
+    rank: int = 0
+    world_size: int = 1
+    on_error: str = "raise"
+    random_crop: tuple[tuple[float, float], tuple[float, float]] | None = None  # (scale, ratio)
+    channels_last: bool = False
+    ffcv_order: str = "random"
+    subset: int | None = None
+    progress: bool = True  # progress bars of one-time work (FFCV's .beton writer)
 
-    def __init__(self, path, config):
-        index = scan_image_folder(path, on_error=config.on_error)
-        self.config, self.index = config, index
-        self.members = subset_members(len(index), config.subset, config.seed)
-        self.size, self.classes, self.skipped = len(self.members), index.classes, list(index.skipped)
+
+class Backend(Protocol):
+    name: ClassVar[str]
+    size: int
+    classes: list[str]
+    skipped: list[tuple[str, str]]
+
+    def __init__(self, path: Path, config: LoaderConfig) -> None: ...
+
+    def iter_epoch(self, epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]: ...
+
+
+def _contract_errors(cls) -> list[str]:
+    if not isinstance(cls, type):
+        return ["it must be a class"]
+    errors = []
+    if not isinstance(getattr(cls, "name", None), str) or not re.fullmatch(r"[A-Za-z_][\w-]*", cls.name):
+        errors.append(f"its class attribute `name` must be a word like 'my_backend', got {getattr(cls, 'name', None)!r}")
+    if not callable(getattr(cls, "iter_epoch", None)):
+        errors.append("it must define iter_epoch(self, epoch)")
+    return errors
+
+
+BACKENDS: Registry[type[Backend]] = Registry("loader backend", "register_backend", _contract_errors)
+for _name in ("torch", "dali", "ffcv"):  # built-ins, imported on first use (DALI and FFCV are heavy)
+    BACKENDS.register(_name, f"loaders.{_name}_backend:Backend")
+
+
+def register_backend(cls: type | None = None, *, replace: bool = False) -> Callable | type:
+    """Class decorator: `@register_backend` above a class meeting the `Backend` contract; its
+    `name` becomes a valid `build_loader` kind and `--loader`. A taken name raises unless replace=True."""
+    if cls is None:
+        return lambda c: register_backend(c, replace=replace)
+    errors = _contract_errors(cls)
+    if errors:
+        raise TypeError(f"register_backend({getattr(cls, '__name__', cls)!r}): " + "; ".join(errors))
+    return BACKENDS.register(cls.name, cls, replace=replace)
+
+
+class Selection:
+    """Which dataset indices a loader draws from (all, or the seeded `subset`) and, per epoch,
+    which of them this rank loads in which order (`loaders.order`): the same on every backend."""
+
+    def __init__(self, num_samples: int, config: LoaderConfig):
+        self.config = config
+        self.members = subset_members(num_samples, config.subset, config.seed)
+
+    @property
+    def size(self) -> int:
+        return len(self.members)
 
     def epoch_order(self, epoch: int) -> np.ndarray:
         c = self.config
         order = epoch_indices(self.size, epoch=epoch, seed=c.seed, shuffle=c.shuffle, rank=c.rank,
                               world_size=c.world_size, drop_last=c.drop_last)
         return self.members[order]
+
+
+class ScannedBackend:
+    """Scans the folder once (the shared scan) and answers, per epoch, which dataset indices
+    this rank loads in which order (the shared `Selection`)."""
+
+    def __init__(self, path, config: LoaderConfig):
+        index = scan_image_folder(path, on_error=config.on_error)
+        self.config, self.index = config, index
+        self.selection = Selection(len(index), config)
+        self.size, self.classes, self.skipped = self.selection.size, index.classes, list(index.skipped)
+
+    def epoch_order(self, epoch: int) -> np.ndarray:
+        return self.selection.epoch_order(epoch)

@@ -119,13 +119,13 @@ def time_epochs(loader, device, repeats: int) -> float:
     return statistics.median(rates)
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m loaders.bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--shared", type=Path, default=DEFAULT_SHARED)
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--sizes", default="32,224")
-    parser.add_argument("--backends", default=",".join(("baseline",) + BACKENDS),
+    parser.add_argument("--backends", default=",".join(("baseline",) + BACKENDS.names()),
                         help="of baseline, dali-bare (DALI's own reader pipeline), " + ", ".join(BACKENDS))
     parser.add_argument("--random-crop", action="store_true",
                         help="random resized crop at decode time (scale 0.08-1) instead of the centre square")
@@ -134,6 +134,55 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--json", default=None)
+    return parser
+
+
+def make_loader(backend: str, root: Path, size: int, args, device: torch.device):
+    if backend == "baseline":
+        return baseline_loader(root, size, args.batch_size, args.workers)
+    if backend == "dali-bare":
+        return dali_bare_loader(root, size, args.batch_size, args.workers, device, args.random_crop)
+    return build_loader(backend, root, batch_size=args.batch_size, image_size=size, device=device,
+                        num_workers=args.workers, random_crop=args.random_crop or None)
+
+
+def bench_dataset(name: str, root: Path, args, device: torch.device) -> list[dict]:
+    """One record per (size, backend) of one dataset; a backend that cannot be imported is skipped."""
+    records = []
+    for size in [int(s) for s in args.sizes.split(",")]:
+        for backend in [b.strip() for b in args.backends.split(",") if b.strip()]:
+            start = time.perf_counter()
+            try:
+                loader = make_loader(backend, root, size, args, device)
+            except ImportError as err:
+                print(f"  skip {backend}: {err}", flush=True)
+                continue
+            prepare_s = time.perf_counter() - start
+            rate = time_epochs(loader, device, args.repeats)
+            records.append({"dataset": name, "loader": backend, "size": size, "batch": args.batch_size,
+                            "random_crop": args.random_crop, "workers": args.workers, "device": str(device),
+                            "images_per_s": round(rate, 1), "prepare_s": round(prepare_s, 2),
+                            "torch": torch.__version__})
+            print(f"  {name:<13} {size:>3}px {backend:<8} {rate:9.1f} img/s  (setup {prepare_s:.1f} s)", flush=True)
+    return records
+
+
+def table(records: list[dict]) -> str:
+    """Markdown: one row per (dataset, size), one column per loader, ratio to the baseline."""
+    names = [b for b in ("baseline", "dali-bare", *BACKENDS) if any(r["loader"] == b for r in records)]
+    lines = ["| dataset | size | " + " | ".join(names) + " |", "|---|---|" + "---|" * len(names)]
+    for name in dict.fromkeys(r["dataset"] for r in records):
+        for size in dict.fromkeys(r["size"] for r in records):
+            rates = {r["loader"]: r["images_per_s"] for r in records if r["dataset"] == name and r["size"] == size}
+            base = rates.get("baseline") or rates.get("dali-bare")
+            cells = [f"{rates[b]:,.0f}" + (f" ({rates[b] / base:.2f}x)" if base and b != "baseline" else "")
+                     if b in rates else "n/a" for b in names]
+            lines.append(f"| {name} | {size} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
     device = torch.device(args.device)
     roots = {"cifar10-test": lambda: cifar_test(args.shared), "imagenet-200": lambda: imagenet_folder(args.shared)}
@@ -141,41 +190,9 @@ def main(argv: list[str] | None = None) -> int:
     for name in [d.strip() for d in args.datasets.split(",") if d.strip()]:
         if name not in roots:
             parser.error(f"--datasets: unknown {name!r}; valid: {', '.join(roots)}")
-        root = roots[name]()
-        for size in [int(s) for s in args.sizes.split(",")]:
-            for backend in [b.strip() for b in args.backends.split(",") if b.strip()]:
-                start = time.perf_counter()
-                try:
-                    if backend == "baseline":
-                        loader = baseline_loader(root, size, args.batch_size, args.workers)
-                    elif backend == "dali-bare":
-                        loader = dali_bare_loader(root, size, args.batch_size, args.workers, device, args.random_crop)
-                    else:
-                        loader = build_loader(backend, root, batch_size=args.batch_size, image_size=size,
-                                              device=device, num_workers=args.workers,
-                                              random_crop=args.random_crop or None)
-                except ImportError as err:
-                    print(f"  skip {backend}: {err}", flush=True)
-                    continue
-                prepare_s = time.perf_counter() - start
-                rate = time_epochs(loader, device, args.repeats)
-                records.append({"dataset": name, "loader": backend, "size": size, "batch": args.batch_size,
-                                "random_crop": args.random_crop,
-                                "workers": args.workers, "device": str(device), "images_per_s": round(rate, 1),
-                                "prepare_s": round(prepare_s, 2), "torch": torch.__version__})
-                print(f"  {name:<13} {size:>3}px {backend:<8} {rate:9.1f} img/s  (setup {prepare_s:.1f} s)",
-                      flush=True)
+        records += bench_dataset(name, roots[name](), args, device)
     print()
-    names = [b for b in ("baseline", "dali-bare", *BACKENDS) if any(r["loader"] == b for r in records)]
-    print("| dataset | size | " + " | ".join(names) + " |")
-    print("|---|---|" + "---|" * len(names))
-    for name in dict.fromkeys(r["dataset"] for r in records):
-        for size in dict.fromkeys(r["size"] for r in records):
-            rates = {r["loader"]: r["images_per_s"] for r in records if r["dataset"] == name and r["size"] == size}
-            base = rates.get("baseline") or rates.get("dali-bare")
-            cells = [f"{rates[b]:,.0f}" + (f" ({rates[b] / base:.2f}x)" if base and b != "baseline" else "")
-                     if b in rates else "n/a" for b in names]
-            print(f"| {name} | {size} | " + " | ".join(cells) + " |")
+    print(table(records))
     if args.json:
         path = atomic_write_bytes(args.json, (json.dumps(records, indent=1) + "\n").encode())
         print(f"\nwrote {path}")

@@ -40,7 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
-from loaders.base import ScannedBackend
+from loaders.base import ScannedBackend, register_backend
 from loaders.decode import load_rgb, needs_reference
 from loaders.order import batches
 from loaders.scan import failure_reason, unreadable_at_load_time
@@ -77,7 +77,10 @@ class _EpochSource:
         raise StopIteration
 
 
+@register_backend
 class Backend(ScannedBackend):
+    name = "dali"
+
     def __init__(self, path, config):
         import nvidia.dali  # noqa: F401  (fail here, with the import error, not mid-epoch)
         super().__init__(path, config)

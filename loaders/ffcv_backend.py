@@ -28,10 +28,9 @@ from pathlib import Path
 import torch
 
 from loaders.datasets import cache_dir
-from loaders.order import epoch_indices, subset_members
+from loaders.base import Selection, register_backend
 
 log = logging.getLogger("loaders.ffcv")
-_COMPILED = False
 
 
 FORMAT_VERSION = 2  # of the cached .beton files: bump when prepare writes them differently
@@ -99,7 +98,10 @@ def open_beton(path: Path) -> tuple[int, list[str] | None]:
     return beton_samples(path), None
 
 
+@register_backend
 class Backend:
+    name = "ffcv"
+
     def __init__(self, path, config):
         self._threads = torch.get_num_threads()
         import ffcv  # noqa: F401  (fail here, with the import error)
@@ -116,14 +118,12 @@ class Backend:
             square = config.image_size if config.random_crop is None else None
             self.beton, self.skipped = beton_for_folder(path, config.on_error, progress=config.progress,
                                                            square=square)
-        num_samples, self.classes = open_beton(self.beton)
-        self.members = subset_members(num_samples, config.subset, config.seed)
-        self.size = len(self.members)
+        num_samples, classes = open_beton(self.beton)
+        self.classes = classes  # None: a bare .beton has labels but no class names
+        self.selection = Selection(num_samples, config)  # sample i of the file is image i of the scan
+        self.size = self.selection.size
         self._ffcv = None
-
-    @property
-    def num_classes(self) -> int:
-        raise ValueError(f"{self.beton}: a bare .beton has no class names; pass the ImageFolder source")
+        self._compiled = False  # numba compiles FFCV's pipeline on the first batch
 
     def _loader(self, indices, ordered: bool):
         from ffcv.fields.basics import IntDecoder
@@ -153,32 +153,30 @@ class Backend:
                       pipelines={"image": image_ops, "label": label_ops}, os_cache=True)
 
     def iter_epoch(self, epoch: int):
-        global _COMPILED
         c = self.config
         if self._ffcv is None:
             # One FFCV Loader for the run: its indices do not depend on the epoch (in order, or
-            # this rank's fixed shard that FFCV permutes per epoch), and each new Loader would
-            # regenerate and recompile its pipeline (about a second).
-            indices = epoch_indices(self.size, epoch=0, seed=c.seed, shuffle=c.shuffle, rank=c.rank,
-                                    world_size=c.world_size, drop_last=c.drop_last)
+            # this rank's shard of the shared epoch-0 order, which FFCV permutes per epoch: the one
+            # place the order is FFCV's own, since its Loader takes a fixed index list), and each
+            # new Loader would regenerate and recompile its pipeline (about a second).
+            indices = self.selection.epoch_order(0)
             if len(indices) == 0:
                 return
-            indices = self.members[indices]
             self._ffcv = self._loader(indices, ordered=not c.shuffle)
             torch.set_num_threads(self._threads)
         loader = self._ffcv
         loader.next_epoch = epoch
         start = time.perf_counter()
-        if not _COMPILED:
-            log.warning("ffcv: first batch compiles the pipeline with numba (several seconds)")
+        if not self._compiled:
+            log.warning("ffcv: first batch compiles the pipeline with numba (several seconds, once per process)")
         iterator = iter(loader)
         torch.set_num_threads(self._threads)
         try:
             for step, (images, labels) in enumerate(iterator):
                 if step == 0:  # FFCV's thread has set the count again when it started
                     torch.set_num_threads(self._threads)
-                if not _COMPILED:
-                    _COMPILED = True
+                if not self._compiled:
+                    self._compiled = True
                     log.warning("ffcv: pipeline compiled in %.1f s", time.perf_counter() - start)
                 # FFCV hands out views of its ring of prefetch buffers, which its thread refills:
                 # a batch kept past the next step would change under the caller. Copy it out.

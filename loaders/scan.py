@@ -9,13 +9,16 @@ Files whose extension is not an image one (torchvision's list, `IMAGE_EXTENSIONS
 in it) are left out and listed in `ignored`. Each file is opened and fully decoded once (in a thread pool:
 Pillow releases the GIL while decoding), so broken files are found here, before any backend
 runs: `on_error="raise"` names them in one error, `"skip"` leaves them out and lists them.
-A file's verdict is remembered for the process while its (path, size, mtime) stay the same: a
-run builds two loaders over its training folder and an experiment runs many runs in one process,
-and decoding all 50,000 CIFAR-10 training files again took 8.7 s each time (0.6 s to list them).
+A file's verdict is remembered (`VerdictCache`, bounded) while its (path, size, mtime) stay the
+same: a run builds two loaders over its training folder and an experiment runs many runs in one
+process, and decoding all 50,000 CIFAR-10 training files again took 8.7 s each time (0.6 s to
+list them).
 """
 from __future__ import annotations
 
 import os
+import threading
+from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -74,25 +77,43 @@ def _check_image(path: str) -> tuple[str | None, str]:
         return f"{type(err).__name__}: {err}", ""
 
 
-_VERDICTS: dict[str, tuple[int, int, str | None, str]] = {}  # path -> (size, mtime_ns, reason, mode)
+class VerdictCache:
+    """`_check_image` verdicts by path, trusted while the file's size and mtime stay the same;
+    least recently used first out past `maxsize` entries (about 250 bytes each: the default holds
+    CIFAR-10's 60,000 files twice over in ~30 MB; a larger dataset is checked again in part)."""
+
+    def __init__(self, maxsize: int = 1 << 17):
+        self.maxsize = maxsize
+        self._lock = threading.Lock()  # the scan checks files from a thread pool
+        self._entries: OrderedDict[str, tuple[int, int, str | None, str]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def check(self, path: str) -> tuple[str | None, str]:
+        try:
+            st = os.stat(path)
+        except OSError as err:
+            return f"{type(err).__name__}: {err}", ""
+        with self._lock:
+            known = self._entries.get(path)
+            if known is not None and known[:2] == (st.st_size, st.st_mtime_ns):
+                self._entries.move_to_end(path)
+                return known[2], known[3]
+        reason, mode = _check_image(path)
+        with self._lock:
+            self._entries[path] = (st.st_size, st.st_mtime_ns, reason, mode)
+            self._entries.move_to_end(path)
+            while len(self._entries) > self.maxsize:
+                self._entries.popitem(last=False)
+        return reason, mode
 
 
-def _check_image_once(path: str) -> tuple[str | None, str]:
-    """`_check_image`, remembered while the file's size and mtime stay the same."""
-    try:
-        st = os.stat(path)
-    except OSError as err:
-        return f"{type(err).__name__}: {err}", ""
-    known = _VERDICTS.get(path)
-    if known is not None and known[:2] == (st.st_size, st.st_mtime_ns):
-        return known[2], known[3]
-    reason, mode = _check_image(path)
-    _VERDICTS[path] = (st.st_size, st.st_mtime_ns, reason, mode)
-    return reason, mode
+VERDICTS = VerdictCache()  # the process's scans share it: a run scans its training folder twice
 
 
 def scan_image_folder(root: str | os.PathLike, on_error: str = "raise", validate: bool = True,
-                      workers: int | None = None) -> ImageIndex:
+                      workers: int | None = None, verdicts: VerdictCache = VERDICTS) -> ImageIndex:
     if on_error not in ON_ERROR:
         raise ValueError(f"on_error must be one of {ON_ERROR}, got {on_error!r}")
     root = Path(root)
@@ -100,6 +121,16 @@ def scan_image_folder(root: str | os.PathLike, on_error: str = "raise", validate
         raise DatasetError(f"{root}: no such directory (expected an ImageFolder root/<class>/<image>)")
     if not root.is_dir():
         raise DatasetError(f"{root}: not a directory (expected an ImageFolder root/<class>/<image>)")
+    files, labels, classes, ignored = _list_images(root)
+    if not files:
+        raise DatasetError(f"{root}: no image files ({', '.join(IMAGE_EXTENSIONS)}) in it or below it "
+                           "(expected root/<class>/<image>, or images at any depth for an unlabeled folder)")
+    index = ImageIndex(root, files, labels, classes, [], ignored)
+    return _validated(index, on_error, workers, verdicts) if validate else index
+
+
+def _list_images(root: Path) -> tuple[list[str], list[int], list[str], list[str]]:
+    """(files, labels, classes, ignored) of an ImageFolder, or of an unlabeled folder."""
     def visible(p: Path) -> bool:
         return not any(part.startswith(".") for part in p.relative_to(root).parts)
 
@@ -124,35 +155,30 @@ def scan_image_folder(root: str | os.PathLike, on_error: str = "raise", validate
                     labels.append(label)
                 elif f.is_file() and visible(f):
                     ignored.append(str(f))
-    else:  # unlabeled: every image at any depth
-        for f in sorted(root.rglob("*")):
-            if not f.is_file() or not visible(f):
-                continue
-            if f.suffix.lower() in IMAGE_EXTENSIONS:
-                files.append(str(f))
-                labels.append(UNLABELED)
-            else:
-                ignored.append(str(f))
-    if not files:
-        raise DatasetError(f"{root}: no image files ({', '.join(IMAGE_EXTENSIONS)}) in it or below it "
-                           "(expected root/<class>/<image>, or images at any depth for an unlabeled folder)")
-    skipped: list[tuple[str, str]] = []
-    modes: list[str] = []
-    if validate:
-        with ThreadPoolExecutor(workers or min(8, os.cpu_count() or 1)) as pool:
-            reasons, modes = map(list, zip(*pool.map(_check_image_once, files, chunksize=64)))
-        broken = [(f, r) for f, r in zip(files, reasons) if r is not None]
-        if broken and on_error == "raise":
-            listed = "; ".join(f"{f} ({r})" for f, r in broken[:5])
-            more = f" and {len(broken) - 5} more" if len(broken) > 5 else ""
-            raise DatasetError(f"{root}: {len(broken)} unreadable image file(s): {listed}{more} "
-                               "(pass on_error='skip' to leave them out)")
-        if broken:
-            keep = [r is None for r in reasons]
-            files = [f for f, k in zip(files, keep) if k]
-            labels = [lab for lab, k in zip(labels, keep) if k]
-            modes = [m for m, k in zip(modes, keep) if k]
-            skipped = broken
-            if not files:
-                raise DatasetError(f"{root}: every image file is unreadable ({len(broken)} files)")
-    return ImageIndex(root, files, labels, classes, skipped, ignored, modes)
+        return files, labels, classes, ignored
+    for f in sorted(root.rglob("*")):  # unlabeled: every image at any depth
+        if f.is_file() and visible(f):
+            (files if f.suffix.lower() in IMAGE_EXTENSIONS else ignored).append(str(f))
+    return files, [UNLABELED] * len(files), classes, ignored
+
+
+def _validated(index: ImageIndex, on_error: str, workers: int | None, verdicts: VerdictCache) -> ImageIndex:
+    """Every file decoded once (`verdicts`): broken ones named (`raise`) or left out (`skip`)."""
+    with ThreadPoolExecutor(workers or min(8, os.cpu_count() or 1)) as pool:
+        reasons, modes = map(list, zip(*pool.map(verdicts.check, index.files, chunksize=64)))
+    index.modes = modes
+    broken = [(f, r) for f, r in zip(index.files, reasons) if r is not None]
+    if broken and on_error == "raise":
+        listed = "; ".join(f"{f} ({r})" for f, r in broken[:5])
+        more = f" and {len(broken) - 5} more" if len(broken) > 5 else ""
+        raise DatasetError(f"{index.root}: {len(broken)} unreadable image file(s): {listed}{more} "
+                           "(pass on_error='skip' to leave them out)")
+    if broken:
+        keep = [r is None for r in reasons]
+        index.files = [f for f, k in zip(index.files, keep) if k]
+        index.labels = [lab for lab, k in zip(index.labels, keep) if k]
+        index.modes = [m for m, k in zip(modes, keep) if k]
+        index.skipped = broken
+        if not index.files:
+            raise DatasetError(f"{index.root}: every image file is unreadable ({len(broken)} files)")
+    return index

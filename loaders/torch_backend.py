@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from loaders.base import ScannedBackend
+from loaders.base import ScannedBackend, register_backend
 from loaders.decode import center_resized, load_rgb
 from loaders.forking import fork_safe
 from loaders.order import batches
@@ -70,7 +70,10 @@ def _collate(samples):
     return images, labels, failed
 
 
+@register_backend
 class Backend(ScannedBackend):
+    name = "torch"
+
     def __init__(self, path, config):
         super().__init__(path, config)
         self.dataset = _Files(self.index.files, self.index.labels, config.image_size, config.random_crop,

@@ -27,9 +27,10 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from augpipe import build_policy  # noqa: E402
+import machine  # noqa: E402
 from atomicio import atomic_write_bytes  # noqa: E402
-from augpipe.bench import run_bench, versions  # noqa: E402
+from augpipe import build_policy  # noqa: E402
+from augpipe.bench import run_bench  # noqa: E402
 from augpipe.diagnostics import count_ops  # noqa: E402
 
 # (size, batch) per mode; engines in the order they are compared
@@ -51,57 +52,28 @@ def cuda_syncs(policy, images, generator) -> int:
     return sum("synchroniz" in str(w.message).lower() for w in caught)
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dry", action="store_true", help="CPU, toy sizes: checks the script, not the GPU")
-    parser.add_argument("--out", default="gpu-check-results")
-    parser.add_argument("--cifar", default="", help="CIFAR-10 folder or .tar.gz for the training run (CUDA)")
-    parser.add_argument("--train-epochs", type=int, default=3)
-    args = parser.parse_args(argv)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    if not args.dry and not torch.cuda.is_available():
-        print("gpu-check: no CUDA on this machine (use --dry / make gpu-check-dry)", file=sys.stderr)
-        return 2
-    device = torch.device("cpu" if args.dry else "cuda")
-    report = {"mode": "dry" if args.dry else "cuda", "device": str(device), "versions": versions(),
-              "gpu": torch.cuda.get_device_name(0) if device.type == "cuda" else None}
-    path = out / "gpu-check.json"
+def gpu_tests(dry: bool):
+    """1. `pytest -m gpu` first: a broken CUDA path should not cost the whole window."""
+    if dry:
+        return "skipped (dry)"
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-m", "gpu", "tests", "-p", "no:cacheprovider"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=240)
+    return {"returncode": proc.returncode, "tail": proc.stdout[-2000:]}
 
-    def save():
-        atomic_write_bytes(path, (json.dumps(report, indent=1) + "\n").encode())
 
-    save()
-    status = 0
-    # 1. GPU tests first: a broken CUDA path should not cost the whole window
-    if args.dry:
-        report["gpu_tests"] = "skipped (dry)"
-    else:
-        proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-m", "gpu", "tests", "-p", "no:cacheprovider"],
-                              cwd=ROOT, capture_output=True, text=True, timeout=240)
-        report["gpu_tests"] = {"returncode": proc.returncode, "tail": proc.stdout[-2000:]}
-        status |= proc.returncode != 0
-    save()
-    # 2. syncs per call on the device's default path
+def syncs_per_call(device: torch.device) -> int:
+    """2. Syncs of one call on the device's default path (CUDA's own count, or augpipe's on the CPU)."""
     images = torch.randint(0, 256, (64, 3, 32, 32), dtype=torch.uint8, device=device)
     gen = torch.Generator(device=device).manual_seed(0)
-    policy = build_policy("simclr", size=32, views=2, compile=False)
     if device.type == "cuda":
-        report["syncs_per_call"] = cuda_syncs(policy, images, gen)
-    else:
-        blend = build_policy("simclr", size=32, views=2, gating="blend")
-        blend(images, generator=gen)
-        report["syncs_per_call"] = count_ops(lambda: blend(images, generator=gen)).sync_count
-    status |= report["syncs_per_call"] != 0
-    save()
-    # 3. throughput, augpipe eager / compiled vs Kornia eager / compiled (vs DALI)
-    report["bench"] = []
-    for size, batch in SIZES["dry" if args.dry else "cuda"]:
-        report["bench"] += run_bench(["simclr"], ENGINES, [size], device, batch=batch,
-                                     warmup=1 if args.dry else 3, repeats=2 if args.dry else 10,
-                                     log=lambda s: print(s, flush=True))
-        save()
-    # 4. a short training run: s/epoch and the projected time to 100 epochs
+        return cuda_syncs(build_policy("simclr", size=32, views=2, compile=False), images, gen)
+    blend = build_policy("simclr", size=32, views=2, gating="blend")
+    blend(images, generator=gen)
+    return count_ops(lambda: blend(images, generator=gen)).sync_count
+
+
+def training_command(args, device: torch.device, run_dir: Path) -> list[str] | None:
+    """4. The short SimCLR run: ResNet-18 on CIFAR-10 on CUDA, the small ConvNet on digits dry."""
     if args.dry:
         data, extra = "digits", ["--backbone", "small", "--batch-size", "128", "--image-size", "16",
                                  "--num-workers", "0", "--knn-k", "10"]
@@ -114,27 +86,74 @@ def main(argv=None) -> int:
         extra = ["--backbone", "resnet18", "--batch-size", "512", "--optimizer", "lars", "--lr", "1.0",
                  "--weight-decay", "1e-6", "--proj-hidden", "2048", "--temperature", "0.2", "--precision", "bf16",
                  "--channels-last", "--compile", "--num-workers", str(min(12, os.cpu_count() or 1))]
-    if data:
-        run_dir = out / "train"
-        cmd = [sys.executable, "-m", "ssl_train", "--data", data, "--method", "simclr", "--policy", "simclr-cifar",
-               "--epochs", str(args.train_epochs), "--eval-every", str(args.train_epochs), "--warmup-epochs", "1",
-               "--device", device.type, "--no-progress", "--out", str(run_dir), "--overwrite", *extra]
-        t0 = time.perf_counter()
-        proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=420)
-        train = {"command": " ".join(cmd[1:]), "returncode": proc.returncode, "wall_s": round(time.perf_counter() - t0, 1),
-                 "tail": (proc.stdout + proc.stderr)[-1500:]}
-        result_path = run_dir / "result.json"
-        if proc.returncode == 0 and result_path.exists():
-            result = json.loads(result_path.read_text())
-            per_epoch = [r["data_s"] + r["augment_s"] + r["model_s"] for r in result["epochs"]]
-            steady = per_epoch[1:] or per_epoch
-            train.update(s_per_epoch=per_epoch, steady_s_per_epoch=sum(steady) / len(steady),
-                         projected_100_epochs_min=round(100 * sum(steady) / len(steady) / 60, 1),
-                         knn_top1=result["knn_top1"], time=result["time"])
-        status |= proc.returncode != 0
-        report["train"] = train
-    else:
+    if not data:
+        return None
+    return [sys.executable, "-m", "ssl_train", "--data", data, "--method", "simclr", "--policy", "simclr-cifar",
+            "--epochs", str(args.train_epochs), "--eval-every", str(args.train_epochs), "--warmup-epochs", "1",
+            "--device", device.type, "--no-progress", "--out", str(run_dir), "--overwrite", *extra]
+
+
+def training_run(cmd: list[str], run_dir: Path) -> dict:
+    """s/epoch (after the first, which compiles) and the projected time to 100 epochs."""
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=420)
+    train = {"command": " ".join(cmd[1:]), "returncode": proc.returncode, "wall_s": round(time.perf_counter() - t0, 1),
+             "tail": (proc.stdout + proc.stderr)[-1500:]}
+    result_path = run_dir / "result.json"
+    if proc.returncode == 0 and result_path.exists():
+        result = json.loads(result_path.read_text())
+        per_epoch = [r["data_s"] + r["augment_s"] + r["model_s"] for r in result["epochs"]]
+        steady = per_epoch[1:] or per_epoch
+        train.update(s_per_epoch=per_epoch, steady_s_per_epoch=sum(steady) / len(steady),
+                     projected_100_epochs_min=round(100 * sum(steady) / len(steady) / 60, 1),
+                     knn_top1=result["knn_top1"], time=result["time"])
+    return train
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dry", action="store_true", help="CPU, toy sizes: checks the script, not the GPU")
+    parser.add_argument("--out", default="gpu-check-results")
+    parser.add_argument("--cifar", default="", help="CIFAR-10 folder or .tar.gz for the training run (CUDA)")
+    parser.add_argument("--train-epochs", type=int, default=3)
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    if not args.dry and not torch.cuda.is_available():
+        print("gpu-check: no CUDA on this machine (use --dry / make gpu-check-dry)", file=sys.stderr)
+        return 2
+    device = torch.device("cpu" if args.dry else "cuda")
+    report = {"mode": "dry" if args.dry else "cuda", "device": str(device),
+              "versions": machine.versions("torchvision", "kornia", "nvidia.dali"),
+              "gpu": torch.cuda.get_device_name(0) if device.type == "cuda" else None}
+    path = out / "gpu-check.json"
+
+    def save():  # every section as soon as it is measured: a run cut short keeps what it had
+        atomic_write_bytes(path, (json.dumps(report, indent=1) + "\n").encode())
+
+    save()
+    report["gpu_tests"] = gpu_tests(args.dry)
+    status = isinstance(report["gpu_tests"], dict) and report["gpu_tests"]["returncode"] != 0
+    save()
+    report["syncs_per_call"] = syncs_per_call(device)
+    status |= report["syncs_per_call"] != 0
+    save()
+    report["bench"] = []  # 3. augpipe eager / compiled vs Kornia eager / compiled (vs DALI)
+    for size, batch in SIZES["dry" if args.dry else "cuda"]:
+        report["bench"] += run_bench(["simclr"], ENGINES, [size], device, batch=batch,
+                                     warmup=1 if args.dry else 3, repeats=2 if args.dry else 10,
+                                     log=lambda s: print(s, flush=True))
+        save()
+    cmd = training_command(args, device, out / "train")
+    if cmd is None:
         report["train"] = "skipped: no --cifar archive (copy ../shared/data/cifar10-jpeg.tar.gz to .gpu-data/)"
+    else:
+        report["train"] = training_run(cmd, out / "train")
+        status |= report["train"]["returncode"] != 0
     report["status"] = int(status)
     save()
     print(f"wrote {path} (status {int(status)})")

@@ -6,15 +6,12 @@ crafted file cannot run code). Anything else gives one line naming the file and 
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
 
 from atomicio import atomic_write
-
-REQUIRED = ("config", "epoch", "trainer", "probe", "optimizer", "probe_opt", "history", "totals",
-            "op_totals", "knn_init")
+from ssl_train.state import schema_keys
 
 
 class CheckpointError(ValueError):
@@ -35,22 +32,7 @@ def load_checkpoint(path: Path) -> dict:
     except Exception as err:  # unpickling refused, truncated or not a torch file at all
         reason = str(err).strip().splitlines()[0][:160] if str(err).strip() else type(err).__name__
         raise CheckpointError(f"{path}: not a loadable checkpoint ({type(err).__name__}: {reason}); {hint}") from None
-    missing = [k for k in REQUIRED if not isinstance(state, dict) or k not in state]
+    missing = [k for k in schema_keys() if not isinstance(state, dict) or k not in state]
     if missing:
         raise CheckpointError(f"{path}: not an ssl_train checkpoint (missing {', '.join(missing)}); {hint}")
     return state
-
-
-def write_json(data, path: Path) -> None:
-    def write(tmp):
-        with open(tmp, "w") as f:
-            json.dump(data, f, indent=1)
-            f.write("\n")
-    atomic_write(path, write)
-
-
-def write_text(text: str, path: Path) -> None:
-    def write(tmp):
-        with open(tmp, "w") as f:
-            f.write(text)
-    atomic_write(path, write)

@@ -5,6 +5,7 @@ import argparse
 import sys
 from dataclasses import fields
 
+from augpipe.plugins import add_plugin_flag, load_plugins
 from ssl_train.config import TrainConfig
 
 HELP = {
@@ -56,6 +57,7 @@ def _help(name: str) -> str:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m ssl_train",
                                      description="Train a JE-SSL model and account for augmentation cost vs accuracy.")
+    add_plugin_flag(parser)
     for f in fields(TrainConfig):
         flag = "--" + f.name.replace("_", "-")
         if f.type in ("bool", bool):
@@ -63,6 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
         else:
             kind = {"int": int, "float": float}.get(f.type if isinstance(f.type, str) else f.type.__name__, str)
             choices = TrainConfig.CHOICES.get(f.name)
+            choices = list(choices) if choices is not None else None
             parser.add_argument(flag, type=kind, default=f.default, choices=choices,
                                 help=f"{_help(f.name)} (default: {f.default})")
     parser.add_argument("--resume", action="store_true", help="continue the unfinished run in --out")
@@ -72,6 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    load_plugins(argv, "python -m ssl_train")  # before the registries become the flags' choices
     parser = build_parser()
     args = parser.parse_args(argv)
     values = {f.name: getattr(args, f.name) for f in fields(TrainConfig)}

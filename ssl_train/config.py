@@ -6,7 +6,7 @@ import os
 from dataclasses import asdict, dataclass, fields
 
 from augpipe.engines import ENGINES
-from loaders.api import BACKENDS
+from loaders import BACKENDS
 from ssl_train.backbones import BACKBONES
 from ssl_train.methods import METHODS
 from ssl_train.optim import LR_RULES, OPTIMIZERS
@@ -25,13 +25,13 @@ def _memory_bytes() -> int:
 @dataclass
 class TrainConfig:
     data: str = "digits"              # embedded name or a folder with train/ (and test/) ImageFolders
-    loader: str = "torch"             # torch | dali | ffcv
+    loader: str = "torch"             # torch | dali | ffcv | a registered backend
     train_subset: int = 0             # 0 = the whole train split, else a seeded random subset
     test_subset: int = 0              # 0 = the whole test split, else a fixed random subset (seed 0)
     policy: str = "simclr"            # preset name (with [overrides]) or spec string
     aug_engine: str = "augpipe"       # augpipe | augpipe-compiled | kornia | kornia-compiled | torchvision | dali
     views: str = "2"                  # count, or multi-crop "2x32+4x16@0.05:0.14"
-    method: str = "simclr"            # simclr | vicreg | byol | barlow | supervised (the ceiling)
+    method: str = "simclr"            # simclr | vicreg | byol | barlow | supervised (the ceiling) | a registered one
     negatives: str = "all"            # SimCLR: all | K
     temperature: float = 0.2
     proj_hidden: int = 512
@@ -62,8 +62,8 @@ class TrainConfig:
     seed: int = 0
     out: str = "runs/run"
 
-    # the CLI's choices come from the registries themselves: no name is repeated by hand
-    CHOICES = {"loader": BACKENDS, "aug_engine": ENGINES, "method": tuple(METHODS), "backbone": tuple(BACKBONES),
+    # the CLI's choices are the registries themselves (read when checked: a --plugin's names count)
+    CHOICES = {"loader": BACKENDS, "aug_engine": ENGINES, "method": METHODS, "backbone": tuple(BACKBONES),
                "optimizer": tuple(OPTIMIZERS), "lr_scaling": tuple(LR_RULES), "device": ("auto", "cpu", "cuda"),
                "precision": ("fp32", "bf16")}
 
@@ -104,7 +104,7 @@ class TrainConfig:
             raise ValueError(f"--seed: must be a non-negative integer, got {self.seed}")
         if not MIN_IMAGE_SIZE <= self.image_size <= MAX_IMAGE_SIZE:
             raise ValueError(f"--image-size: must be in [{MIN_IMAGE_SIZE}, {MAX_IMAGE_SIZE}] px, got {self.image_size}")
-        from augpipe.policy import parse_views
+        from augpipe.views import parse_views
         try:
             views = parse_views(self.views, self.image_size)
         except ValueError as err:

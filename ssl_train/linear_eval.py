@@ -14,11 +14,13 @@ from pathlib import Path
 import augpipe
 import loaders
 from ssl_train.backbones import build_backbone
-from ssl_train.checkpoint import CheckpointError, load_checkpoint, write_json
+from atomicio import write_json
+from machine import pick_device
+from ssl_train.checkpoint import CheckpointError, load_checkpoint
 from ssl_train.config import TrainConfig
 from ssl_train.evaluate import extract, linear_eval
-from ssl_train.loop import NORMALIZE, Trainer, data_splits, pick_device
 from ssl_train.methods import build_method
+from ssl_train.parts import NORMALIZE, Trainer, data_splits
 
 
 def evaluate_run(run: Path, epochs: int = 100, lr: float = 1e-2, device: str = "auto") -> dict:

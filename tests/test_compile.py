@@ -32,39 +32,58 @@ def test_compile_switch_uses_the_compiled_graph(photo_batch):
     assert set(policy.op_seconds()) == {"compiled"}
 
 
+def _hue_kernel_seen(spec_options: dict, photo_batch) -> object:
+    """The `hue_kernel` option a policy hands its kernels, seen by a registered probe op."""
+    from dataclasses import dataclass
+
+    from augpipe import Op, register_op
+    seen = []
+
+    @register_op(replace=True)
+    @dataclass
+    class HueProbe(Op):
+        name = "test_hue_probe"
+
+        def kernel(self, images, params, ctx):
+            seen.append(ctx.options.get("hue_kernel"))
+            return images
+    build_policy("test_hue_probe", size=32, cpu_threads="keep", **spec_options)(photo_batch)
+    return seen[0]
+
+
 @pytest.mark.slow
 def test_cpu_hue_is_compiled_for_large_views_and_equals_eager(photo_batch, monkeypatch):
     """compile="auto" on the CPU: the hue runs as inductor's fused loop from
     COMPILED_HUE_MIN_PIXELS up (lowered here so a 32 px batch takes it), with the same views."""
     from augpipe import cpu, kernels
     monkeypatch.setattr(cpu, "COMPILED_HUE_MIN_PIXELS", 32 * 32)
-    assert cpu.hue_kernel(photo_batch.float()) is kernels.hue  # outside a policy call: eager
-    with cpu.compiled_cpu_kernels():
-        assert cpu.hue_kernel(photo_batch.float()) is not kernels.hue
-        assert cpu.hue_kernel(photo_batch[:, :, :16, :16].float()) is kernels.hue  # small: eager
+    hue = cpu.CompiledHue()
+    assert hue.for_images(photo_batch.float()) is not kernels.hue
+    assert hue.for_images(photo_batch[:, :, :16, :16].float()) is kernels.hue  # small: eager
+    assert cpu.CompiledHue(enabled=False).for_images(photo_batch.float()) is kernels.hue
+    handed = _hue_kernel_seen({}, photo_batch)  # compile="auto": the policy hands its compiled hue
+    assert isinstance(handed, cpu.CompiledHue) and handed.enabled
+    assert not _hue_kernel_seen({"compile": False}, photo_batch).enabled
+    assert _hue_kernel_seen({"gating": "blend"}, photo_batch) is None  # the blend path: eager
     spec = "rrc(scale=0.2:1)+jitter(0.4,0.4,0.4,0.1,p=0.8)"
     auto = build_policy(spec, size=32, cpu_threads="keep")
     eager = build_policy(spec, size=32, cpu_threads="keep", compile=False)
-    calls = []
-    compiled = cpu._hue_or_fallback
-    monkeypatch.setattr(cpu, "_hue_or_fallback", lambda *a, **k: calls.append(1) or compiled(*a, **k))
     g1, g2 = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
     for a, b in zip(auto(photo_batch, generator=g1), eager(photo_batch, generator=g2)):
         torch.testing.assert_close(a, b, atol=1e-6, rtol=0)
-    assert calls  # the compiled loop ran (and compile=False never asks for it)
+    x, shift = photo_batch.float() / 255, torch.full((photo_batch.shape[0],), 0.1)
+    torch.testing.assert_close(hue(x.clone(), shift), kernels.hue(x, shift), atol=1e-6, rtol=0)
 
 
-def test_cpu_hue_falls_back_to_eager_when_compiling_fails(photo_batch, monkeypatch):
+def test_cpu_hue_falls_back_to_eager_when_compiling_fails(photo_batch):
     from augpipe import cpu, kernels
 
     def broken(*args):
         raise RuntimeError("no C++ compiler")
-    monkeypatch.setattr(cpu, "_compiled_hue", broken)
-    monkeypatch.setattr(cpu, "_compile_failed", False)
+    hue = cpu.CompiledHue(min_pixels=1, compiler=lambda fn, dynamic: broken)
     x, shift = photo_batch.float() / 255, torch.full((photo_batch.shape[0],), 0.1)
     with pytest.warns(RuntimeWarning, match="compiling the CPU hue kernel failed.*no C\\+\\+ compiler"):
-        out = cpu._hue_or_fallback(x.clone(), shift)
+        out = hue(x.clone(), shift)
     torch.testing.assert_close(out, kernels.hue(x, shift), atol=0, rtol=0)
-    assert cpu._compile_failed
-    with cpu.compiled_cpu_kernels():
-        assert cpu.hue_kernel(x) is kernels.hue  # off for the rest of the process
+    assert hue.failed
+    assert hue.for_images(x) is kernels.hue  # off for the rest of this policy's life

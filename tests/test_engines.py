@@ -91,8 +91,9 @@ def test_unsupported_ops_are_named():
 def test_augpipe_variants_keep_every_other_option():
     policy = build_policy("simclr", size=32, dtype="bf16", channels_last=True, time_ops=True, cpu_threads="keep")
     for engine, compile_, gating in (("augpipe-eager", False, "auto"), ("augpipe-compiled", True, "blend")):
-        variant = build(engine, policy)
-        assert (variant.compile, variant.gating) == (compile_, gating)
+        runner = build(engine, policy)
+        variant = runner.policy.options
+        assert runner.native and (variant.compile, variant.gating) == (compile_, gating)
         assert (variant.dtype, variant.channels_last, variant.time_ops, variant.cpu_threads) == \
             (torch.bfloat16, True, True, "keep")
-        assert variant.views is policy.views
+        assert runner.policy.views is policy.views

@@ -233,7 +233,7 @@ def test_a_finished_run_with_another_config_is_refused_before_anything_trains(tm
 
 
 def test_a_twin_made_by_other_code_is_trained_again(tmp_path, monkeypatch):
-    from ssl_train import loop
+    from ssl_train import loop, provenance
     configs = tmp_path / "configs"
     configs.mkdir()
     (configs / "scales.json").write_text(json.dumps({"cpu": {"epochs": 1}}))
@@ -245,21 +245,21 @@ def test_a_twin_made_by_other_code_is_trained_again(tmp_path, monkeypatch):
     def fake_train(cfg, resume=False, progress=False):
         trained.append(str(Path(cfg.out).relative_to(results)))
         Path(cfg.out).mkdir(parents=True)
-        result = {"knn_top1": 0.5, "config": cfg.to_dict(), "versions": {"code": loop.code_digest()}}
+        result = {"knn_top1": 0.5, "config": cfg.to_dict(), "versions": {"code": provenance.code_digest()}}
         (Path(cfg.out) / "result.json").write_text(json.dumps(result))
         return result
     monkeypatch.setattr(loop, "train", fake_train)
     results = tmp_path / "results"
-    monkeypatch.setattr(loop, "code_digest", lambda: "aaaa")
+    monkeypatch.setattr(provenance, "code_digest", lambda: "aaaa")
     runner.run_experiment("first", "digits", "cpu", [0], results, log=lambda s: None)
     runner.run_experiment("second", "digits", "cpu", [0], results, log=lambda s: None)  # same code: a twin
-    monkeypatch.setattr(loop, "code_digest", lambda: "bbbb")
+    monkeypatch.setattr(provenance, "code_digest", lambda: "bbbb")
     runner.run_experiment("third", "digits", "cpu", [0], results, log=lambda s: None)  # other code: trains
     assert trained == ["first/x-s0", "third/x-s0"]
 
 
 def test_the_source_digest_follows_every_byte_and_name_of_the_code(tmp_path):
-    from ssl_train.loop import source_digest
+    from ssl_train.provenance import source_digest
     pkg = tmp_path / "pkg"
     (pkg / "sub").mkdir(parents=True)
     (pkg / "a.py").write_text("x = 1\n")

@@ -18,7 +18,8 @@ import torch
 from ssl_train.config import TrainConfig
 from ssl_train.evaluate import extract, knn_top1
 from augpipe.ops import NORMALIZE_STATS
-from ssl_train.loop import NORMALIZE, Schedule, build, train_epoch
+from ssl_train.loop import Schedule, train_epoch
+from ssl_train.parts import NORMALIZE, build
 
 MARGIN = 0.15
 EVAL_NOISE = 0.75  # std of the fixed noise added to every evaluated image, in [0, 1] pixel units
@@ -35,8 +36,8 @@ def noisy_knn(parts, device) -> float:
 
     parts.backbone.eval()
     with torch.no_grad():
-        train_f, train_y = extract(parts.backbone, parts.eval_train, to_input, device)
-        test_f, test_y = extract(parts.backbone, parts.eval_test, to_input, device)
+        train_f, train_y = extract(parts.backbone, parts.data.eval_train, to_input, device)
+        test_f, test_y = extract(parts.backbone, parts.data.eval_test, to_input, device)
     return knn_top1(train_f, train_y, test_f, test_y, k=20)
 
 
@@ -48,7 +49,7 @@ def test_a_short_run_beats_its_random_init_under_noise(method, tmp_path):
     device = torch.device("cpu")
     parts = build(cfg, device, 0, 1, progress=False)
     floor = noisy_knn(parts, device)
-    steps = len(parts.train_loader)
+    steps = len(parts.data.train)
     schedule = Schedule(cfg.epochs * steps, steps, cfg.lr)
     for epoch in range(cfg.epochs):
         train_epoch(cfg, parts, device, epoch, schedule, tmp_path / "unused.pt", progress=False)

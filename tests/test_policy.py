@@ -202,11 +202,11 @@ def test_repr_and_spec_roundtrip():
 def test_cpu_chunking_changes_no_result(photo_batch, monkeypatch):
     """Kernels run on cache-sized chunks of rows on CPU; parameters are drawn for the whole batch
     first, so the views are the same as in one pass (noise aside: its draw is seeded per chunk)."""
-    from augpipe import policy as policy_module
+    from augpipe import chunking
     policy = build_policy("byol", size=40)
     whole = policy(photo_batch, generator=torch.Generator().manual_seed(1))
-    monkeypatch.setattr(policy_module, "CPU_CHUNK_BYTES", 3 * 48 * 48 * 4 * 3)  # 3 rows per chunk
-    assert policy_module.chunk_rows(photo_batch) == 3
+    monkeypatch.setattr(chunking, "CPU_CHUNK_BYTES", 3 * 48 * 48 * 4 * 3)  # 3 rows per chunk
+    assert chunking.chunk_rows(photo_batch) == 3
     chunked = policy(photo_batch, generator=torch.Generator().manual_seed(1))
     for a, b in zip(whole, chunked):
         torch.testing.assert_close(a, b, atol=1e-6, rtol=0)
@@ -217,7 +217,7 @@ def test_cpu_chunking_changes_no_result(photo_batch, monkeypatch):
 
 def test_thread_chooser_follows_the_faster_setting_and_backs_off(monkeypatch):
     """Synthetic speeds: all threads fast while quiet, one thread fast under load."""
-    from augpipe.policy import ThreadChooser
+    from augpipe.chunking import ThreadChooser
     current = {"n": 4}
     monkeypatch.setattr(torch, "get_num_threads", lambda: current["n"])
     monkeypatch.setattr(torch, "set_num_threads", lambda n: current.update(n=n))
@@ -246,7 +246,7 @@ def test_cpu_threads_keep_leaves_torch_alone(photo_batch):
     policy = build_policy("simclr", size=32, cpu_threads="keep")
     for _ in range(3):
         policy(photo_batch)
-    assert torch.get_num_threads() == before and policy._threads is None
+    assert torch.get_num_threads() == before
     with pytest.raises(ValueError, match="cpu_threads must be 'adapt' or 'keep'"):
         build_policy("simclr", size=32, cpu_threads="all")
 
@@ -270,7 +270,7 @@ def test_views_do_not_depend_on_the_thread_count():
 
 
 def test_group_parameters_are_joined_without_a_copy():
-    from augpipe.policy import _join
+    from augpipe.grouping import join_rows as _join
     base = torch.arange(24.0).view(6, 4).clone()  # a tensor of its own, as sample draws them
     parts = [base[0:3], base[3:6]]
     assert _join(parts) is base                       # the slices sample handed out: no copy

@@ -125,12 +125,13 @@ class _CountingAccount:
 def test_training_step_reads_the_host_once_per_check(check_every, tmp_path, monkeypatch):
     """SGD/LARS steps, augpipe with blend gating: the loss read every `check_every` steps and at
     the epoch's end is the only host read (the probe's AdamW is fused: its step counter stays on the device)."""
+    import augpipe
     from ssl_train import loop
     from ssl_train.cli import main
     monkeypatch.setenv("AUGPIPE_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr(loop, "TimeAccount", _CountingAccount)
-    real_build = loop.augpipe.build_policy
-    monkeypatch.setattr(loop.augpipe, "build_policy", lambda *a, **k: real_build(*a, **{**k, "gating": "blend"}))
+    real_build = augpipe.build_policy
+    monkeypatch.setattr(augpipe, "build_policy", lambda *a, **k: real_build(*a, **{**k, "gating": "blend"}))
     _CountingAccount.windows = []
     assert main(["--data", "digits", "--image-size", "16", "--batch-size", "128", "--proj-hidden", "32",
                  "--proj-dim", "16", "--num-workers", "0", "--no-progress", "--knn-k", "5", "--epochs", "1",

@@ -40,7 +40,7 @@ def test_run_writes_result_with_accuracies_and_time_account(tmp_path, capsys):
     assert result["config"]["negatives"] == "8" and result["config"]["policy"] == "crop"
     assert [row["epoch"] for row in result["epochs"]] == [1, 2]
     assert json.loads((out / "config.json").read_text()) == result["config"]
-    from ssl_train.loop import code_digest
+    from ssl_train.provenance import code_digest
     assert result["versions"]["code"] == code_digest()  # which code made it: twins are matched on it
     csv_lines = (out / "log.csv").read_text().splitlines()
     assert csv_lines[0].startswith("epoch,loss,lr,data_s,augment_s,model_s") and len(csv_lines) == 3

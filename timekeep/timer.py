@@ -90,10 +90,6 @@ class TimeAccount:
             self._events.clear()
         return dict(self._totals)
 
-    def add(self, name: str, seconds: float) -> None:
-        """Add seconds measured elsewhere (e.g. apportioned from worker threads) to a phase."""
-        self._totals[name] += seconds
-
     def reset(self) -> None:
         self._totals.clear()
         self._events.clear()

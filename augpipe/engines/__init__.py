@@ -1,48 +1,79 @@
 """The same policy on other engines: stock Kornia, torchvision (per image), DALI, and compiled.
 
-`build(engine, policy, **options)` returns `run(images, generator=None) -> list of views`
-(uint8 `[N,3,H,W]` or float in [0, 1] in, one float tensor per view out), translating every op
-of our policy to that engine's own operator with the same parameters:
+`build(engine, policy, **options)` returns a `Runner` (`augpipe.engines.base`): call it as
+`runner(images, generator=None) -> list of views` (uint8 `[N,3,H,W]` or float in [0, 1] in, one
+float tensor per view out), whatever the engine:
 
-- `augpipe`: the policy itself (its device default: see `Policy`);
+- `augpipe`: the policy itself (its device default: see `PolicyOptions`);
 - `augpipe-eager`: the policy never compiled (its device's gating); `augpipe-compiled`: always
   `torch.compile(apply, fullgraph=True)` with blend gating;
 - `kornia`: one stock `AugmentationSequential` per view; `kornia-compiled`: that under torch.compile;
 - `torchvision`: the v2 chain image by image, as in a DataLoader worker;
 - `dali`: DALI's own operators (CPU here, GPU where CUDA exists).
 
-Only augpipe draws from `generator`; the others draw from their own (torch's global) random
-state, which the training loop seeds per epoch. An op that the engine cannot express raises
-`Unsupported`, naming the op. Used by the benchmark, the parity tests and `ssl_train --aug-engine`.
+The augpipe engines run every registered op, a user's too; the others translate the ops of their
+table (`TRANSLATE` in each engine's module) and refuse any other op by name (`Unsupported`).
+Used by the benchmark, the parity tests and `ssl_train --aug-engine`.
 """
 from __future__ import annotations
 
+import dataclasses
 import importlib
-from typing import Callable
 
-ENGINES = ("augpipe", "augpipe-eager", "augpipe-compiled", "kornia", "kornia-compiled", "torchvision", "dali")
-
-
-class Unsupported(NotImplementedError):
-    """The engine has no equivalent for an op or option of the policy."""
+from augpipe.compiling import own_code
+from augpipe.engines.base import Engine, Runner, Unsupported, check_supported
 
 
-def _augpipe(policy, variant: str, **_):
-    if variant == "compiled":
-        return policy.with_options(gating="blend", compile=True)
-    return policy.with_options(compile=False) if variant == "eager" else policy
+@dataclasses.dataclass(frozen=True)
+class AugpipeEngine:
+    """Our policy with some options changed (`compile`, `gating`)."""
+    name: str
+    changes: tuple[tuple[str, object], ...] = ()
+    ops = None  # every registered op
+
+    def build(self, policy, **_) -> Runner:
+        runnable = policy.with_options(**dict(self.changes)) if self.changes else policy
+        return Runner(self.name, runnable, runnable, native=True)
 
 
-def build(engine: str, policy, **options) -> Callable:
-    if engine not in ENGINES:
+@dataclasses.dataclass(frozen=True)
+class TranslatedEngine:
+    """Another library's operators, from the translation table of `module` (imported on use)."""
+    name: str
+    module: str
+    compiled: bool = False
+
+    @property
+    def ops(self) -> frozenset[str]:
+        return frozenset(importlib.import_module(self.module).TRANSLATE)
+
+    def build(self, policy, **options) -> Runner:
+        module = importlib.import_module(self.module)
+        check_supported(self.name, module.TRANSLATE, policy)
+        run = module.build(policy, **options)
+        if self.compiled:
+            import torch
+            run = torch.compile(own_code(run))  # its own graph cache: one per built chain
+        return Runner(self.name, policy, run)
+
+
+_ENGINES: list[Engine] = [
+    AugpipeEngine("augpipe"),
+    AugpipeEngine("augpipe-eager", (("compile", False),)),
+    AugpipeEngine("augpipe-compiled", (("gating", "blend"), ("compile", True))),
+    TranslatedEngine("kornia", "augpipe.engines.kornia_engine"),
+    TranslatedEngine("kornia-compiled", "augpipe.engines.kornia_engine", compiled=True),
+    TranslatedEngine("torchvision", "augpipe.engines.torchvision_engine"),
+    TranslatedEngine("dali", "augpipe.engines.dali_engine"),
+]
+ENGINE_TABLE: dict[str, Engine] = {e.name: e for e in _ENGINES}
+ENGINES = tuple(ENGINE_TABLE)
+
+
+def build(engine: str, policy, **options) -> Runner:
+    if engine not in ENGINE_TABLE:
         raise ValueError(f"unknown engine {engine!r}; valid engines: {', '.join(ENGINES)}")
-    base, _, variant = engine.partition("-")
-    if base == "augpipe":
-        return _augpipe(policy, variant, **options)
-    module = importlib.import_module(f"augpipe.engines.{base}_engine")
-    run = module.build(policy, **options)
-    if variant == "compiled":
-        import torch
-        from augpipe.policy import own_code
-        run = torch.compile(own_code(run))  # its own graph cache: one per built chain
-    return run
+    return ENGINE_TABLE[engine].build(policy, **options)
+
+
+__all__ = ["ENGINES", "ENGINE_TABLE", "AugpipeEngine", "Engine", "Runner", "TranslatedEngine", "Unsupported", "build"]

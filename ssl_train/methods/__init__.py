@@ -1,13 +1,9 @@
-"""Methods by name: each a small module behind this registry."""
-from ssl_train.methods.barlow import BarlowTwins
-from ssl_train.methods.base import Method
-from ssl_train.methods.byol import BYOL
-from ssl_train.methods.simclr import SimCLR, info_nce
-from ssl_train.methods.supervised import Supervised
-from ssl_train.methods.vicreg import VICReg
-
-METHODS: dict[str, type[Method]] = {"simclr": SimCLR, "vicreg": VICReg, "byol": BYOL, "barlow": BarlowTwins,
-                                    "supervised": Supervised}
+"""Methods by name (`METHODS`), each a small module that registers itself with `@register_method`,
+exactly as a user's method does (the contract: `Method`, docs/ARCHITECTURE.md)."""
+# they register themselves; this order is the order `--method` lists them in
+from ssl_train.methods import simclr, vicreg, byol, barlow, supervised  # noqa: F401, I001
+from ssl_train.methods.base import METHODS, Method, register_method
+from ssl_train.methods.simclr import info_nce
 
 
 def build_method(name: str, feature_dim: int, cfg, num_classes: int | None = None) -> Method:
@@ -17,4 +13,4 @@ def build_method(name: str, feature_dim: int, cfg, num_classes: int | None = Non
     return METHODS[name](feature_dim, cfg, num_classes)
 
 
-__all__ = ["METHODS", "Method", "build_method", "info_nce"]
+__all__ = ["METHODS", "Method", "build_method", "info_nce", "register_method"]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 
 from ssl_train.dist import gather_with_grad
-from ssl_train.methods.base import Method
+from ssl_train.methods.base import Method, register_method
 
 
 def barlow_loss(a: torch.Tensor, b: torch.Tensor, lambd: float = 5e-3) -> torch.Tensor:
@@ -24,7 +24,10 @@ def barlow_loss(a: torch.Tensor, b: torch.Tensor, lambd: float = 5e-3) -> torch.
     return on + lambd * off
 
 
+@register_method
 class BarlowTwins(Method):
+    name = "barlow"
+
     def loss(self, z):
         pairs = [(i, j) for i in range(len(z)) for j in range(i + 1, len(z))]
         return sum(barlow_loss(z[i], z[j], self.cfg.barlow_lambda) for i, j in pairs) / len(pairs)

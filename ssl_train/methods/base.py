@@ -1,8 +1,13 @@
 """What every method shares: the projector MLP and the forward over views."""
 from __future__ import annotations
 
+import re
+from typing import Callable, ClassVar
+
 import torch
 import torch.nn as nn
+
+from registry import Registry
 
 
 def mlp(in_dim: int, hidden: int, out: int, layers: int = 2, last_bn: bool = False) -> nn.Sequential:
@@ -20,11 +25,18 @@ def mlp(in_dim: int, hidden: int, out: int, layers: int = 2, last_bn: bool = Fal
 class Method(nn.Module):
     """A JE-SSL method: owns its heads and its loss, nothing of the loop.
 
+    The contract (docs/ARCHITECTURE.md, "ssl_train: methods"): a subclass with a class attribute
+    `name` (the `--method` value), built as `cls(feature_dim, cfg, num_classes)`, that either
+    defines `loss(z)` over the projected views (the default `forward` projects every view with
+    `self.projector`) or overrides `forward`; registered with `@register_method`.
+
     `forward(backbone, views, labels)` returns `(loss, features)` where `features` are the
     backbone features of the first view (detached by the caller for the online probe); labels are
     ignored by the self-supervised methods (only the supervised reference reads them).
     `on_step_end(backbone, progress)` runs after each optimizer step (BYOL's EMA update).
     """
+
+    name: ClassVar[str] = ""
 
     def __init__(self, feature_dim: int, cfg, num_classes: int | None = None):
         super().__init__()
@@ -54,3 +66,28 @@ class Method(nn.Module):
 
     def on_step_end(self, backbone: nn.Module, progress: float) -> None:
         pass
+
+
+def _contract_errors(cls) -> list[str]:
+    if not (isinstance(cls, type) and issubclass(cls, Method)):
+        return ["it must be a subclass of ssl_train.Method"]
+    errors = []
+    if not isinstance(cls.name, str) or not re.fullmatch(r"[A-Za-z_][\w-]*", cls.name):
+        errors.append(f"its class attribute `name` must be a word like 'my_method', got {cls.name!r}")
+    if cls.loss is Method.loss and cls.forward is Method.forward:
+        errors.append("it must define loss(self, z) or forward(self, backbone, views, labels)")
+    return errors
+
+
+METHODS: Registry[type[Method]] = Registry("method", "register_method", _contract_errors)
+
+
+def register_method(cls: type[Method] | None = None, *, replace: bool = False) -> Callable | type[Method]:
+    """Class decorator: `@register_method` or `@register_method(replace=True)` above a `Method`
+    subclass; its `name` becomes a valid `--method`. A name already taken raises unless replace=True."""
+    if cls is None:
+        return lambda c: register_method(c, replace=replace)
+    errors = _contract_errors(cls)
+    if errors:
+        raise TypeError(f"register_method({getattr(cls, '__name__', cls)!r}): " + "; ".join(errors))
+    return METHODS.register(cls.name, cls, replace=replace)

@@ -17,7 +17,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from ssl_train.methods.base import Method, mlp
+from ssl_train.methods.base import Method, mlp, register_method
 
 
 def byol_loss(online: list[torch.Tensor], targets: list[torch.Tensor]) -> torch.Tensor:
@@ -28,7 +28,10 @@ def byol_loss(online: list[torch.Tensor], targets: list[torch.Tensor]) -> torch.
     return sum(pairs) / (v - 1)
 
 
+@register_method
 class BYOL(Method):
+    name = "byol"
+
     def __init__(self, feature_dim, cfg, num_classes=None):
         super().__init__(feature_dim, cfg, num_classes)
         self.predictor = mlp(cfg.proj_dim, cfg.proj_hidden, cfg.proj_dim, 2)

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from ssl_train.dist import gather_with_grad
-from ssl_train.methods.base import Method
+from ssl_train.methods.base import Method, register_method
 
 
 def info_nce(z: list[torch.Tensor], temperature: float, negatives: int | None,
@@ -48,7 +48,10 @@ def info_nce(z: list[torch.Tensor], temperature: float, negatives: int | None,
     return torch.stack(losses).mean()
 
 
+@register_method
 class SimCLR(Method):
+    name = "simclr"
+
     def __init__(self, feature_dim, cfg, num_classes=None):
         super().__init__(feature_dim, cfg, num_classes)
         self.negatives = None if cfg.negatives == "all" else int(cfg.negatives)

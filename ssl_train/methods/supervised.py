@@ -8,10 +8,13 @@ from __future__ import annotations
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ssl_train.methods.base import Method
+from ssl_train.methods.base import Method, register_method
 
 
+@register_method
 class Supervised(Method):
+    name = "supervised"
+
     def __init__(self, feature_dim, cfg, num_classes: int | None = None):
         if not num_classes:
             raise ValueError("--method supervised needs labelled training data (its number of classes)")

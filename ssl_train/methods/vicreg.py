@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from ssl_train.dist import gather_with_grad
-from ssl_train.methods.base import Method
+from ssl_train.methods.base import Method, register_method
 
 
 def _off_diagonal(m: torch.Tensor) -> torch.Tensor:
@@ -30,7 +30,10 @@ def vicreg_loss(a: torch.Tensor, b: torch.Tensor, sim_w=25.0, var_w=25.0, cov_w=
     return sim_w * inv + var_w * var + cov_w * cov
 
 
+@register_method
 class VICReg(Method):
+    name = "vicreg"
+
     def loss(self, z):
         pairs = [(i, j) for i in range(len(z)) for j in range(i + 1, len(z))]
         return sum(vicreg_loss(z[i], z[j]) for i, j in pairs) / len(pairs)

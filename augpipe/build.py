@@ -1,0 +1,76 @@
+"""`build_policy`: the one way to make a policy, from a preset name (with optional `[overrides]`)
+or a custom spec string (grammar: `augpipe.spec`), for a count of views or a multi-crop string."""
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+
+import torch
+
+from augpipe.grouping import View
+from augpipe.op import OPS, Op
+from augpipe.ops import Normalize, RandomResizedCrop, Resize
+from augpipe.options import PolicyOptions
+from augpipe.policy import Policy
+from augpipe.presets import PRESETS
+from augpipe.spec import SpecError, apply_overrides, parse_chains, split_preset
+from augpipe.views import parse_views
+
+
+def list_policies() -> list[str]:
+    """Names of the built-in policies."""
+    return sorted(PRESETS)
+
+
+def resolve_chains(spec: str) -> list[list[Op]]:
+    """A preset name (with optional `[overrides]`) or a custom spec -> one op list per chain."""
+    name, overrides = split_preset(spec)
+    if name in PRESETS:
+        chains = parse_chains(PRESETS[name])
+        return apply_overrides(chains, overrides, name) if overrides else chains
+    if overrides is not None:
+        raise SpecError(f"unknown policy {name!r}; valid policies: {', '.join(list_policies())}")
+    if re.fullmatch(r"[\w-]+", spec.strip()) and spec.strip() not in OPS:
+        raise SpecError(f"unknown policy or op {spec.strip()!r}; valid policies: {', '.join(list_policies())}; "
+                        f"valid ops: {', '.join(sorted(OPS))}")
+    return parse_chains(spec)
+
+
+def _view_ops(chain: list[Op], scale: tuple[float, float] | None, normalize: str | None) -> list[Op]:
+    """A view's ops: its chain, a resize first when nothing sets the size, the view's crop scale,
+    and the normalisation last."""
+    ops = list(chain)
+    if not any(op.changes_size for op in ops):
+        ops.insert(0, Resize())
+    if scale is not None:
+        if not any(isinstance(op, RandomResizedCrop) for op in ops):
+            raise ValueError(f"views: a crop scale @{scale[0]:g}:{scale[1]:g} needs a policy with rrc")
+        ops = [replace(op, scale=scale) if isinstance(op, RandomResizedCrop) else op for op in ops]
+    if normalize is not None:
+        norm = Normalize(stats=normalize)
+        norm.validate()
+        ops.append(norm)
+    return ops
+
+
+def build_policy(spec: str, *, size: int | tuple[int, int], views: int | str = 2,
+                 normalize: str | None = None, dtype: torch.dtype | str = torch.float32,
+                 channels_last: bool = False, time_ops: bool = False, gating: str = "auto",
+                 compile: bool | str = "auto", cpu_threads: str = "adapt") -> Policy:
+    """Build a policy from a preset name or a spec string.
+
+    spec:      `list_policies()` name, optionally `name[op.key=value,...]`, or a spec string.
+    size:      output side (or (h, w)) of every view when `views` is a count.
+    views:     a count (chains cycle over views: view i uses chain i % len(chains)), or a
+               multi-crop string `"2x224+6x96@0.05:0.14"` (`@LO:HI` overrides the crop scale).
+    normalize: `imagenet` or `cifar10` appends per-channel standardisation to every view.
+    The other options are `PolicyOptions`' (dtype, channels_last, time_ops, gating, compile,
+    cpu_threads).
+    """
+    name, _ = split_preset(spec)
+    options = PolicyOptions(name=name if name in PRESETS else "custom", dtype=dtype, channels_last=channels_last,
+                            time_ops=time_ops, gating=gating, compile=compile, cpu_threads=cpu_threads)
+    chains = resolve_chains(spec)
+    built = [View(size=hw, ops=_view_ops(chains[i % len(chains)], scale, normalize))
+             for i, (hw, scale) in enumerate(parse_views(views, size))]
+    return Policy(built, options)

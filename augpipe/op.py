@@ -1,0 +1,123 @@
+"""The op contract and its registry: what any op, built-in or the user's, must be.
+
+An op is a dataclass whose fields are its spec-string arguments (`p` included), with:
+- class attributes `name` (the spec-string name), `positional` (arguments accepted without
+  `key=`), and optionally `changes_size` (the op makes the view's output size: a crop) and
+  `gated` (False: the op applies its own `apply` mask; True: the policy keeps the kernel's result
+  only where `apply` is set);
+- `sample(n, ctx) -> dict[str, Tensor]`: every per-sample parameter as `[n, ...]` tensors on
+  `ctx.device`, drawn from `ctx.generator` with `augpipe.sampling`'s helpers, never read back
+  to the host; `super().sample(n, ctx)` draws the bool `apply` mask (True with probability `p`);
+- `kernel(images, params, ctx) -> Tensor`: a pure function of float `[N, C, H, W]` images in
+  [0, 1] and those parameters that transforms every row, with shapes fixed by `ctx.out_size`.
+
+`@register_op` makes the class known to spec strings, presets, overrides, every policy and the
+augpipe engine; see docs/ARCHITECTURE.md ("augpipe: the op contract") and the README's
+"Extending" section for a complete example.
+"""
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable, ClassVar
+
+import torch
+
+from augpipe import sampling
+from registry import Registry
+
+Range = tuple[float, float]
+Size = tuple[int, int]
+
+
+@dataclass(frozen=True)
+class SampleContext:
+    """What a sampler needs besides its own ranges (all static: no tensor is read)."""
+    generator: torch.Generator | None
+    device: torch.device
+    in_size: Size   # (H, W) of the images entering the op
+    out_size: Size  # (h, w) of the view
+
+
+@dataclass(frozen=True)
+class ApplyContext:
+    """What a kernel needs besides the images and its parameters.
+
+    `out_size`: the view's (h, w); `inplace`: the kernel may write into `images` (the policy owns
+    them); `options`: kernel choices the runner makes, by name (e.g. `hue_kernel`, the CPU path's
+    compiled hue). Explicit, so that no hidden state decides which kernel runs.
+    """
+    out_size: Size
+    inplace: bool = False
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    def but(self, **changes) -> "ApplyContext":
+        return dataclasses.replace(self, **changes)
+
+
+@dataclass
+class Op:
+    """Base class of every op: the probability `p` and the spec-string metadata."""
+    name: ClassVar[str] = ""
+    positional: ClassVar[tuple[str, ...]] = ()  # argument names accepted without `key=`
+    changes_size: ClassVar[bool] = False
+    gated: ClassVar[bool] = True  # the policy keeps the kernel's result only where `apply` is set
+    p: float = 1.0
+
+    def sample(self, n: int, ctx: SampleContext) -> dict[str, torch.Tensor]:
+        return {"apply": sampling.bernoulli(n, self.p, ctx.generator, ctx.device)}
+
+    def kernel(self, images: torch.Tensor, params: dict[str, torch.Tensor], ctx: ApplyContext) -> torch.Tensor:
+        """Transform every row; `ctx.inplace` allows writing into `images`."""
+        raise NotImplementedError
+
+    def validate(self) -> None:
+        if not 0.0 <= self.p <= 1.0:
+            raise ValueError(f"{self.name}: p must be in [0, 1], got {self.p}")
+
+
+def check_range(op: str, key: str, value: Range, low: float, high: float = float("inf")) -> None:
+    """`low <= lo <= hi <= high`, else a ValueError naming the op, the key and the value."""
+    if not (low <= value[0] <= value[1] <= high):
+        raise ValueError(f"{op}: {key} must satisfy {low} <= lo <= hi <= {high}, got {value[0]}:{value[1]}")
+
+
+_NAME = re.compile(r"[A-Za-z_][\w-]*")
+
+
+def _contract_errors(cls: type) -> list[str]:
+    """What keeps `cls` from being an op (empty when it is one)."""
+    if not (isinstance(cls, type) and issubclass(cls, Op)):
+        return ["it must be a subclass of augpipe.Op"]
+    errors = []
+    if "__dataclass_fields__" not in cls.__dict__:
+        errors.append("it must be decorated with @dataclasses.dataclass (its fields are the spec-string keys)")
+    if not isinstance(cls.name, str) or not _NAME.fullmatch(cls.name):
+        errors.append(f"its class attribute `name` must be a word like 'my_op', got {cls.name!r}")
+    keys = {f.name for f in dataclasses.fields(cls)}
+    unknown = [k for k in cls.positional if k not in keys]
+    if unknown:
+        errors.append(f"`positional` names {unknown}, which are not fields ({sorted(keys)})")
+    if cls.kernel is Op.kernel:
+        errors.append("it must define kernel(self, images, params, ctx)")
+    return errors
+
+
+OPS: Registry[type[Op]] = Registry("op", "register_op", _contract_errors)
+
+
+def register_op(cls: type[Op] | None = None, *, replace: bool = False) -> Callable | type[Op]:
+    """Class decorator: `@register_op` or `@register_op(replace=True)` above an `@dataclass`
+    subclass of `Op`. A name already registered raises unless `replace=True`."""
+    if cls is None:
+        return lambda c: register_op(c, replace=replace)
+    errors = _contract_errors(cls)
+    if errors:
+        raise TypeError(f"register_op({getattr(cls, '__name__', cls)!r}): " + "; ".join(errors))
+    return OPS.register(cls.name, cls, replace=replace)
+
+
+def op_fields(cls: type[Op]) -> dict[str, object]:
+    """Argument name -> default value, for error messages and the parser."""
+    return {f.name: f.default for f in dataclasses.fields(cls)}

@@ -1,0 +1,77 @@
+"""A run's state between epochs: the one checkpoint schema (`RunState`), saved after every epoch
+and restored by `--resume`, and the checks made on it (finite, same configuration)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+
+import torch
+
+PATH_FIELDS = ("out",)  # config fields that name places, not content: ignored when resuming
+
+
+@dataclass
+class RunState:
+    """Everything `--resume` needs: the model's and optimisers' state dicts plus the bookkeeping."""
+    config: dict
+    epoch: int = -1                       # the last finished epoch (-1: none yet)
+    trainer: dict = field(default_factory=dict)
+    probe: dict = field(default_factory=dict)
+    optimizer: dict = field(default_factory=dict)
+    probe_opt: dict = field(default_factory=dict)
+    history: list = field(default_factory=list)   # one log row per finished epoch
+    totals: dict = field(default_factory=dict)    # seconds per phase
+    op_totals: dict = field(default_factory=dict)  # seconds per augmentation op
+    knn_init: float | None = None                 # kNN of the random initialisation (the floor)
+
+    MODEL_KEYS = ("trainer", "probe", "optimizer", "probe_opt")
+
+    def capture(self, parts) -> None:
+        """Take the model's and optimisers' current state from `parts` (ssl_train.parts.Parts)."""
+        for key, module in zip(self.MODEL_KEYS, (parts.trainer, parts.probe, parts.optimizer, parts.probe_opt)):
+            setattr(self, key, module.state_dict())
+
+    def restore(self, parts) -> None:
+        for key, module in zip(self.MODEL_KEYS, (parts.trainer, parts.probe, parts.optimizer, parts.probe_opt)):
+            module.load_state_dict(getattr(self, key))
+
+    def to_dict(self) -> dict:
+        return {key: getattr(self, key) for key in schema_keys()}  # no copy (asdict would deep-copy tensors)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "RunState":
+        return cls(**{k: data[k] for k in schema_keys()})
+
+    def first_nonfinite(self) -> str | None:
+        return first_nonfinite({k: getattr(self, k) for k in self.MODEL_KEYS})
+
+
+def schema_keys() -> tuple[str, ...]:
+    """The keys of a checkpoint (`ssl_train.checkpoint` refuses a file that lacks one)."""
+    return tuple(f.name for f in fields(RunState))
+
+
+def config_changes(saved: dict, current: dict) -> list[str]:
+    """Fields that differ, ignoring those that only name places (a moved run resumes)."""
+    return sorted(k for k in current if k not in PATH_FIELDS and saved.get(k) != current[k])
+
+
+def _tensors(obj, prefix: str):
+    if isinstance(obj, torch.Tensor):
+        yield prefix, obj
+    elif isinstance(obj, dict):
+        for k, v in obj.items():
+            yield from _tensors(v, f"{prefix}.{k}" if prefix else str(k))
+    elif isinstance(obj, (list, tuple)):
+        for i, v in enumerate(obj):
+            yield from _tensors(v, f"{prefix}.{i}")
+
+
+def first_nonfinite(states: dict) -> str | None:
+    """The name of the first floating tensor with a NaN or inf in `states`, or None (one host read)."""
+    named = [(name, t) for name, t in _tensors(states, "") if t.is_floating_point() and t.numel()]
+    if not named:
+        return None
+    finite = torch.stack([torch.isfinite(t).all() for _, t in named])
+    if bool(finite.all()):
+        return None
+    return named[int((~finite).int().argmax())][0]

@@ -1,0 +1,71 @@
+"""The rules of docs/ARCHITECTURE.md that code can break: short functions, no hidden kernel state in
+augpipe, one-way imports, and design references that point inside the repository."""
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = ("augpipe", "loaders", "ssl_train", "experiments", "scripts", "timekeep", "atomicio", "machine",
+            "registry")
+# what each package may import of ours (docs/ARCHITECTURE.md, "Who may import whom")
+LEAVES = {"timekeep", "atomicio", "machine", "registry"}
+ALLOWED = {"loaders": LEAVES, "augpipe": LEAVES, "ssl_train": LEAVES | {"loaders", "augpipe"},
+           "experiments": LEAVES | {"loaders", "augpipe", "ssl_train"}, **{leaf: set() for leaf in LEAVES}}
+
+
+def sources(*packages):
+    for package in packages:
+        yield from sorted((ROOT / package).rglob("*.py"))
+
+
+def functions(path):
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            yield node
+
+
+def test_no_function_is_longer_than_50_lines():
+    long = [f"{p.relative_to(ROOT)}:{f.lineno} {f.name} ({f.end_lineno - f.lineno + 1} lines)"
+            for p in sources(*PACKAGES) for f in functions(p) if f.end_lineno - f.lineno + 1 > 50]
+    assert not long, long
+
+
+def test_policy_module_keeps_the_contract_only():
+    assert len((ROOT / "augpipe" / "policy.py").read_text().splitlines()) <= 250
+
+
+def test_no_global_or_contextvar_decides_what_augpipe_runs():
+    found = []
+    for path in sources("augpipe"):
+        tree = ast.parse(path.read_text())
+        found += [f"{path.name}:{n.lineno} global" for n in ast.walk(tree) if isinstance(n, ast.Global)]
+        found += [f"{path.name}:{n.lineno} ContextVar" for n in ast.walk(tree)
+                  if isinstance(n, (ast.Name, ast.Attribute)) and getattr(n, "id", getattr(n, "attr", "")) == "ContextVar"]
+    assert not found, found
+
+
+def imported_packages(path):
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            yield from (alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            yield node.module.split(".")[0]
+
+
+@pytest.mark.parametrize("package", sorted(ALLOWED))
+def test_imports_point_one_way(package):
+    ours = set(ALLOWED)
+    wrong = sorted({f"{p.relative_to(ROOT)} imports {name}" for p in sources(package)
+                    for name in imported_packages(p) if name in ours and name != package
+                    and name not in ALLOWED[package]})
+    assert not wrong, wrong
+
+
+def test_the_code_cites_the_architecture_document_in_the_repository():
+    assert (ROOT / "docs" / "ARCHITECTURE.md").is_file()
+    stale = [str(p.relative_to(ROOT)) for p in sources(*PACKAGES, "tests")
+             if "DESIGN.md" in p.read_text() and p.name != "test_architecture.py"]
+    assert not stale, stale
+    cited = [p for p in sources(*PACKAGES) if "docs/ARCHITECTURE.md" in p.read_text()]
+    assert len(cited) >= 5

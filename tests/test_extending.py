@@ -1,0 +1,159 @@
+"""The README's "Extending" example, run as a user would: a module outside the repository registers
+an op and a method with the documented API, and they work everywhere a built-in one does."""
+import json
+import os
+import re
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import torch
+
+import augpipe
+from augpipe import Op, build_policy, register_op
+from augpipe.diagnostics import count_ops
+from augpipe.engines import Unsupported, build
+from augpipe.plugins import import_plugin
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def readme_plugin() -> str:
+    """The python block of the README's Extending section."""
+    text = (ROOT / "README.md").read_text()
+    section = text[text.index("## Extending"):]
+    return re.search(r"```python\n(# my_plugin\.py\n.*?)```", section, re.S).group(1)
+
+
+@pytest.fixture(scope="module")
+def plugin(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("user_code")  # outside the repository
+    path = folder / "my_plugin.py"
+    path.write_text(readme_plugin())
+    import_plugin(str(path))
+    return path
+
+
+@pytest.fixture
+def images():
+    return torch.randint(0, 256, (12, 3, 20, 20), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+
+
+def test_the_example_registers_its_op_and_its_method(plugin):
+    from ssl_train import METHODS
+    assert augpipe.OPS["channel_shuffle"].__module__ == "my_plugin"
+    assert METHODS["align_uniform"].__module__ == "my_plugin"
+
+
+def test_the_op_does_what_its_parameters_say_under_both_gatings(plugin, images):
+    views = {}
+    for gating in ("subset", "blend"):
+        policy = build_policy("channel_shuffle(p=0.5)", size=20, views=2, gating=gating, compile=False)
+        views[gating], params = policy(images, generator=torch.Generator().manual_seed(3), return_params=True)
+    for view, ps in zip(views["subset"], params):
+        shuffle = next(p for p in ps if p["op"] == "channel_shuffle")
+        assert set(shuffle) == {"op", "apply", "order"}
+        assert 0 < shuffle["apply"].sum() < len(images)  # p=0.5: some rows of each kind
+        for x, y, applied, order in zip(images.float() / 255, view, shuffle["apply"], shuffle["order"]):
+            torch.testing.assert_close(y, x[order] if applied else x, atol=0, rtol=0)
+    for a, b in zip(views["subset"], views["blend"]):
+        torch.testing.assert_close(a, b, atol=0, rtol=0)
+
+
+def test_the_op_makes_no_host_sync_on_the_blend_path(plugin, images):
+    policy = build_policy("crop+channel_shuffle(p=0.5)", size=16, views="2x16+2x8@0.05:0.3", gating="blend",
+                          compile=False)
+    g = torch.Generator().manual_seed(0)
+    policy(images, generator=g)
+    counts = count_ops(lambda: policy(images, generator=g))
+    assert counts.sync_count == 0, counts.syncs
+    assert counts.by_name["gather"] >= 2  # the op ran, on both view groups
+
+
+@pytest.mark.slow
+def test_the_op_compiles_fullgraph_and_equals_eager(plugin, images):
+    spec = "crop+channel_shuffle(p=0.5)"
+    compiled = build_policy(spec, size=16, compile=True)
+    eager = build_policy(spec, size=16, gating="blend", compile=False)
+    g1, g2 = torch.Generator().manual_seed(4), torch.Generator().manual_seed(4)
+    for a, b in zip(compiled(images, generator=g1), eager(images, generator=g2)):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=0)
+
+
+def test_other_engines_refuse_the_op_by_name_in_one_line(plugin):
+    policy = build_policy("crop+channel_shuffle", size=16)
+    for engine in ("kornia", "torchvision"):
+        with pytest.raises(Unsupported, match=rf"^{engine}: cannot run op 'channel_shuffle' \(it translates: .*\)"):
+            build(engine, policy)
+    assert build("augpipe", policy).native
+
+
+def test_a_taken_name_or_a_broken_contract_is_refused():
+    @register_op
+    @dataclass
+    class First(Op):
+        name = "test_taken"
+
+        def kernel(self, images, params, ctx):
+            return images
+
+    with pytest.raises(ValueError, match="an op named 'test_taken' is already registered.*replace=True"):
+        @register_op
+        @dataclass
+        class Second(Op):
+            name = "test_taken"
+
+            def kernel(self, images, params, ctx):
+                return 1 - images
+    with pytest.raises(ValueError, match="'rrc' is already registered"):
+        register_op(dataclass(type("Rrc", (First,), {"name": "rrc"})))
+
+    @register_op(replace=True)
+    @dataclass
+    class Third(Op):
+        name = "test_taken"
+
+        def kernel(self, images, params, ctx):
+            return 1 - images
+    assert augpipe.OPS["test_taken"] is Third
+    x = torch.rand(2, 3, 4, 4)
+    torch.testing.assert_close(build_policy("test_taken", size=4, views=1)(x)[0], 1 - x)
+
+    class NotADataclass(Op):
+        name = "test_plain"
+    with pytest.raises(TypeError, match="@dataclasses.dataclass.*define kernel"):
+        register_op(NotADataclass)
+    assert "test_plain" not in augpipe.OPS
+
+
+def test_the_bench_and_the_experiments_cli_take_the_plugin(plugin, tmp_path, capsys):
+    from augpipe import bench
+    from experiments.__main__ import main as experiments_main
+    out = tmp_path / "bench.json"
+    assert bench.main(["--plugin", str(plugin), "--device", "cpu", "--sizes", "16", "--policies",
+                       "crop+channel_shuffle(p=0.5),noise", "--engines", "augpipe", "--batch", "8",
+                       "--repeats", "1", "--warmup", "0", "--json", str(out)]) == 0
+    records = json.loads(out.read_text())
+    assert [r["policy"] for r in records] == ["crop+channel_shuffle(p=0.5)", "noise"]
+    assert experiments_main(["--plugin", str(plugin), "list"]) == 0
+    with pytest.raises(SystemExit):
+        bench.main(["--plugin", str(tmp_path / "missing.py")])
+    err = capsys.readouterr().err
+    assert "--plugin" in err and "missing.py" in err and "cannot import" in err
+
+
+@pytest.mark.slow
+def test_a_run_trains_with_the_users_op_and_method(plugin, tmp_path, tmp_path_factory):
+    env = {**os.environ, "AUGPIPE_CACHE": str(tmp_path_factory.getbasetemp() / "augpipe-cache")}
+    cmd = [sys.executable, "-m", "ssl_train", "--plugin", "my_plugin", "--policy", "crop+channel_shuffle(p=0.5)",
+           "--method", "align_uniform", "--data", "digits", "--epochs", "1", "--image-size", "16",
+           "--batch-size", "128", "--num-workers", "0", "--knn-k", "5", "--proj-hidden", "32", "--proj-dim", "16",
+           "--no-progress", "--out", str(tmp_path / "run")]
+    proc = subprocess.run(cmd, cwd=plugin.parent, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads((tmp_path / "run" / "result.json").read_text())
+    assert result["config"]["method"] == "align_uniform"
+    assert result["time"]["augment_ops_s"]["channel_shuffle"] > 0  # timed like a built-in op
+    assert result["knn_top1"] is not None
