@@ -3,9 +3,7 @@ or a custom spec string (grammar: `augpipe.spec`), for a count of views or a mul
 from __future__ import annotations
 
 import re
-from dataclasses import replace
-
-import torch
+from dataclasses import fields, replace
 
 from augpipe.grouping import View
 from augpipe.op import OPS, Op
@@ -53,10 +51,8 @@ def _view_ops(chain: list[Op], scale: tuple[float, float] | None, normalize: str
     return ops
 
 
-def build_policy(spec: str, *, size: int | tuple[int, int], views: int | str = 2,
-                 normalize: str | None = None, dtype: torch.dtype | str = torch.float32,
-                 channels_last: bool = False, time_ops: bool = False, gating: str = "auto",
-                 compile: bool | str = "auto", cpu_threads: str = "adapt") -> Policy:
+def build_policy(spec: str, *, size: int | tuple[int, int], views: int | str = 2, normalize: str | None = None,
+                 **options) -> Policy:
     """Build a policy from a preset name or a spec string.
 
     spec:      `list_policies()` name, optionally `name[op.key=value,...]`, or a spec string.
@@ -64,12 +60,15 @@ def build_policy(spec: str, *, size: int | tuple[int, int], views: int | str = 2
     views:     a count (chains cycle over views: view i uses chain i % len(chains)), or a
                multi-crop string `"2x224+6x96@0.05:0.14"` (`@LO:HI` overrides the crop scale).
     normalize: `imagenet` or `cifar10` appends per-channel standardisation to every view.
-    The other options are `PolicyOptions`' (dtype, channels_last, time_ops, gating, compile,
-    cpu_threads).
+    options:   how it runs, `PolicyOptions`' fields: dtype, channels_last, time_ops, gating,
+               compile, cpu_threads.
     """
     name, _ = split_preset(spec)
-    options = PolicyOptions(name=name if name in PRESETS else "custom", dtype=dtype, channels_last=channels_last,
-                            time_ops=time_ops, gating=gating, compile=compile, cpu_threads=cpu_threads)
+    valid = {f.name for f in fields(PolicyOptions)} - {"name"}
+    unknown = sorted(set(options) - valid)
+    if unknown:
+        raise TypeError(f"build_policy: unknown option(s) {', '.join(unknown)}; valid: {', '.join(sorted(valid))}")
+    options = PolicyOptions(name=name if name in PRESETS else "custom", **options)
     chains = resolve_chains(spec)
     built = [View(size=hw, ops=_view_ops(chains[i % len(chains)], scale, normalize))
              for i, (hw, scale) in enumerate(parse_views(views, size))]

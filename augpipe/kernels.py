@@ -8,7 +8,7 @@ Why our own kernels instead of Kornia's modules: Kornia routes crops through a p
 (a 3x3 matrix per sample, `warp_perspective`), hue through a full HSV round trip with atan2-free
 but many-temporaries code, and wraps every op in parameter bookkeeping. The versions here are a
 single `grid_sample` for crops, a branch-free hue rotation, and a grouped convolution for
-per-sample blur; `tests/test_kernels.py` checks each against torchvision.
+per-sample blur; `tests/augpipe/test_kernels.py` checks each against torchvision.
 """
 from __future__ import annotations
 

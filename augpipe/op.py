@@ -20,7 +20,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar
+from typing import Any, ClassVar
 
 import torch
 
@@ -107,15 +107,9 @@ def _contract_errors(cls: type) -> list[str]:
 OPS: Registry[type[Op]] = Registry("op", "register_op", _contract_errors)
 
 
-def register_op(cls: type[Op] | None = None, *, replace: bool = False) -> Callable | type[Op]:
+register_op = OPS.class_decorator(
     """Class decorator: `@register_op` or `@register_op(replace=True)` above an `@dataclass`
-    subclass of `Op`. A name already registered raises unless `replace=True`."""
-    if cls is None:
-        return lambda c: register_op(c, replace=replace)
-    errors = _contract_errors(cls)
-    if errors:
-        raise TypeError(f"register_op({getattr(cls, '__name__', cls)!r}): " + "; ".join(errors))
-    return OPS.register(cls.name, cls, replace=replace)
+    subclass of `Op`. A name already registered raises unless `replace=True`.""")
 
 
 def op_fields(cls: type[Op]) -> dict[str, object]:

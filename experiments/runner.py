@@ -14,12 +14,11 @@ config (and seed) already finished elsewhere under RESULTS reuses that result (`
 from __future__ import annotations
 
 import json
-import tarfile
 from dataclasses import replace
 from pathlib import Path
 
-from atomicio import atomic_write_bytes
-from atomicio import write_json
+from atomicio import atomic_write_bytes, write_json
+from loaders.datasets import unpacked
 from ssl_train.config import TrainConfig
 
 CONFIGS = Path(__file__).parent / "configs"
@@ -46,17 +45,11 @@ def load_experiment(name: str) -> dict:
 
 def resolve_data(data: str, cache: Path) -> str:
     """A folder with train/ and test/, or a .tar.gz holding one (unpacked once into `cache`)."""
-    path = Path(data)
     if data.endswith((".tar.gz", ".tgz")):
-        if not path.is_file():
-            raise ValueError(f"--data {data}: no such archive")
-        target = cache / path.name.split(".")[0]
-        if not target.exists():
-            tmp = target.with_name(target.name + ".partial")
-            tmp.mkdir(parents=True, exist_ok=True)
-            with tarfile.open(path) as tar:
-                tar.extractall(tmp, filter="data")
-            tmp.rename(target)
+        try:
+            target = unpacked(Path(data), cache)
+        except FileNotFoundError:
+            raise ValueError(f"--data {data}: no such archive") from None
         found = [p.parent for p in target.rglob("train") if (p.parent / "test").is_dir()]
         if not found:
             raise ValueError(f"--data {data}: the archive holds no folder with train/ and test/")

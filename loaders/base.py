@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, ClassVar, Iterator, Protocol
+from typing import ClassVar, Iterator, Protocol
 
 import numpy as np
 import torch
@@ -75,15 +75,9 @@ for _name in ("torch", "dali", "ffcv"):  # built-ins, imported on first use (DAL
     BACKENDS.register(_name, f"loaders.{_name}_backend:Backend")
 
 
-def register_backend(cls: type | None = None, *, replace: bool = False) -> Callable | type:
+register_backend = BACKENDS.class_decorator(
     """Class decorator: `@register_backend` above a class meeting the `Backend` contract; its
-    `name` becomes a valid `build_loader` kind and `--loader`. A taken name raises unless replace=True."""
-    if cls is None:
-        return lambda c: register_backend(c, replace=replace)
-    errors = _contract_errors(cls)
-    if errors:
-        raise TypeError(f"register_backend({getattr(cls, '__name__', cls)!r}): " + "; ".join(errors))
-    return BACKENDS.register(cls.name, cls, replace=replace)
+    `name` becomes a valid `build_loader` kind and `--loader`. A taken name raises unless replace=True.""")
 
 
 class Selection:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tarfile
 import tempfile
 from pathlib import Path
 
@@ -50,6 +51,31 @@ def materialize(name: str) -> Path:
     tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=final.parent))
     try:
         _write_digits(tmp)
+        os.rename(tmp, final)
+    except OSError:
+        if not final.exists():
+            raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return final
+
+
+def unpacked(archive: Path, cache: Path) -> Path:
+    """The folder a `.tar` / `.tar.gz` archive unpacks to, under `cache` (named after the archive),
+    unpacked once: into a temporary folder renamed into place, so a crash never leaves half of it
+    and concurrent first uses are safe. Members that would land outside the folder are refused
+    (tarfile's `data` filter)."""
+    archive = Path(archive)
+    if not archive.is_file():
+        raise FileNotFoundError(f"{archive}: no such archive")
+    final = Path(cache) / archive.name.split(".")[0]
+    if final.exists():
+        return final
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}-", dir=final.parent))
+    try:
+        with tarfile.open(archive) as tar:
+            tar.extractall(tmp, filter="data")
         os.rename(tmp, final)
     except OSError:
         if not final.exists():

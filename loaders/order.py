@@ -1,7 +1,10 @@
 """Per-epoch order and sharding, decided in one place from (seed, epoch, rank, world_size).
 
-Every backend asks here which sample indices it loads, in which order, for one epoch: the epoch's
-permutation comes from a generator seeded with (seed, epoch), and rank r of W takes positions
+Every backend asks here (through `loaders.base.Selection`) which sample indices it loads, in which
+order, for one epoch. The torch and DALI backends load exactly that order; FFCV loads this rank's
+shard of the epoch-0 order and permutes it per epoch with its own seeded order (its `Loader` takes
+one fixed index list), so its shards are the same but its order within an epoch is FFCV's. The
+epoch's permutation comes from a generator seeded with (seed, epoch), and rank r of W takes positions
 r, r+W, r+2W, ... of it (as torch's DistributedSampler does), so the shards are disjoint and cover
 the dataset. Without drop_last the permutation is padded by wrapping so all shards have equal size
 (needed for DDP's lockstep); the padded duplicates are the first few of the permutation.

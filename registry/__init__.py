@@ -19,23 +19,37 @@ class Registry(Mapping[str, T], Generic[T]):
     what keeps an entry from meeting the contract (an empty list when it does)."""
 
     def __init__(self, kind: str, decorator: str, check: Callable[[T], list[str]] = lambda entry: []):
-        self.kind, self.decorator, self.check = kind, decorator, check
+        self.kind, self.decorator_name, self.check = kind, decorator, check
         self._entries: dict[str, T | str] = {}
 
     def register(self, name: str, entry: T | str, replace: bool = False) -> T | str:
         errors = [] if isinstance(entry, str) else self.check(entry)
         if errors:
-            raise TypeError(f"{self.decorator}({getattr(entry, '__name__', entry)!r}): " + "; ".join(errors))
+            raise TypeError(f"{self.decorator_name}({getattr(entry, '__name__', entry)!r}): " + "; ".join(errors))
         known = self._entries.get(name)
         if isinstance(known, str) and not isinstance(entry, str) and known == f"{entry.__module__}:{entry.__qualname__}":
             known = entry  # the lazy entry's own class, registering itself on import
         if known is not None and known is not entry and not replace:
             where = known if isinstance(known, str) else f"{known.__module__}.{known.__qualname__}"
             article = "an" if self.kind[0] in "aeiou" else "a"
-            raise ValueError(f"{self.decorator}: {article} {self.kind} named {name!r} is already registered ({where}); "
+            raise ValueError(f"{self.decorator_name}: {article} {self.kind} named {name!r} is already registered ({where}); "
                              "pass replace=True to replace it")
         self._entries[name] = entry
         return entry
+
+    def class_decorator(self, doc: str) -> Callable:
+        """The public decorator of this table: `@deco` or `@deco(replace=True)` above a class whose
+        `name` attribute is its key; the contract (`check`) is checked before the name is read."""
+        def register(cls=None, *, replace: bool = False):
+            if cls is None:
+                return lambda c: register(c, replace=replace)
+            errors = self.check(cls)
+            if errors:
+                raise TypeError(f"{self.decorator_name}({getattr(cls, '__name__', cls)!r}): " + "; ".join(errors))
+            return self.register(cls.name, cls, replace=replace)
+        register.__name__ = register.__qualname__ = self.decorator_name
+        register.__doc__ = doc
+        return register
 
     def __getitem__(self, name: str) -> T:
         entry = self._entries[name]

@@ -111,7 +111,16 @@ class TrainConfig:
             raise ValueError(f"--views: {err}") from None
         if self.method != "supervised" and len(views) < 2:
             raise ValueError(f"--views: {self.method} compares views of the same image; needs >= 2, got {len(views)}")
+        self._check_policy()
         self._check_memory(views)
+
+    def _check_policy(self) -> None:
+        """The policy and the views it is built for, checked before anything is loaded."""
+        from augpipe import SpecError, build_policy
+        try:
+            build_policy(self.policy, size=self.image_size, views=self.views)
+        except SpecError as err:
+            raise ValueError(f"--policy: {err}") from None
 
     def _check_memory(self, views) -> None:
         """Refuse a batch whose float views alone cannot fit in this machine's memory."""

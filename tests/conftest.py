@@ -1,9 +1,10 @@
 import os
 import pathlib
-import tarfile
 
 import pytest
 import torch
+
+from loaders.datasets import unpacked
 
 SHARED_DATA = pathlib.Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -40,10 +41,7 @@ def cifar_root(tmp_path_factory):
     if not archive.exists():
         pytest.skip(f"{archive} not found")
     cache = pathlib.Path(os.environ.get("AUGPIPE_DATA_CACHE", tmp_path_factory.mktemp("cifar")))
-    if not (cache / "cifar10" / "train").exists():
-        with tarfile.open(archive) as tar:
-            tar.extractall(cache, filter="data")
-    return cache / "cifar10"
+    return unpacked(archive, cache) / "cifar10"
 
 
 @pytest.fixture(scope="session")

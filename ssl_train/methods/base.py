@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import re
-from typing import Callable, ClassVar
+from typing import ClassVar
 
 import torch
 import torch.nn as nn
@@ -82,12 +82,6 @@ def _contract_errors(cls) -> list[str]:
 METHODS: Registry[type[Method]] = Registry("method", "register_method", _contract_errors)
 
 
-def register_method(cls: type[Method] | None = None, *, replace: bool = False) -> Callable | type[Method]:
+register_method = METHODS.class_decorator(
     """Class decorator: `@register_method` or `@register_method(replace=True)` above a `Method`
-    subclass; its `name` becomes a valid `--method`. A name already taken raises unless replace=True."""
-    if cls is None:
-        return lambda c: register_method(c, replace=replace)
-    errors = _contract_errors(cls)
-    if errors:
-        raise TypeError(f"register_method({getattr(cls, '__name__', cls)!r}): " + "; ".join(errors))
-    return METHODS.register(cls.name, cls, replace=replace)
+    subclass; its `name` becomes a valid `--method`. A name already taken raises unless replace=True.""")

@@ -9,7 +9,7 @@ from augpipe.engines import ENGINES, Unsupported, build
 
 HAVE_DALI = importlib.util.find_spec("nvidia") is not None and importlib.util.find_spec("nvidia.dali") is not None
 # The compiled engines run the same chains as their eager twins (compiled == eager is tested in
-# tests/test_compile.py); compiling each case here would cost minutes for no new semantics.
+# tests/augpipe/test_compile.py); compiling each case here would cost minutes for no new semantics.
 ENGINE_PARAMS = [pytest.param(e, marks=pytest.mark.skipif(e == "dali" and not HAVE_DALI, reason="DALI not installed"))
                  for e in ENGINES if not e.endswith("-compiled")]
 

@@ -121,6 +121,7 @@ class _CountingAccount:
         return self._inner.seconds
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("check_every", [1, 3, 50])
 def test_training_step_reads_the_host_once_per_check(check_every, tmp_path, monkeypatch):
     """SGD/LARS steps, augpipe with blend gating: the loss read every `check_every` steps and at

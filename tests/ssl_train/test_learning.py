@@ -21,6 +21,9 @@ from augpipe.ops import NORMALIZE_STATS
 from ssl_train.loop import Schedule, train_epoch
 from ssl_train.parts import NORMALIZE, build
 
+
+pytestmark = pytest.mark.slow  # training runs: make test-fast leaves them out
+
 MARGIN = 0.15
 EVAL_NOISE = 0.75  # std of the fixed noise added to every evaluated image, in [0, 1] pixel units
 

@@ -15,7 +15,7 @@ from ssl_train.cli import main
 from ssl_train.config import TrainConfig
 from ssl_train.rundir import RunDir
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TINY = ["--data", "digits", "--image-size", "16", "--batch-size", "128", "--proj-hidden", "32",
         "--proj-dim", "16", "--num-workers", "0", "--no-progress", "--knn-k", "10", "--policy", "crop"]
 
@@ -51,6 +51,7 @@ def stop_after_first_epoch(monkeypatch):
     monkeypatch.setattr(loop, "train_epoch", once)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("module, args", [("ssl_train", ["--resume"]), ("ssl_train.linear_eval", [])])
 def test_a_crafted_checkpoint_never_runs_code(tmp_path, module, args):
     out, marker = tmp_path / "run", tmp_path / "pwned"
@@ -64,6 +65,7 @@ def test_a_crafted_checkpoint_never_runs_code(tmp_path, module, args):
     assert len(lines) == 1 and str(out / "checkpoint.pt") in lines[0] and "not a loadable checkpoint" in lines[0]
 
 
+@pytest.mark.slow
 def test_overwrite_keeps_the_old_run_until_the_new_one_finishes(tmp_path, monkeypatch):
     out = tmp_path / "run"
     assert main([*TINY, "--epochs", "1", "--out", str(out)]) == 0
@@ -85,6 +87,7 @@ def test_overwrite_keeps_the_old_run_until_the_new_one_finishes(tmp_path, monkey
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]  # no staging, lock or trash left
 
 
+@pytest.mark.slow
 def test_a_second_run_into_a_locked_folder_exits_naming_the_holder(tmp_path):
     out = tmp_path / "run"
     with RunDir(out, resume=False, overwrite=False):
@@ -94,6 +97,7 @@ def test_a_second_run_into_a_locked_folder_exits_naming_the_holder(tmp_path):
     assert not (out / "result.json").exists()
 
 
+@pytest.mark.slow
 def test_non_finite_state_is_never_checkpointed(tmp_path, monkeypatch):
     """The loss stays finite but a BatchNorm statistic does not: the run stops before writing."""
     from ssl_train import loop
@@ -115,6 +119,7 @@ def test_non_finite_state_is_never_checkpointed(tmp_path, monkeypatch):
     assert not (tmp_path / "run" / "result.json").exists()
 
 
+@pytest.mark.slow
 def test_a_moved_run_resumes_and_killed_writes_leave_no_temporaries(tmp_path, monkeypatch, capsys):
     first, moved = tmp_path / "a" / "run", tmp_path / "b" / "run"
     stop_after_first_epoch(monkeypatch)
@@ -132,6 +137,7 @@ def test_a_moved_run_resumes_and_killed_writes_leave_no_temporaries(tmp_path, mo
     assert [row["epoch"] for row in result["epochs"]] == [1, 2]
 
 
+@pytest.mark.slow
 def test_output_files_follow_the_umask(tmp_path):
     out = tmp_path / "run"
     old = os.umask(0o022)

@@ -96,6 +96,7 @@ def test_unknown_names_are_clear_errors(tmp_path, capsys):
     assert "no such archive" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_run_skip_and_report_end_to_end(tmp_path, monkeypatch):
     configs = tmp_path / "configs"
     configs.mkdir()

@@ -14,7 +14,9 @@ from loaders.order import epoch_indices
 HAVE = {"torch": True,
         "dali": importlib.util.find_spec("nvidia") is not None and importlib.util.find_spec("nvidia.dali") is not None,
         "ffcv": importlib.util.find_spec("ffcv") is not None}
-KINDS = [pytest.param(k, marks=pytest.mark.skipif(not HAVE[k], reason=f"{k} not installed")) for k in loaders.BACKENDS]
+# FFCV compiles its pipeline per loader (seconds): its cases are slow, left out of make test-fast
+KINDS = [pytest.param(k, marks=[pytest.mark.skipif(not HAVE[k], reason=f"{k} not installed")]
+                      + ([pytest.mark.slow] if k == "ffcv" else [])) for k in ("torch", "dali", "ffcv")]
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -103,6 +105,7 @@ def test_resized_pixels_match_reference_within_tolerance(kind):
     assert (got.cpu() - ref).abs().float().mean() <= 3.0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", KINDS)
 def test_cifar_jpegs_match_reference_up_to_decoder(kind, cifar_root):
     """Real JPEGs at native size: only the JPEG decoders differ (Pillow vs DALI's libjpeg-turbo
@@ -336,6 +339,7 @@ def test_a_batch_of_one_keeps_its_shapes(kind, tmp_path):
     assert [(tuple(x.shape), tuple(y.shape)) for x, y in single][-1] == ((1, 3, 8, 8), (1,))
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not HAVE["ffcv"], reason="ffcv not installed")
 def test_ffcv_cache_follows_the_folders_content(tmp_path):
     from loaders.datasets import cache_dir

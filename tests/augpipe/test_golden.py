@@ -1,11 +1,13 @@
 """The views of every preset stay what they were when `tests/golden/golden_views.pt` was written
 (before the extension refactor): same seed, same views, under both gatings."""
+from pathlib import Path
+
 import pytest
 import torch
 
 from tests.golden.make_golden import CASES, case_key, views_of
 
-GOLDEN = torch.load(__import__("pathlib").Path(__file__).parent / "golden" / "golden_views.pt", weights_only=True)
+GOLDEN = torch.load(Path(__file__).parents[1] / "golden" / "golden_views.pt", weights_only=True)
 
 
 @pytest.mark.parametrize("gating", ["subset", "blend"])
