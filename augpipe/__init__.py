@@ -13,7 +13,7 @@ is the sample/apply contract, run by `grouping`, `chain`, `gating`, `fusion`, `c
 `diagnostics` counts ops and host syncs, `cpu` tunes the CPU, `plugins` imports user modules.
 """
 from augpipe import ops as _builtin_ops  # noqa: F401  (registers the built-in ops)
-from augpipe.build import build_policy, list_policies
+from augpipe.build import build_policy, list_policies, register_preset
 from augpipe.grouping import View
 from augpipe.op import OPS, ApplyContext, Op, SampleContext, register_op
 from augpipe.options import PolicyOptions
@@ -21,4 +21,4 @@ from augpipe.policy import Policy, check_images
 from augpipe.spec import SpecError
 
 __all__ = ["OPS", "ApplyContext", "Op", "Policy", "PolicyOptions", "SampleContext", "SpecError", "View",
-           "build_policy", "check_images", "list_policies", "register_op"]
+           "build_policy", "check_images", "list_policies", "register_op", "register_preset"]

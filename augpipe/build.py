@@ -20,6 +20,19 @@ def list_policies() -> list[str]:
     return sorted(PRESETS)
 
 
+def register_preset(name: str, spec: str, *, replace: bool = False) -> str:
+    """Name a spec string (its ops may be your registered ones): `build_policy(name)`, overrides
+    `name[op.key=value]` and `--policy name` then take it. The spec is parsed here, so a bad one
+    fails at once; a name already taken (a preset or an op) raises unless `replace=True`."""
+    if not re.fullmatch(r"[A-Za-z_][\w-]*", name):
+        raise ValueError(f"register_preset: the name must be a word like 'my_recipe', got {name!r}")
+    if (name in PRESETS or name in OPS) and not replace:
+        raise ValueError(f"register_preset: {name!r} is already a preset or an op; pass replace=True to replace it")
+    parse_chains(spec)
+    PRESETS[name] = spec
+    return name
+
+
 def resolve_chains(spec: str) -> list[list[Op]]:
     """A preset name (with optional `[overrides]`) or a custom spec -> one op list per chain."""
     name, overrides = split_preset(spec)

@@ -1,6 +1,7 @@
 """Named policies, written as spec strings so that a preset and a custom spec are the same thing.
 
 Each entry cites its source recipe. `|` separates asymmetric view chains (view 1 | view 2).
+User code adds its own with `augpipe.register_preset(name, spec)`.
 """
 from __future__ import annotations
 

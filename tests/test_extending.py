@@ -62,6 +62,19 @@ def test_the_op_does_what_its_parameters_say_under_both_gatings(plugin, images):
         torch.testing.assert_close(a, b, atol=0, rtol=0)
 
 
+def test_a_preset_of_the_users_op_takes_overrides(plugin, images):
+    augpipe.register_preset("test_shuffled_crops", "crop+channel_shuffle(p=0.5)")
+    assert "test_shuffled_crops" in augpipe.list_policies()
+    policy = build_policy("test_shuffled_crops[channel_shuffle.p=1]", size=16, views=2)
+    assert "channel_shuffle(p=1)" in policy.spec
+    _, params = policy(images, generator=torch.Generator().manual_seed(0), return_params=True)
+    assert all(p["apply"].all() for view in params for p in view if p["op"] == "channel_shuffle")
+    with pytest.raises(ValueError, match="already a preset"):
+        augpipe.register_preset("simclr", "crop")
+    with pytest.raises(augpipe.SpecError, match="unknown op 'nope'"):
+        augpipe.register_preset("test_bad", "crop+nope")
+
+
 def test_the_op_makes_no_host_sync_on_the_blend_path(plugin, images):
     policy = build_policy("crop+channel_shuffle(p=0.5)", size=16, views="2x16+2x8@0.05:0.3", gating="blend",
                           compile=False)
