@@ -37,11 +37,13 @@ def resized_crop(images: torch.Tensor, boxes: torch.Tensor, size: tuple[int, int
     """
     n, _, in_h, in_w = images.shape
     out_h, out_w = size
-    boxes = boxes.to(device=images.device, dtype=torch.float32)
+    # the grid in float64 (a few [N, side] vectors: free), cast once: in float32 the sampling
+    # points drift up to 1.5e-5 from F.resized_crop's at 224 px; in float64 they agree to 1e-14
+    boxes = boxes.to(device=images.device, dtype=torch.float64)
     top, left, bh, bw = boxes.unbind(1)
 
     def axis(start, length, out_len, in_len):
-        centres = (torch.arange(out_len, device=images.device, dtype=torch.float32) + 0.5)
+        centres = (torch.arange(out_len, device=images.device, dtype=torch.float64) + 0.5)
         coords = start[:, None] + centres[None, :] * (length / out_len)[:, None] - 0.5
         coords = torch.minimum(torch.maximum(coords, start[:, None]),
                                (start + length - 1)[:, None])

@@ -250,3 +250,15 @@ def test_color_jitter_in_float64_matches_torchvision_in_float64(images, gen):
     out = kernels.color_jitter(x, factors, order)
     assert out.dtype == torch.float64
     torch.testing.assert_close(out, torch.stack(ref), atol=ATOL, rtol=0)  # torchvision keeps float32 constants
+
+
+def test_resized_crop_grid_is_torchvisions_to_float64_rounding_at_imagenet_size():
+    """The sampling grid is built in float64: on float64 images the crop equals F.resized_crop at
+    224 px to 1e-12 (with a float32 grid it was 4e-5 off). On float32 images both sides round
+    their coordinates in float32 (torchvision's interpolate does too): a few 1e-5 on noise."""
+    g = torch.Generator().manual_seed(1)
+    x = torch.rand(4, 3, 256, 320, generator=g, dtype=torch.float64)
+    boxes = torch.tensor([[3, 7, 201, 255], [0, 0, 256, 320], [40, 90, 97, 131], [11, 2, 233, 178]])
+    ours = kernels.resized_crop(x, boxes, (224, 224))
+    ref = torch.stack([TF.resized_crop(img, *b.tolist(), [224, 224], antialias=False) for img, b in zip(x, boxes)])
+    torch.testing.assert_close(ours, ref, atol=1e-12, rtol=0)
