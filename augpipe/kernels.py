@@ -201,3 +201,104 @@ def normalize(images: torch.Tensor, mean, std) -> torch.Tensor:
     a host-to-device copy)."""
     mean, std = (torch.as_tensor(v, dtype=images.dtype, device=images.device).view(1, -1, 1, 1) for v in (mean, std))
     return (images - mean) / std
+
+
+# --- the ops of torchvision's training recipes (augpipe/ops_recipes.py) --------------------------
+def vflip(images: torch.Tensor) -> torch.Tensor:
+    """`F.vertical_flip`."""
+    return images.flip(-2)
+
+
+def invert(images: torch.Tensor) -> torch.Tensor:
+    """`F.invert` on float images: 1 - x."""
+    return 1.0 - images
+
+
+def permute_channels(images: torch.Tensor, order: torch.Tensor) -> torch.Tensor:
+    """`F.permute_channels(img, order)` with one permutation `[N, C]` per sample."""
+    return images.gather(1, order.view(*order.shape, 1, 1).expand_as(images))
+
+
+def posterize(images: torch.Tensor, bits: torch.Tensor) -> torch.Tensor:
+    """`F.posterize(img, bits)` on float images, `bits` `[N]` per sample: floor(x * 2^b) / 2^b,
+    the top level clamped to 2^b - 1."""
+    levels = torch.exp2(bits.to(images.dtype)).view(-1, 1, 1, 1)
+    return torch.minimum(images.mul(levels).floor_(), levels - 1).clamp_min_(0).div_(levels)
+
+
+def adjust_sharpness(images: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
+    """`F.adjust_sharpness(img, factor)`, `factor` `[N]`: the interior blended with torchvision's
+    3x3 smoothing kernel (1s around a 5, over 13), the one-pixel border kept; clamped to [0, 1]."""
+    n, c, h, w = images.shape
+    if h <= 2 or w <= 2:
+        return images
+    a, b = 1.0 / 13.0, 5.0 / 13.0
+    taps = torch.full((3, 3), a, dtype=images.dtype, device=images.device)
+    taps[1, 1] = b
+    blurred = F.conv2d(images.reshape(n * c, 1, h, w), taps.view(1, 1, 3, 3)).view(n, c, h - 2, w - 2)
+    inner = images[..., 1:-1, 1:-1]
+    inner = torch.lerp(blurred, inner, factor.to(images.dtype).view(-1, 1, 1, 1))  # x + (1-f)(blur - x)
+    middle = torch.cat([images[..., 1:-1, :1], inner, images[..., 1:-1, -1:]], dim=-1)
+    return torch.cat([images[..., :1, :], middle, images[..., -1:, :]], dim=-2).clamp_(0.0, 1.0)
+
+
+def autocontrast(images: torch.Tensor) -> torch.Tensor:
+    """`F.autocontrast`: each channel stretched to [0, 1]; a flat channel is left as it is."""
+    low = images.amin(dim=(-2, -1), keepdim=True)
+    high = images.amax(dim=(-2, -1), keepdim=True)
+    flat = high == low
+    scale = torch.where(flat, 1.0, high - low)
+    low = torch.where(flat, 0.0, low)
+    return images.sub(low).div_(scale).clamp_(0.0, 1.0)
+
+
+def erase(images: torch.Tensor, boxes: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+    """`F.erase(img, top, left, h, w, v)` per sample: the box `[N, 4]` set to `values`
+    (`[N, C, H, W]`, or anything that broadcasts to it), fixed shapes (a mask, not a slice)."""
+    _, _, h, w = images.shape
+    top, left, bh, bw = boxes.to(images.device).unbind(1)
+    rows = torch.arange(h, device=images.device).view(1, h)
+    cols = torch.arange(w, device=images.device).view(1, w)
+    in_rows = (rows >= top[:, None]) & (rows < (top + bh)[:, None])
+    in_cols = (cols >= left[:, None]) & (cols < (left + bw)[:, None])
+    mask = (in_rows[:, :, None] & in_cols[:, None, :]).unsqueeze(1)
+    return torch.where(mask, values.to(images.dtype), images)
+
+
+PAD_MODES = ("constant", "edge", "reflect", "symmetric")
+
+
+def _pad_index(size: int, before: int, after: int, mode: str, device) -> torch.Tensor:
+    """Source index of every padded position along one axis (`edge`, `reflect`, `symmetric`)."""
+    i = torch.arange(-before, size + after, device=device)
+    if mode == "edge":
+        return i.clamp(0, size - 1)
+    period = 2 * size - (2 if mode == "reflect" else 0)
+    i = i.remainder(period) if period > 0 else torch.zeros_like(i)
+    last = size - 1 if mode == "reflect" else size
+    return torch.where(i > size - 1, 2 * last - i - (0 if mode == "reflect" else 1), i)
+
+
+def pad(images: torch.Tensor, padding: tuple[int, int, int, int], mode: str = "constant",
+        fill: float = 0.0) -> torch.Tensor:
+    """`F.pad(img, [left, top, right, bottom], fill, padding_mode)` (static padding)."""
+    left, top, right, bottom = padding
+    if not any(padding):
+        return images
+    if mode == "constant":
+        return F.pad(images, (left, right, top, bottom), value=fill)
+    _, _, h, w = images.shape
+    rows = _pad_index(h, top, bottom, mode, images.device)
+    cols = _pad_index(w, left, right, mode, images.device)
+    return images.index_select(-2, rows).index_select(-1, cols)
+
+
+def crop(images: torch.Tensor, offsets: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """`F.crop(img, top, left, h, w)` with (top, left) `[N, 2]` per sample and one output size:
+    two gathers, fixed shapes."""
+    n, c, h, w = images.shape
+    out_h, out_w = size
+    rows = offsets[:, 0:1] + torch.arange(out_h, device=images.device).view(1, out_h)  # [N, out_h]
+    cols = offsets[:, 1:2] + torch.arange(out_w, device=images.device).view(1, out_w)
+    y = images.gather(2, rows.view(n, 1, out_h, 1).expand(n, c, out_h, w))
+    return y.gather(3, cols.view(n, 1, 1, out_w).expand(n, c, out_h, out_w))

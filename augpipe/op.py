@@ -72,6 +72,18 @@ class Op:
         """Transform every row; `ctx.inplace` allows writing into `images`."""
         raise NotImplementedError
 
+    def constant(self, values, like: torch.Tensor) -> torch.Tensor:
+        """`values` (host numbers) as a tensor on `like`'s device and dtype, made once per device
+        and dtype and kept by this op (not a field): a tensor built from host numbers is a
+        host-to-device copy, which would synchronise every call on the GPU path."""
+        cache = getattr(self, "_constants", None)
+        if cache is None:
+            cache = self._constants = {}
+        key = (tuple(values), like.device, like.dtype)
+        if key not in cache:
+            cache[key] = torch.tensor(values, dtype=like.dtype, device=like.device)
+        return cache[key]
+
     def validate(self) -> None:
         if not 0.0 <= self.p <= 1.0:
             raise ValueError(f"{self.name}: p must be in [0, 1], got {self.p}")

@@ -218,30 +218,34 @@ class GaussianNoise(Op):
 @register_op
 @dataclass
 class Normalize(Op):
-    """`normalize(stats=imagenet)`: per-channel standardisation (also `cifar10`)."""
+    """`normalize(stats=imagenet)`: per-channel standardisation; `stats` is a name (`imagenet`,
+    `cifar10`) or explicit `MEAN:STD`, each three numbers `r/g/b` (`normalize(stats=0.5/0.5/0.5:0.25/0.25/0.25)`)."""
     name: ClassVar[str] = "normalize"
     positional: ClassVar[tuple[str, ...]] = ("stats",)
     gated: ClassVar[bool] = False
     stats: str = "imagenet"
 
+    def mean_std(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        if self.stats in NORMALIZE_STATS:
+            return NORMALIZE_STATS[self.stats]
+        try:
+            mean, std = (tuple(float(v) for v in part.split("/")) for part in self.stats.split(":"))
+        except ValueError:
+            raise ValueError(f"normalize: stats must be one of {sorted(NORMALIZE_STATS)} or MEAN:STD as r/g/b:r/g/b, "
+                             f"got {self.stats!r}") from None
+        if len(mean) != 3 or len(std) != 3 or not all(s > 0 for s in std):
+            raise ValueError(f"normalize: MEAN:STD needs three means and three positive stds, got {self.stats!r}")
+        return mean, std
+
     def validate(self) -> None:
-        if self.stats not in NORMALIZE_STATS:
-            raise ValueError(f"normalize: stats must be one of {sorted(NORMALIZE_STATS)}, got {self.stats!r}")
+        self.mean_std()
 
     def sample(self, n, ctx):
         return {}
 
     def kernel(self, images, params, ctx):
-        # the per-channel constants are made once per device and dtype and kept by this op: a
-        # tensor built from host numbers is a host-to-device copy, which would synchronise each call
-        key = (images.device, images.dtype)
-        constants = getattr(self, "_constants", None)  # not a field: no spec-string key
-        if constants is None:
-            constants = self._constants = {}
-        if key not in constants:
-            constants[key] = tuple(torch.tensor(v, dtype=images.dtype, device=images.device)
-                                   for v in NORMALIZE_STATS[self.stats])
-        return kernels.normalize(images, *constants[key])
+        mean, std = self.mean_std()
+        return kernels.normalize(images, self.constant(mean, images), self.constant(std, images))
 
 
 @register_op

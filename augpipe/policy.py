@@ -88,7 +88,7 @@ class Policy:
 
     def with_options(self, **changes) -> "Policy":
         """The same views with some options changed (`compile`, `gating`, ...)."""
-        return Policy(self.views, dataclasses.replace(self.options, **changes))
+        return type(self)(self.views, dataclasses.replace(self.options, **changes))
 
     def __repr__(self) -> str:
         sizes = "+".join(f"{v.size[0]}x{v.size[1]}" for v in self.views)

@@ -112,3 +112,36 @@ def full_boxes(n: int, height: int, width: int, device: torch.device) -> torch.T
     boxes[:, 2] = height
     boxes[:, 3] = width
     return boxes
+
+
+def erasing_boxes(n: int, height: int, width: int, scale: tuple[float, float], ratio: tuple[float, float],
+                  generator: torch.Generator | None, device: torch.device,
+                  tries: int = 10) -> tuple[torch.Tensor, torch.Tensor]:
+    """RandomErasing's boxes `[n, 4]` (top, left, h, w) and whether one was found (`[n]` bool).
+
+    torchvision's rule, vectorised: `tries` candidates of area ~ U(scale) * H * W and log aspect
+    ~ U(log ratio), h = round(sqrt(area * aspect)), w = round(sqrt(area / aspect)); the first with
+    h < H and w < W wins, at top ~ U{0..H-h}, left ~ U{0..W-w}; with none, nothing is erased.
+    Draws, in order: `[n, tries, 2]` uniforms (area, log-aspect), then `[n, 2]` (top, left), float64.
+    """
+    log_lo, log_hi = math.log(ratio[0]), math.log(ratio[1])
+    u = _draw(torch.rand, (n, tries, 2), generator, device, torch.float64)
+    area = height * width * (scale[0] + (scale[1] - scale[0]) * u[..., 0])
+    aspect = torch.exp(log_lo + (log_hi - log_lo) * u[..., 1])
+    h = torch.round(torch.sqrt(area * aspect))
+    w = torch.round(torch.sqrt(area / aspect))
+    fits = (h < height) & (w < width)
+    first = fits.to(torch.int8).argmax(dim=1, keepdim=True)
+    h, w = h.gather(1, first)[:, 0], w.gather(1, first)[:, 0]
+    pos = _draw(torch.rand, (n, 2), generator, device, torch.float64)
+    top = torch.floor(pos[:, 0] * (height - h + 1))
+    left = torch.floor(pos[:, 1] * (width - w + 1))
+    return torch.stack([top, left, h, w], dim=1).to(torch.int64), fits.any(dim=1)
+
+
+def crop_offsets(n: int, height: int, width: int, size: tuple[int, int], generator: torch.Generator | None,
+                 device: torch.device) -> torch.Tensor:
+    """RandomCrop's (top, left) `[n, 2]` int64: top ~ U{0..H-h}, left ~ U{0..W-w}, one float64 draw each."""
+    pos = _draw(torch.rand, (n, 2), generator, device, torch.float64)
+    return torch.stack([torch.floor(pos[:, 0] * (height - size[0] + 1)),
+                        torch.floor(pos[:, 1] * (width - size[1] + 1))], dim=1).to(torch.int64)

@@ -15,7 +15,6 @@ import numpy as np
 import torch
 
 from augpipe.engines import Unsupported
-from augpipe.ops import NORMALIZE_STATS
 
 
 def _uniform(fn, lo, hi):
@@ -72,7 +71,7 @@ def _noise(op, x, size, fn, types, dmath):
 
 
 def _normalize(op, x, size, fn, types, dmath):
-    mean, std = NORMALIZE_STATS[op.stats]
+    mean, std = op.mean_std()
     return fn.crop_mirror_normalize(x, mean=list(mean), std=list(std), output_layout="HWC")
 
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import torch
 
 from augpipe.engines.base import Unsupported
-from augpipe.ops import NORMALIZE_STATS
 
 
 def _K():
@@ -34,7 +33,7 @@ def _noise(op, size):
 
 
 def _normalize(op, size):
-    mean, std = NORMALIZE_STATS[op.stats]
+    mean, std = op.mean_std()
     return _K().Normalize(torch.tensor(mean), torch.tensor(std))
 
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import torch
 
 from augpipe.engines.base import Unsupported
-from augpipe.ops import NORMALIZE_STATS
 
 
 def _v2():
@@ -38,7 +37,7 @@ TRANSLATE = {
         [_v2().GaussianBlur(op.kernel_size(size), sigma=op.sigma)], p=op.p),
     "solarize": lambda op, size: _v2().RandomSolarize(threshold=op.threshold, p=op.p),
     "noise": _noise,
-    "normalize": lambda op, size: _v2().Normalize(*NORMALIZE_STATS[op.stats]),
+    "normalize": lambda op, size: _v2().Normalize(*op.mean_std()),
     "identity": lambda op, size: _v2().Identity(),
 }
 

@@ -14,6 +14,12 @@ SPECS = list_policies() + [
     "crop | crop+solarize(p=0.3)+blur(p=0.7)",
     "jitter(0.4,0,0.2,0,p=0.5)+rrc(p=0.5)",
 ]
+# every op of torchvision's recipes (augpipe/ops_recipes.py), gated and ungated, in two chains
+RECIPE_SPECS = [
+    "rcrop(4,mode=reflect)+vflip+invert(p=0.3)+channel_permutation(p=0.5)+posterize(bits=2:6)"
+    "+sharpness(factor=0:2)+autocontrast+erasing(p=0.7)",
+    "center_crop+rcrop(2,mode=symmetric,pad_if_needed=true)+erasing(p=0.5,value=random)+rcrop(1,mode=edge)",
+]
 
 
 def _inputs(kind):
@@ -23,7 +29,7 @@ def _inputs(kind):
 
 
 @pytest.mark.parametrize("kind", ["uint8", "float"])
-@pytest.mark.parametrize("spec, views", [(s, 2) for s in SPECS] + [("simclr", "2x32+4x16@0.05:0.14"),
+@pytest.mark.parametrize("spec, views", [(s, 2) for s in SPECS + RECIPE_SPECS] + [("simclr", "2x32+4x16@0.05:0.14"),
                                                                  ("byol", "2x24+2x12@0.1:0.3")])
 def test_blend_gating_makes_no_host_read(spec, views, kind):
     policy = build_policy(spec, size=32, views=views, gating="blend", normalize="imagenet")
@@ -52,7 +58,7 @@ def test_simclr_two_views_fits_the_kernel_budget():
     assert counts.ops <= 250, counts.by_name.most_common(12)
 
 
-@pytest.mark.parametrize("spec", list_policies() + SPECS[-3:])
+@pytest.mark.parametrize("spec", list_policies() + SPECS[-3:] + RECIPE_SPECS)
 @pytest.mark.parametrize("views", [2, "2x32+3x16@0.05:0.3"])
 def test_blend_and_subset_give_the_same_views_for_the_same_params(spec, views, photo_batch):
     if views != 2 and "rrc" not in build_policy(spec, size=32).spec:

@@ -1,0 +1,115 @@
+"""`from_torchvision`: a v2 pipeline converts to a per-sample policy with torchvision's semantics."""
+import warnings
+
+import pytest
+import torch
+from torchvision.transforms import v2
+from torchvision.transforms.v2 import functional as TF
+
+import augpipe
+from augpipe import UnsupportedTransform, build_policy, from_torchvision
+from augpipe.diagnostics import count_ops
+
+CIFAR_MEAN, CIFAR_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
+
+
+@pytest.fixture
+def batch(photo_batch):
+    return photo_batch[:, :, :32, :32].contiguous()  # uint8, what a loader yields
+
+
+def cifar_recipe():
+    return v2.Compose([v2.RandomCrop(32, padding=4), v2.RandomHorizontalFlip(), v2.ToDtype(torch.float32, scale=True),
+                       v2.Normalize(CIFAR_MEAN, CIFAR_STD)])
+
+
+def test_the_cifar_recipe_replays_torchvisions_functional_ops(batch):
+    policy = from_torchvision(cifar_recipe())
+    out, params = policy(batch, generator=torch.Generator().manual_seed(0), return_params=True)
+    assert isinstance(out, torch.Tensor) and out.shape == (16, 3, 32, 32) and out.dtype == torch.float32
+    crop, flip, _ = params[0]
+    for img, y, (top, left), flipped in zip(batch, out, crop["offsets"].tolist(), flip["apply"]):
+        ref = TF.crop(TF.pad(TF.to_dtype(img, torch.float32, scale=True), [4]), top, left, 32, 32)
+        ref = TF.normalize(TF.horizontal_flip(ref) if flipped else ref, CIFAR_MEAN, CIFAR_STD)
+        torch.testing.assert_close(y, ref, atol=1e-5, rtol=0)
+    assert 0 < int(flip["apply"].sum()) < 16
+
+
+def test_simclrs_pipeline_is_the_simclr_cifar_preset():
+    simclr = v2.Compose([v2.RandomResizedCrop(32, scale=(0.2, 1.0), antialias=False), v2.RandomHorizontalFlip(),
+                         v2.RandomApply([v2.ColorJitter(0.4, 0.4, 0.4, 0.1)], p=0.8), v2.RandomGrayscale(p=0.2)])
+    policy = from_torchvision(simclr, views=2)
+    assert policy.spec == build_policy("simclr-cifar", size=32, views=2).spec
+    assert len(policy(torch.zeros(4, 3, 40, 40, dtype=torch.uint8))) == 2  # several views: a list
+
+
+def test_an_asymmetric_pair_gives_one_pipeline_per_view():
+    first = v2.Compose([v2.RandomResizedCrop(24, antialias=False), v2.GaussianBlur(3, (0.1, 2.0))])
+    second = v2.Compose([v2.RandomResizedCrop(24, antialias=False), v2.RandomSolarize(0.5, p=0.2)])
+    policy = from_torchvision([first, second], views=4)
+    names = [[op.name for op in view.ops] for view in policy.views]
+    assert names == [["rrc", "blur"], ["rrc", "solarize"]] * 2
+
+
+def per_image_means(outputs):
+    return torch.cat([o.float().mean(dim=(1, 2, 3)) for o in outputs])
+
+
+def test_photometric_statistics_match_torchvision_per_image(photo_batch):
+    """Over many draws on the same images, the per-image means are distributed alike."""
+    pipeline = v2.Compose([v2.RandomPosterize(3, p=0.5), v2.RandomAdjustSharpness(2.0, p=0.5),
+                           v2.RandomAutocontrast(p=0.5), v2.RandomInvert(p=0.3), v2.RandomChannelPermutation(),
+                           v2.RandomErasing(p=0.5, value=0)])
+    x = photo_batch[:, :, :32, :32].float() / 255
+    policy = from_torchvision(pipeline, size=32)
+    ours = per_image_means([policy(x, generator=torch.Generator().manual_seed(s)) for s in range(40)])
+    torch.manual_seed(0)
+    theirs = per_image_means([torch.stack([pipeline(img) for img in x]) for _ in range(40)])
+    qs = torch.tensor([0.1, 0.25, 0.5, 0.75, 0.9])
+    torch.testing.assert_close(ours.quantile(qs), theirs.quantile(qs), atol=0.02, rtol=0)
+    assert abs(ours.std() - theirs.std()) < 0.01
+
+
+def test_an_unsupported_transform_is_named_with_its_position():
+    pipeline = v2.Compose([v2.RandomCrop(32), v2.Compose([v2.RandomHorizontalFlip(), v2.ElasticTransform()])])
+    with pytest.raises(UnsupportedTransform, match=r"ElasticTransform at pipeline\[1\]\[1\] is not supported .*"
+                                                   r"fallback='per-image'.*supported: .*RandomErasing"):
+        from_torchvision(pipeline)
+    with pytest.raises(UnsupportedTransform, match="holds 2 ops under one coin"):
+        from_torchvision(v2.RandomApply([v2.RandomInvert(), v2.RandomVerticalFlip()], p=0.5), size=8)
+    with pytest.raises(UnsupportedTransform, match="sets no size"):
+        from_torchvision(v2.RandomInvert())
+
+
+def test_the_per_image_fallback_runs_torchvision_reproducibly(batch):
+    pipeline = v2.Compose([v2.RandomCrop(32), v2.RandomRotation(30)])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        policy = from_torchvision(pipeline, fallback="per-image")
+    assert [str(w.message) for w in caught if "image by image" in str(w.message)] != []
+    assert "torchvision(p=1, transform=RandomRotation" in policy.spec
+    a = policy(batch, generator=torch.Generator().manual_seed(1))
+    b = policy(batch, generator=torch.Generator().manual_seed(1))
+    assert torch.equal(a, b) and not torch.equal(a, batch.float() / 255)
+
+
+def test_converted_pipelines_make_no_host_sync_on_the_blend_path(batch):
+    pipelines = [cifar_recipe(),
+                 v2.Compose([v2.RandomResizedCrop(24, antialias=False), v2.RandomVerticalFlip(),
+                             v2.RandomApply([v2.GaussianNoise(sigma=0.1)], p=0.5), v2.RandomErasing(value="random")])]
+    for pipeline in pipelines:
+        policy = from_torchvision(pipeline, views=2, gating="blend")
+        g = torch.Generator().manual_seed(0)
+        policy(batch, generator=g)
+        assert count_ops(lambda: policy(batch, generator=g)).syncs == {}
+
+
+def test_dtype_antialias_and_solarize_scale_are_honoured_or_warned(batch):
+    with pytest.warns(UserWarning, match="antialias=True"):
+        policy = from_torchvision(v2.Compose([v2.RandomResizedCrop(16), v2.ToDtype(torch.bfloat16, scale=True)]))
+    assert policy(batch).dtype == torch.bfloat16
+    with pytest.warns(UserWarning, match="threshold 128 read on the uint8 scale"):
+        solarize = from_torchvision(v2.RandomSolarize(128, p=1.0), size=32)
+    assert solarize.views[0].ops[-1].threshold == pytest.approx(128 / 255)
+    assert isinstance(augpipe.from_torchvision(cifar_recipe(), compile=False).with_options(gating="blend"),
+                      augpipe.torchvision_dropin.DropInPolicy)
