@@ -302,3 +302,38 @@ def crop(images: torch.Tensor, offsets: torch.Tensor, size: tuple[int, int]) -> 
     cols = offsets[:, 1:2] + torch.arange(out_w, device=images.device).view(1, out_w)
     y = images.gather(2, rows.view(n, 1, out_h, 1).expand(n, c, out_h, w))
     return y.gather(3, cols.view(n, 1, 1, out_w).expand(n, c, out_h, out_w))
+
+
+def inverse_affine_matrix(angle: torch.Tensor, tx: torch.Tensor, ty: torch.Tensor, scale: torch.Tensor,
+                          shear_x: torch.Tensor, shear_y: torch.Tensor) -> torch.Tensor:
+    """torchvision's `_get_inverse_affine_matrix` about the image centre, per sample: `[N, 6]`
+    (float64, as torchvision's Python floats) from angles and shears in degrees."""
+    rot, sx, sy = (torch.deg2rad(v.to(torch.float64)) for v in (angle, shear_x, shear_y))
+    tx, ty, scale = (v.to(torch.float64) for v in (tx, ty, scale))
+    a = torch.cos(rot - sy) / torch.cos(sy)
+    b = -(a * torch.tan(sx) + torch.sin(rot))
+    c = torch.sin(rot - sy) / torch.cos(sy)
+    d = torch.cos(rot) - c * torch.tan(sx)
+    m0, m1, m3, m4 = d / scale, -b / scale, -c / scale, a / scale
+    return torch.stack([m0, m1, -m0 * tx - m1 * ty, m3, m4, -m3 * tx - m4 * ty], dim=1)
+
+
+def affine(images: torch.Tensor, matrix: torch.Tensor, mode: str = "nearest", fill: float = 0.0) -> torch.Tensor:
+    """`F.affine` / `F.rotate` (expand=False) with one inverse matrix `[N, 6]` per sample: the
+    output pixel centres mapped through the matrix (torchvision's `_affine_grid`, float32 as it
+    is), `grid_sample` without corner alignment, outside points filled with `fill`."""
+    n, c, h, w = images.shape
+    theta = matrix.to(images.dtype).view(n, 2, 3)
+    xs = torch.linspace((1.0 - w) * 0.5, (w - 1.0) * 0.5, steps=w, device=images.device, dtype=images.dtype)
+    ys = torch.linspace((1.0 - h) * 0.5, (h - 1.0) * 0.5, steps=h, device=images.device, dtype=images.dtype)
+    base = torch.stack(torch.broadcast_tensors(xs.view(1, w), ys.view(h, 1), torch.ones(1, 1, dtype=images.dtype,
+                                                                                     device=images.device)), dim=-1)
+    columns = theta.transpose(1, 2)  # [N, 3, 2], divided by the half sizes (Python numbers: no copy)
+    rescaled = torch.stack([columns[..., 0] / (0.5 * w), columns[..., 1] / (0.5 * h)], dim=-1)
+    grid = base.view(1, h * w, 3).expand(n, -1, -1).bmm(rescaled).view(n, h, w, 2)
+    with_mask = torch.cat([images, torch.ones_like(images[:, :1])], dim=1)
+    out = F.grid_sample(with_mask, grid, mode=mode, padding_mode="zeros", align_corners=False)
+    out, mask = out[:, :c], out[:, c:]
+    if mode == "nearest":
+        return torch.where(mask < 0.5, fill, out)
+    return out.sub(fill).mul_(mask).add_(fill)

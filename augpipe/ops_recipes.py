@@ -225,3 +225,75 @@ class CenterCrop(Op):
         h, w = images.shape[-2:]
         top, left = int(round((h - out_h) / 2.0)), int(round((w - out_w) / 2.0))
         return images[..., top:top + out_h, left:left + out_w]
+
+
+_INTERPOLATIONS = ("nearest", "bilinear")
+
+
+@register_op
+@dataclass
+class Affine(Op):
+    """`affine(degrees=0:0, translate_x=0, translate_y=0, scale=1:1, shear_x=0:0, shear_y=0:0,
+    mode=nearest, fill=0)`: RandomAffine about the image centre (angles and shears in degrees;
+    translations as fractions of the width and height, whole pixels per sample)."""
+    name: ClassVar[str] = "affine"
+    positional: ClassVar[tuple[str, ...]] = ("degrees",)
+    degrees: Range = (0.0, 0.0)
+    translate_x: float = 0.0
+    translate_y: float = 0.0
+    scale: Range = (1.0, 1.0)
+    shear_x: Range = (0.0, 0.0)
+    shear_y: Range = (0.0, 0.0)
+    mode: str = "nearest"
+    fill: float = 0.0
+
+    def validate(self) -> None:
+        super().validate()
+        check_range(self.name, "degrees", self.degrees, -360.0, 360.0)
+        for key in ("translate_x", "translate_y"):
+            if not 0.0 <= getattr(self, key) <= 1.0:
+                raise ValueError(f"{self.name}: {key} must be in [0, 1], got {getattr(self, key)}")
+        check_range(self.name, "scale", self.scale, 1e-6)
+        for key in ("shear_x", "shear_y"):
+            check_range(self.name, key, getattr(self, key), -89.0, 89.0)
+        if self.mode not in _INTERPOLATIONS:
+            raise ValueError(f"{self.name}: mode must be one of {', '.join(_INTERPOLATIONS)}, got {self.mode!r}")
+
+    def sample(self, n, ctx):
+        params = super().sample(n, ctx)
+        h, w = ctx.in_size
+        drawn = sampling.affine_params(n, h, w, self.degrees, (self.translate_x, self.translate_y), self.scale,
+                                       self.shear_x, self.shear_y, ctx.generator, ctx.device)
+        params["matrix"] = kernels.inverse_affine_matrix(**drawn)
+        return params
+
+    def kernel(self, images, params, ctx):
+        return kernels.affine(images, params["matrix"], self.mode, self.fill)
+
+
+@register_op
+@dataclass
+class Rotate(Op):
+    """`rotate(degrees=-30:30, mode=nearest, fill=0)`: RandomRotation (expand=False), counter-clockwise."""
+    name: ClassVar[str] = "rotate"
+    positional: ClassVar[tuple[str, ...]] = ("degrees",)
+    degrees: Range = (-30.0, 30.0)
+    mode: str = "nearest"
+    fill: float = 0.0
+
+    def validate(self) -> None:
+        super().validate()
+        check_range(self.name, "degrees", self.degrees, -360.0, 360.0)
+        if self.mode not in _INTERPOLATIONS:
+            raise ValueError(f"{self.name}: mode must be one of {', '.join(_INTERPOLATIONS)}, got {self.mode!r}")
+
+    def sample(self, n, ctx):
+        params = super().sample(n, ctx)
+        # F.rotate(angle) is the affine matrix of -angle (torchvision's rotate_image)
+        angle = sampling.uniform(n, *self.degrees, ctx.generator, ctx.device)
+        zero = torch.zeros(n, device=ctx.device)
+        params["matrix"] = kernels.inverse_affine_matrix(-angle, zero, zero, zero + 1, zero, zero)
+        return params
+
+    def kernel(self, images, params, ctx):
+        return kernels.affine(images, params["matrix"], self.mode, self.fill)

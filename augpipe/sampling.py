@@ -145,3 +145,20 @@ def crop_offsets(n: int, height: int, width: int, size: tuple[int, int], generat
     pos = _draw(torch.rand, (n, 2), generator, device, torch.float64)
     return torch.stack([torch.floor(pos[:, 0] * (height - size[0] + 1)),
                         torch.floor(pos[:, 1] * (width - size[1] + 1))], dim=1).to(torch.int64)
+
+
+def affine_params(n: int, height: int, width: int, degrees: tuple[float, float], translate: tuple[float, float],
+                  scale: tuple[float, float], shear_x: tuple[float, float], shear_y: tuple[float, float],
+                  generator: torch.Generator | None, device: torch.device) -> dict[str, torch.Tensor]:
+    """RandomAffine's parameters per sample, float64 `[n]` each: angle ~ U(degrees); tx, ty =
+    round(U(-f W, f W)), round(U(-f H, f H)) for translate fractions f (whole pixels, as
+    torchvision); scale ~ U(scale); shears ~ U(shear_x), U(shear_y), in degrees. One `[n, 6]`
+    draw of uniforms, in that order."""
+    u = _draw(torch.rand, (n, 6), generator, device, torch.float64)
+
+    def between(col, lo, hi):
+        return lo + (hi - lo) * u[:, col]
+    max_dx, max_dy = translate[0] * width, translate[1] * height
+    return {"angle": between(0, *degrees), "tx": torch.round(between(1, -max_dx, max_dx)),
+            "ty": torch.round(between(2, -max_dy, max_dy)), "scale": between(3, *scale),
+            "shear_x": between(4, *shear_x), "shear_y": between(5, *shear_y)}

@@ -24,8 +24,8 @@ from augpipe.grouping import View
 from augpipe.op import Op
 from augpipe.ops import (ColorJitter, GaussianBlur, GaussianNoise, Grayscale, HorizontalFlip, Identity, Normalize,
                          RandomResizedCrop, Resize, Solarize)
-from augpipe.ops_recipes import (Autocontrast, CenterCrop, ChannelPermutation, Erasing, Invert, Posterize,
-                                 RandomCrop, Sharpness, VerticalFlip)
+from augpipe.ops_recipes import (Affine, Autocontrast, CenterCrop, ChannelPermutation, Erasing, Invert, Posterize,
+                                 RandomCrop, Rotate, Sharpness, VerticalFlip)
 from augpipe.options import DTYPES, PolicyOptions
 from augpipe.policy import Policy
 
@@ -151,6 +151,36 @@ def _normalize(t, where, conv):
     return [Normalize(stats=":".join("/".join(f"{x:.10g}" for x in v) for v in rgb))]
 
 
+def _interpolation(t, where) -> str:
+    mode = str(getattr(t.interpolation, "value", t.interpolation))
+    if mode not in ("nearest", "bilinear") or t.center is not None or getattr(t, "expand", False):
+        raise UnsupportedTransform(f"from_torchvision: {type(t).__name__} at {where}: only nearest or bilinear "
+                                   "interpolation about the image centre, without expand, is supported")
+    return mode
+
+
+def _fill(t, where) -> float:
+    fill = t.fill if isinstance(t.fill, (int, float)) else None
+    if fill is None:
+        raise UnsupportedTransform(f"from_torchvision: {type(t).__name__} at {where}: fill must be one number")
+    return float(fill) / 255 if fill > 1 else float(fill)
+
+
+def _affine(t, where, conv):
+    shear = list(t.shear) if t.shear is not None else [0.0, 0.0]
+    shear_y = (float(shear[2]), float(shear[3])) if len(shear) == 4 else (0.0, 0.0)
+    translate = t.translate or (0.0, 0.0)
+    return [Affine(degrees=(float(t.degrees[0]), float(t.degrees[1])), translate_x=float(translate[0]),
+                   translate_y=float(translate[1]), scale=tuple(float(v) for v in (t.scale or (1.0, 1.0))),
+                   shear_x=(float(shear[0]), float(shear[1])), shear_y=shear_y, mode=_interpolation(t, where),
+                   fill=_fill(t, where))]
+
+
+def _rotate(t, where, conv):
+    return [Rotate(degrees=(float(t.degrees[0]), float(t.degrees[1])), mode=_interpolation(t, where),
+                   fill=_fill(t, where))]
+
+
 def _to_dtype(t, where, conv):
     dtype = t.dtype if isinstance(t.dtype, torch.dtype) else t.dtype.get(torch.Tensor, None)
     if dtype not in DTYPES.values() or not t.scale:
@@ -180,6 +210,8 @@ TRANSLATE: dict[str, Callable[[object, str, Conversion], list[Op]]] = {
     "RandomInvert": lambda t, where, conv: [Invert(p=t.p)],
     "RandomChannelPermutation": lambda t, where, conv: [ChannelPermutation(p=1.0)],
     "RandomErasing": _erasing,
+    "RandomAffine": _affine,
+    "RandomRotation": _rotate,
     "Normalize": _normalize,
     "ToDtype": _to_dtype,
     "ToImage": lambda t, where, conv: [],

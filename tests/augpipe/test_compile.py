@@ -14,7 +14,8 @@ from augpipe import build_policy
                                           "+blur(sigma=0.1:2,p=0.5)+solarize(p=0.3)+noise(std=0.05)", 2),
                                          ("rcrop(4,mode=reflect)+vflip+invert(p=0.3)+channel_permutation(p=0.5)"
                                           "+posterize(bits=2:6)+sharpness(factor=0:2)+autocontrast"
-                                          "+erasing(p=0.7,value=random)", 2)])
+                                          "+erasing(p=0.7,value=random)+affine(degrees=-20:20,translate_x=0.1,"
+                                          "scale=0.8:1.2,shear_x=-5:5,p=0.7)+rotate(mode=bilinear,fill=0.5)", 2)])
 def test_fullgraph_compile_matches_eager(spec, views, photo_batch):
     policy = build_policy(spec, size=32, views=views, gating="blend", normalize="imagenet")
     params = policy.sample(photo_batch, generator=torch.Generator().manual_seed(2))

@@ -142,3 +142,38 @@ def test_posterize_bits_are_whole_and_cover_the_range():
 def test_bad_values_are_named(spec, message):
     with pytest.raises(ValueError, match=message):
         build_policy(spec, size=8)
+
+
+@pytest.mark.parametrize("mode", ["nearest", "bilinear"])
+@pytest.mark.parametrize("fill", [0.0, 0.3])
+def test_affine_matches_torchvision_per_sample(mode, fill, x):
+    angle = torch.tensor([0., 30., -45., 90., 12.5, 180.])
+    tx, ty = torch.tensor([0., 2., -3., 0., 5., 1.]), torch.tensor([0., -1., 4., 0., 2., 0.])
+    scale = torch.tensor([1., 0.8, 1.2, 1., 0.9, 1.1])
+    shear_x, shear_y = torch.tensor([0., 10., -5., 0., 20., 0.]), torch.tensor([0., 0., 7., 0., -10., 3.])
+    matrix = kernels.inverse_affine_matrix(angle, tx, ty, scale, shear_x, shear_y)
+    ref = torch.stack([TF.affine(img, angle=float(a), translate=[float(u), float(v)], scale=float(s),
+                                 shear=[float(p), float(q)], interpolation=TF.InterpolationMode(mode), fill=fill)
+                       for img, a, u, v, s, p, q in zip(x, angle, tx, ty, scale, shear_x, shear_y)])
+    torch.testing.assert_close(kernels.affine(x, matrix, mode, fill), ref, atol=1e-6, rtol=0)
+
+
+def test_rotate_policy_matches_torchvisions_rotate(x):
+    policy = build_policy("rotate(degrees=-90:90,mode=bilinear,fill=0.5)", size=(13, 17), views=1)
+    (view,), params = policy(x, generator=torch.Generator().manual_seed(4), return_params=True)
+    g = torch.Generator().manual_seed(4)
+    sampling.bernoulli(6, 1.0, g, torch.device("cpu"))  # p=1 draws nothing: the angles come first
+    angles = sampling.uniform(6, -90, 90, g, torch.device("cpu"))
+    ref = torch.stack([TF.rotate(img, float(a), interpolation=TF.InterpolationMode.BILINEAR, fill=0.5)
+                       for img, a in zip(x, angles)])
+    torch.testing.assert_close(view, ref, atol=1e-5, rtol=0)
+
+
+def test_affine_parameters_follow_torchvisions_distribution():
+    drawn = sampling.affine_params(20000, 30, 40, (-10, 10), (0.1, 0.2), (0.8, 1.2), (-5, 5), (0, 3),
+                                   torch.Generator().manual_seed(0), torch.device("cpu"))
+    assert torch.equal(drawn["tx"], drawn["tx"].round()) and drawn["tx"].abs().max() == 4  # round(U(-4, 4))
+    assert set(drawn["ty"].tolist()) == {-6.0, -5.0, -4.0, -3.0, -2.0, -1.0, 0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0}
+    for key, (lo, hi) in {"angle": (-10, 10), "scale": (0.8, 1.2), "shear_x": (-5, 5), "shear_y": (0, 3)}.items():
+        v = drawn[key]
+        assert lo <= v.min() and v.max() <= hi and abs(v.mean() - (lo + hi) / 2) < 0.02 * (hi - lo), key
