@@ -72,6 +72,13 @@ class Op:
         """Transform every row; `ctx.inplace` allows writing into `images`."""
         raise NotImplementedError
 
+    def spec(self) -> str:
+        """The canonical spec-string form of this op, every argument spelled out."""
+        def fmt(v):
+            return f"{v[0]:g}:{v[1]:g}" if isinstance(v, tuple) else (f"{v:g}" if isinstance(v, float) else str(v))
+        args = ", ".join(f"{f.name}={fmt(getattr(self, f.name))}" for f in dataclasses.fields(self))
+        return f"{self.name}({args})" if args else self.name
+
     def constant(self, values, like: torch.Tensor) -> torch.Tensor:
         """`values` (host numbers) as a tensor on `like`'s device and dtype, made once per device
         and dtype and kept by this op (not a field): a tensor built from host numbers is a

@@ -17,7 +17,7 @@ Examples: `rrc(scale=0.2:1)+flip+jitter(0.4,0.4,0.4,0.1,p=0.8)+gray(p=0.2)+noise
 from __future__ import annotations
 
 import re
-from dataclasses import fields, replace
+from dataclasses import replace
 
 from augpipe.op import OPS, Op, op_fields
 from augpipe.presets import PRESETS
@@ -168,12 +168,7 @@ def apply_overrides(chains: list[list[Op]], text: str, preset: str) -> list[list
 
 def describe(chains: list[list[Op]]) -> str:
     """The canonical spec string of `chains` (every argument spelled out)."""
-    def fmt(v):
-        return f"{v[0]:g}:{v[1]:g}" if isinstance(v, tuple) else (f"{v:g}" if isinstance(v, float) else str(v))
-    return " | ".join(
-        "+".join(f"{op.name}({', '.join(f'{f.name}={fmt(getattr(op, f.name))}' for f in fields(op))})"
-                 if fields(op) else op.name for op in chain)
-        for chain in chains)
+    return " | ".join("+".join(op.spec() for op in chain) for chain in chains)
 
 
 def split_preset(text: str) -> tuple[str, str | None]:

@@ -26,6 +26,7 @@ from augpipe.ops import (ColorJitter, GaussianBlur, GaussianNoise, Grayscale, Ho
                          RandomResizedCrop, Resize, Solarize)
 from augpipe.ops_recipes import (Affine, Autocontrast, CenterCrop, ChannelPermutation, Erasing, Invert, Posterize,
                                  RandomCrop, Rotate, Sharpness, VerticalFlip)
+from augpipe.ops_meta import InRandomOrder, OneOf
 from augpipe.options import DTYPES, PolicyOptions
 from augpipe.policy import Policy
 
@@ -218,7 +219,7 @@ TRANSLATE: dict[str, Callable[[object, str, Conversion], list[Op]]] = {
     "ToPureTensor": lambda t, where, conv: [],
     "Identity": lambda t, where, conv: [Identity()],
 }
-CONTAINERS = ("Compose", "RandomApply")
+CONTAINERS = ("Compose", "RandomApply", "RandomChoice", "RandomOrder")
 
 
 def supported() -> list[str]:
@@ -260,6 +261,21 @@ def _with_p(op: Op, p: float, where: str) -> Op:
     return replace(op, p=op.p * p)
 
 
+def _per_sample_choice(t, name: str, where: str, conv: Conversion) -> Op:
+    """RandomChoice / RandomOrder of transforms that are one op each, drawn per sample."""
+    ops = []
+    for i, inner in enumerate(t.transforms):
+        converted = convert(inner, f"{where}[{i}]", conv)
+        if len(converted) != 1 or converted[0].changes_size:
+            raise UnsupportedTransform(f"from_torchvision: {name} at {where}: each choice must be one size-keeping "
+                                       f"transform; [{i}] is {len(converted)} ops")
+        ops.append(converted[0])
+    op = OneOf(ops=ops, weights=list(t.p) if name == "RandomChoice" and t.p is not None else []) \
+        if name == "RandomChoice" else InRandomOrder(ops=ops)
+    op.validate()
+    return op
+
+
 def convert(t, where: str, conv: Conversion) -> list[Op]:
     """One transform (and what it contains) as ops."""
     name = type(t).__name__
@@ -271,6 +287,8 @@ def convert(t, where: str, conv: Conversion) -> list[Op]:
             raise UnsupportedTransform(f"from_torchvision: RandomApply at {where} holds {len(inner)} ops under one coin; "
                                        "only RandomApply of one transform is supported")
         return [_with_p(inner[0], t.p, where)]
+    if name in ("RandomChoice", "RandomOrder"):
+        return [_per_sample_choice(t, name, where, conv)]
     if name in TRANSLATE:
         return TRANSLATE[name](t, where, conv)
     if conv.fallback == "per-image":

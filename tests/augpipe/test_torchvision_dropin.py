@@ -126,3 +126,49 @@ def test_dtype_antialias_and_solarize_scale_are_honoured_or_warned(batch):
     assert solarize.views[0].ops[-1].threshold == pytest.approx(128 / 255)
     assert isinstance(augpipe.from_torchvision(cifar_recipe(), compile=False).with_options(gating="blend"),
                       augpipe.torchvision_dropin.DropInPolicy)
+
+
+def test_random_choice_runs_one_transform_per_sample_with_its_weights():
+    x = torch.rand(4000, 3, 4, 4, generator=torch.Generator().manual_seed(0))
+    choice = v2.RandomChoice([v2.RandomInvert(1.0), v2.RandomVerticalFlip(1.0), v2.Identity()], p=[0.2, 0.5, 0.3])
+    policy = from_torchvision(choice, size=4)
+    out, params = policy(x, generator=torch.Generator().manual_seed(1), return_params=True)
+    picked = params[0][1]["choice"]
+    assert abs(torch.bincount(picked, minlength=3).float() / 4000 - torch.tensor([0.2, 0.5, 0.3])).max() < 0.025
+    expected = torch.stack([1 - x, x.flip(-2), x])[picked, torch.arange(4000)]
+    torch.testing.assert_close(out, expected, atol=0, rtol=0)
+
+
+def test_random_order_runs_every_transform_in_each_samples_order():
+    x = torch.rand(64, 3, 5, 5, generator=torch.Generator().manual_seed(0))
+    order = v2.RandomOrder([v2.RandomInvert(1.0), v2.RandomPosterize(1, p=1.0)])
+    out, params = from_torchvision(order, size=5)(x, generator=torch.Generator().manual_seed(2), return_params=True)
+    first_invert = params[0][1]["order"][:, 0] == 0
+    invert_then = TF.posterize(1 - x, 1)
+    posterize_then = 1 - TF.posterize(x, 1)
+    torch.testing.assert_close(out, torch.where(first_invert.view(-1, 1, 1, 1), invert_then, posterize_then))
+    assert 0 < int(first_invert.sum()) < 64 and not torch.equal(invert_then, posterize_then)
+
+
+def test_choice_and_order_make_no_host_sync_and_compose_with_the_rest(batch):
+    pipeline = v2.Compose([v2.RandomCrop(24), v2.RandomChoice([v2.RandomInvert(1.0), v2.GaussianNoise(sigma=0.1)]),
+                           v2.RandomOrder([v2.RandomAutocontrast(1.0), v2.RandomPosterize(2, p=0.5)])])
+    policy = from_torchvision(pipeline, gating="blend")
+    assert "one_of(invert(p=1) | noise(" in policy.spec and "random_order(autocontrast" in policy.spec
+    g = torch.Generator().manual_seed(0)
+    policy(batch, generator=g)
+    assert count_ops(lambda: policy(batch, generator=g)).syncs == {}
+    with pytest.raises(UnsupportedTransform, match="each choice must be one size-keeping transform"):
+        from_torchvision(v2.RandomChoice([v2.RandomCrop(8), v2.RandomInvert()]))
+
+
+@pytest.mark.slow
+def test_a_converted_pipeline_compiles_fullgraph_and_equals_eager(batch):
+    pipeline = v2.Compose([v2.RandomCrop(24, padding=2), v2.RandomHorizontalFlip(),
+                           v2.RandomChoice([v2.RandomInvert(1.0), v2.RandomVerticalFlip(1.0)]),
+                           v2.RandomOrder([v2.RandomAutocontrast(1.0), v2.RandomPosterize(2, p=0.5)])])
+    policy = from_torchvision(pipeline, gating="blend")
+    params = policy.sample(batch, generator=torch.Generator().manual_seed(3))
+    eager = policy.apply(batch, params)
+    compiled = torch.compile(policy.apply, fullgraph=True)(batch, params)
+    torch.testing.assert_close(compiled[0], eager[0], atol=1e-5, rtol=0)
