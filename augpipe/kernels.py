@@ -337,3 +337,20 @@ def affine(images: torch.Tensor, matrix: torch.Tensor, mode: str = "nearest", fi
     if mode == "nearest":
         return torch.where(mask < 0.5, fill, out)
     return out.sub(fill).mul_(mask).add_(fill)
+
+
+def equalize(images: torch.Tensor) -> torch.Tensor:
+    """`F.equalize` on float images: each channel's 256-level histogram equalised with PIL's
+    lookup table (`lut[k] = (cdf[k-1] + step // 2) // step`, `step` = the pixels below the
+    brightest level // 255), channels with `step == 0` left as they are. Levels are torchvision's
+    float -> uint8 conversion (x * 255.999, floored) and back (/ 255). Batched, no host read."""
+    levels = images.mul(255.999).to(torch.int64).flatten(-2)  # [N, C, HW]
+    hist = torch.zeros(*levels.shape[:-1], 256, dtype=torch.int64, device=images.device)
+    hist.scatter_add_(-1, levels, torch.ones_like(levels))
+    cdf = hist.cumsum(-1)
+    brightest = cdf.argmax(-1, keepdim=True)  # the first level holding every pixel
+    step = (levels.shape[-1] - hist.gather(-1, brightest)).div(255, rounding_mode="floor")
+    lut = (cdf[..., :-1] + step // 2).div(step.clamp_min(1), rounding_mode="floor").clamp_(0, 255)
+    lut = torch.cat([torch.zeros_like(lut[..., :1]), lut], dim=-1)
+    out = torch.where(step > 0, lut.gather(-1, levels), levels)
+    return out.view_as(images).to(images.dtype).div_(255.0)

@@ -297,3 +297,15 @@ class Rotate(Op):
 
     def kernel(self, images, params, ctx):
         return kernels.affine(images, params["matrix"], self.mode, self.fill)
+
+
+@register_op
+@dataclass
+class Equalize(Op):
+    """`equalize(p=0.5)`: RandomEqualize (per channel, on 256 levels, as torchvision)."""
+    name: ClassVar[str] = "equalize"
+    positional: ClassVar[tuple[str, ...]] = ("p",)
+    p: float = 0.5
+
+    def kernel(self, images, params, ctx):
+        return kernels.equalize(images)

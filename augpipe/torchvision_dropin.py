@@ -24,7 +24,8 @@ from augpipe.grouping import View
 from augpipe.op import Op
 from augpipe.ops import (ColorJitter, GaussianBlur, GaussianNoise, Grayscale, HorizontalFlip, Identity, Normalize,
                          RandomResizedCrop, Resize, Solarize)
-from augpipe.ops_recipes import (Affine, Autocontrast, CenterCrop, ChannelPermutation, Erasing, Invert, Posterize,
+from augpipe.ops_recipes import (Affine, Autocontrast, CenterCrop, ChannelPermutation, Equalize, Erasing, Invert,
+                                 Posterize,
                                  RandomCrop, Rotate, Sharpness, VerticalFlip)
 from augpipe.ops_meta import InRandomOrder, OneOf
 from augpipe.options import DTYPES, PolicyOptions
@@ -209,6 +210,7 @@ TRANSLATE: dict[str, Callable[[object, str, Conversion], list[Op]]] = {
         Sharpness(factor=(float(t.sharpness_factor), float(t.sharpness_factor)), p=t.p)],
     "RandomAutocontrast": lambda t, where, conv: [Autocontrast(p=t.p)],
     "RandomInvert": lambda t, where, conv: [Invert(p=t.p)],
+    "RandomEqualize": lambda t, where, conv: [Equalize(p=t.p)],
     "RandomChannelPermutation": lambda t, where, conv: [ChannelPermutation(p=1.0)],
     "RandomErasing": _erasing,
     "RandomAffine": _affine,

@@ -177,3 +177,13 @@ def test_affine_parameters_follow_torchvisions_distribution():
     for key, (lo, hi) in {"angle": (-10, 10), "scale": (0.8, 1.2), "shear_x": (-5, 5), "shear_y": (0, 3)}.items():
         v = drawn[key]
         assert lo <= v.min() and v.max() <= hi and abs(v.mean() - (lo + hi) / 2) < 0.02 * (hi - lo), key
+
+
+def test_equalize_matches_torchvision_on_floats_and_exactly_on_uint8_levels(x):
+    y = x.clone()
+    y[1] = y[1] * 0.2 + 0.3           # a narrow histogram
+    y[2, 0] = 0.5                     # a flat channel: left as it is
+    y[3] = (y[3] * 4).floor() / 4     # few levels
+    torch.testing.assert_close(kernels.equalize(y), TF.equalize(y), atol=1e-6, rtol=0)
+    u = torch.randint(0, 256, (4, 3, 20, 20), dtype=torch.uint8, generator=torch.Generator().manual_seed(3))
+    torch.testing.assert_close(kernels.equalize(u.float() / 255), TF.equalize(u).float() / 255, atol=0, rtol=0)

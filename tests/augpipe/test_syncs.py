@@ -17,7 +17,7 @@ SPECS = list_policies() + [
 # every op of torchvision's recipes (augpipe/ops_recipes.py), gated and ungated, in two chains
 RECIPE_SPECS = [
     "rcrop(4,mode=reflect)+vflip+invert(p=0.3)+channel_permutation(p=0.5)+posterize(bits=2:6)"
-    "+sharpness(factor=0:2)+autocontrast+erasing(p=0.7)",
+    "+sharpness(factor=0:2)+autocontrast+erasing(p=0.7)+equalize(p=0.6)",
     "center_crop+rcrop(2,mode=symmetric,pad_if_needed=true)+erasing(p=0.5,value=random)+rcrop(1,mode=edge)",
     "rrc+affine(degrees=-20:20,translate_x=0.1,translate_y=0.2,scale=0.8:1.2,shear_x=-5:5,p=0.7)"
     "+rotate(degrees=-30:30,mode=bilinear,fill=0.5,p=0.5)",
