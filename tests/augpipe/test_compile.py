@@ -11,11 +11,9 @@ from augpipe import build_policy
 @pytest.mark.slow
 @pytest.mark.parametrize("spec, views", [("noise", 2), ("simclr", "2x32+2x16@0.05:0.14"),
                                          ("rrc(scale=0.2:1)+flip+jitter(0.4,0.4,0.4,0.1,p=0.8)+gray(p=0.2)"
-                                          "+blur(sigma=0.1:2,p=0.5)+solarize(p=0.3)+noise(std=0.05)", 2),
-                                         ("rcrop(4,mode=reflect)+vflip+invert(p=0.3)+channel_permutation(p=0.5)"
-                                          "+posterize(bits=2:6)+sharpness(factor=0:2)+autocontrast"
-                                          "+erasing(p=0.7,value=random)+affine(degrees=-20:20,translate_x=0.1,"
-                                          "scale=0.8:1.2,shear_x=-5:5,p=0.7)+rotate(mode=bilinear,fill=0.5)", 2)])
+                                          "+blur(sigma=0.1:2,p=0.5)+solarize(p=0.3)+noise(std=0.05)", 2)])
+# the ops of torchvision's recipes compile in one graph with RandomChoice / RandomOrder:
+# tests/augpipe/test_torchvision_dropin.py::test_a_converted_pipeline_compiles_fullgraph_and_equals_eager
 def test_fullgraph_compile_matches_eager(spec, views, photo_batch):
     policy = build_policy(spec, size=32, views=views, gating="blend", normalize="imagenet")
     params = policy.sample(photo_batch, generator=torch.Generator().manual_seed(2))
