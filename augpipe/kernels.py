@@ -305,9 +305,11 @@ def crop(images: torch.Tensor, offsets: torch.Tensor, size: tuple[int, int]) -> 
 
 
 def inverse_affine_matrix(angle: torch.Tensor, tx: torch.Tensor, ty: torch.Tensor, scale: torch.Tensor,
-                          shear_x: torch.Tensor, shear_y: torch.Tensor) -> torch.Tensor:
-    """torchvision's `_get_inverse_affine_matrix` about the image centre, per sample: `[N, 6]`
-    (float64, as torchvision's Python floats) from angles and shears in degrees."""
+                          shear_x: torch.Tensor, shear_y: torch.Tensor, centre: tuple[float, float] = (0.0, 0.0)
+                          ) -> torch.Tensor:
+    """torchvision's `_get_inverse_affine_matrix` per sample: `[N, 6]` (float64, as torchvision's
+    Python floats) from angles and shears in degrees, about `centre` (pixels from the image
+    centre: `(-W/2, -H/2)` is the top-left corner, AutoAugment's shears)."""
     rot, sx, sy = (torch.deg2rad(v.to(torch.float64)) for v in (angle, shear_x, shear_y))
     tx, ty, scale = (v.to(torch.float64) for v in (tx, ty, scale))
     a = torch.cos(rot - sy) / torch.cos(sy)
@@ -315,13 +317,15 @@ def inverse_affine_matrix(angle: torch.Tensor, tx: torch.Tensor, ty: torch.Tenso
     c = torch.sin(rot - sy) / torch.cos(sy)
     d = torch.cos(rot) - c * torch.tan(sx)
     m0, m1, m3, m4 = d / scale, -b / scale, -c / scale, a / scale
-    return torch.stack([m0, m1, -m0 * tx - m1 * ty, m3, m4, -m3 * tx - m4 * ty], dim=1)
+    cx, cy = centre
+    return torch.stack([m0, m1, cx - m0 * (cx + tx) - m1 * (cy + ty), m3, m4, cy - m3 * (cx + tx) - m4 * (cy + ty)], dim=1)
 
 
-def affine(images: torch.Tensor, matrix: torch.Tensor, mode: str = "nearest", fill: float = 0.0) -> torch.Tensor:
+def affine(images: torch.Tensor, matrix: torch.Tensor, mode: str = "nearest", fill: float | None = 0.0) -> torch.Tensor:
     """`F.affine` / `F.rotate` (expand=False) with one inverse matrix `[N, 6]` per sample: the
     output pixel centres mapped through the matrix (torchvision's `_affine_grid`, float32 as it
-    is), `grid_sample` without corner alignment, outside points filled with `fill`."""
+    is), `grid_sample` without corner alignment, outside points filled with `fill` (None: plain
+    zero padding, torchvision's `fill=None`, which differs from 0 at bilinear borders)."""
     n, c, h, w = images.shape
     theta = matrix.to(images.dtype).view(n, 2, 3)
     xs = torch.linspace((1.0 - w) * 0.5, (w - 1.0) * 0.5, steps=w, device=images.device, dtype=images.dtype)
@@ -331,6 +335,8 @@ def affine(images: torch.Tensor, matrix: torch.Tensor, mode: str = "nearest", fi
     columns = theta.transpose(1, 2)  # [N, 3, 2], divided by the half sizes (Python numbers: no copy)
     rescaled = torch.stack([columns[..., 0] / (0.5 * w), columns[..., 1] / (0.5 * h)], dim=-1)
     grid = base.view(1, h * w, 3).expand(n, -1, -1).bmm(rescaled).view(n, h, w, 2)
+    if fill is None:
+        return F.grid_sample(images, grid, mode=mode, padding_mode="zeros", align_corners=False)
     with_mask = torch.cat([images, torch.ones_like(images[:, :1])], dim=1)
     out = F.grid_sample(with_mask, grid, mode=mode, padding_mode="zeros", align_corners=False)
     out, mask = out[:, :c], out[:, c:]
@@ -354,3 +360,19 @@ def equalize(images: torch.Tensor) -> torch.Tensor:
     lut = torch.cat([torch.zeros_like(lut[..., :1]), lut], dim=-1)
     out = torch.where(step > 0, lut.gather(-1, levels), levels)
     return out.view_as(images).to(images.dtype).div_(255.0)
+
+
+def adjust_brightness(images: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
+    """`F.adjust_brightness(img, f)` per sample: clamp(f x)."""
+    return images.mul(factor.to(images.dtype).view(-1, 1, 1, 1)).clamp_(0.0, 1.0)
+
+
+def adjust_saturation(images: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
+    """`F.adjust_saturation(img, f)` per sample: the blend of the luma and the image."""
+    return torch.lerp(_luma(images).expand_as(images), images, factor.to(images.dtype).view(-1, 1, 1, 1)).clamp_(0.0, 1.0)
+
+
+def adjust_contrast(images: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
+    """`F.adjust_contrast(img, f)` per sample: the blend of the mean luma and the image."""
+    mean = _luma(images).mean(dim=(1, 2, 3), keepdim=True).expand_as(images)
+    return torch.lerp(mean, images, factor.to(images.dtype).view(-1, 1, 1, 1)).clamp_(0.0, 1.0)

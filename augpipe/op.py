@@ -45,11 +45,14 @@ class ApplyContext:
     """What a kernel needs besides the images and its parameters.
 
     `out_size`: the view's (h, w); `inplace`: the kernel may write into `images` (the policy owns
-    them); `options`: kernel choices the runner makes, by name (e.g. `hue_kernel`, the CPU path's
-    compiled hue). Explicit, so that no hidden state decides which kernel runs.
+    them); `gating`: the policy's (`blend`: no host read; `subset`: row subsets allowed, which ops
+    made of ops use to run each branch on its own rows); `options`: kernel choices the runner
+    makes, by name (e.g. `hue_kernel`, the CPU path's compiled hue). Explicit, so that no hidden
+    state decides which kernel runs.
     """
     out_size: Size
     inplace: bool = False
+    gating: str = "blend"
     options: Mapping[str, Any] = field(default_factory=dict)
 
     def but(self, **changes) -> "ApplyContext":

@@ -1,9 +1,10 @@
 """Ops made of ops: torchvision's `RandomChoice` and `RandomOrder`, per sample, fixed shapes.
 
 Each sub-op draws its parameters for every row (so shapes never depend on the choice); the
-choice (or order) is a per-sample tensor, and each row keeps the result of the sub-op it drew via
-`torch.where`. Every branch runs on every row: no host read, `torch.compile(fullgraph=True)` takes
-it, at the cost of running the branches a row did not choose. Sub-ops keep the view's size (a
+choice (or order) is a per-sample tensor (`per_row`). With blend gating every branch runs on every
+row and each row keeps its own via `torch.where`: no host read, `torch.compile(fullgraph=True)`
+takes it, at the cost of running the branches a row did not choose. With subset gating (the
+CPU default) each branch runs on its own rows only. Sub-ops keep the view's size (a
 crop inside a choice would give rows of different sizes). Built in Python or by
 `from_torchvision`; spec strings have no grammar for nested ops.
 """
@@ -18,6 +19,28 @@ import torch
 from augpipe import sampling
 from augpipe.gating import gate
 from augpipe.op import Op
+
+
+def rows(t: torch.Tensor, idx: torch.Tensor | None) -> torch.Tensor:
+    """`t`'s rows `idx` (all of them for None)."""
+    return t if idx is None else t.index_select(0, idx)
+
+
+def per_row(images: torch.Tensor, pick: torch.Tensor, branches, ctx) -> torch.Tensor:
+    """Row i of the result is `branches[pick[i]]`'s: each branch is `(k, fn)`, `fn(images, idx)`
+    transforming the rows `idx` (None: all). Blend: every branch on every row, `torch.where` per
+    row (no host read). Subset (the CPU default): each branch on its own rows only."""
+    if ctx.gating != "subset":
+        out = images
+        for k, fn in branches:
+            out = torch.where((pick == k).view(-1, 1, 1, 1), fn(images, None), out)
+        return out
+    out = images.clone()
+    for k, fn in branches:
+        idx = (pick == k).nonzero().squeeze(1)
+        if idx.numel():
+            out.index_copy_(0, idx, fn(images.index_select(0, idx), idx))
+    return out
 
 
 def _sub_params(params: dict, i: int) -> dict:
@@ -66,12 +89,14 @@ class OneOf(Op):
         return params
 
     def kernel(self, images, params, ctx):
-        out = images
-        for i, op in enumerate(self.ops):
-            chosen = (params["choice"] == i) & params["apply"]
-            result = gate(op, images, _sub_params(params, i), ctx.but(inplace=False), "blend")
-            out = torch.where(chosen.view(-1, 1, 1, 1), result, out)
-        return out
+        pick = torch.where(params["apply"], params["choice"], -1)  # -1: no branch, the row as it is
+        return per_row(images, pick, [(i, self._branch(op, params, i, ctx)) for i, op in enumerate(self.ops)], ctx)
+
+    @staticmethod
+    def _branch(op: Op, params: dict, i: int, ctx):
+        own = _sub_params(params, i)
+        return lambda images, idx: gate(op, images, {k: rows(v, idx) for k, v in own.items()},
+                                        ctx.but(inplace=False), "blend")
 
 
 @dataclass
@@ -97,10 +122,7 @@ class InRandomOrder(Op):
 
     def kernel(self, images, params, ctx):
         out = images
-        for step in range(len(self.ops)):  # at each step every op runs, each row keeps its own op's
-            current = out
-            for i, op in enumerate(self.ops):
-                chosen = (params["order"][:, step] == i) & params["apply"]
-                result = gate(op, current, _sub_params(params, i), ctx.but(inplace=False), "blend")
-                out = torch.where(chosen.view(-1, 1, 1, 1), result, out)
+        for step in range(len(self.ops)):  # at each step each row runs the op its order puts there
+            pick = torch.where(params["apply"], params["order"][:, step], -1)
+            out = per_row(out, pick, [(i, OneOf._branch(op, params, i, ctx)) for i, op in enumerate(self.ops)], ctx)
         return out

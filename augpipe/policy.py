@@ -166,7 +166,7 @@ class Policy:
         if gating == "blend":
             return run_chain(group.ops, repeat_rows(images, count), params, ApplyContext(group.size), "blend",
                              output, account)
-        ctx = ApplyContext(group.size, options={"hue_kernel": self._hue})
+        ctx = ApplyContext(group.size, gating="subset", options={"hue_kernel": self._hue})
         out = torch.empty((images.shape[0] * count, 3, *group.size), dtype=output.dtype, device=images.device,
                           memory_format=output.memory_format)
         return run_in_chunks(lambda rows, p: run_chain(group.ops, rows, p, ctx, "subset", output, account),

@@ -27,6 +27,7 @@ from augpipe.ops import (ColorJitter, GaussianBlur, GaussianNoise, Grayscale, Ho
 from augpipe.ops_recipes import (Affine, Autocontrast, CenterCrop, ChannelPermutation, Equalize, Erasing, Invert,
                                  Posterize,
                                  RandomCrop, Rotate, Sharpness, VerticalFlip)
+from augpipe.ops_auto import RandAugment, TrivialAugmentWide
 from augpipe.ops_meta import InRandomOrder, OneOf
 from augpipe.options import DTYPES, PolicyOptions
 from augpipe.policy import Policy
@@ -155,7 +156,7 @@ def _normalize(t, where, conv):
 
 def _interpolation(t, where) -> str:
     mode = str(getattr(t.interpolation, "value", t.interpolation))
-    if mode not in ("nearest", "bilinear") or t.center is not None or getattr(t, "expand", False):
+    if mode not in ("nearest", "bilinear") or getattr(t, "center", None) is not None or getattr(t, "expand", False):
         raise UnsupportedTransform(f"from_torchvision: {type(t).__name__} at {where}: only nearest or bilinear "
                                    "interpolation about the image centre, without expand, is supported")
     return mode
@@ -181,6 +182,23 @@ def _affine(t, where, conv):
 def _rotate(t, where, conv):
     return [Rotate(degrees=(float(t.degrees[0]), float(t.degrees[1])), mode=_interpolation(t, where),
                    fill=_fill(t, where))]
+
+
+def _auto_fill(t, where) -> str:
+    if t.fill is None:
+        return "none"
+    if isinstance(t.fill, (int, float)):
+        return f"{float(t.fill) / 255 if t.fill > 1 else float(t.fill):g}"
+    raise UnsupportedTransform(f"from_torchvision: {type(t).__name__} at {where}: fill must be None or one number")
+
+
+def _trivial(t, where, conv):
+    return [TrivialAugmentWide(bins=t.num_magnitude_bins, mode=_interpolation(t, where), fill=_auto_fill(t, where))]
+
+
+def _randaugment(t, where, conv):
+    return [RandAugment(num_ops=t.num_ops, magnitude=t.magnitude, bins=t.num_magnitude_bins,
+                        mode=_interpolation(t, where), fill=_auto_fill(t, where))]
 
 
 def _to_dtype(t, where, conv):
@@ -215,6 +233,8 @@ TRANSLATE: dict[str, Callable[[object, str, Conversion], list[Op]]] = {
     "RandomErasing": _erasing,
     "RandomAffine": _affine,
     "RandomRotation": _rotate,
+    "TrivialAugmentWide": _trivial,
+    "RandAugment": _randaugment,
     "Normalize": _normalize,
     "ToDtype": _to_dtype,
     "ToImage": lambda t, where, conv: [],

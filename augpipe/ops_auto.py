@@ -1,0 +1,178 @@
+"""TrivialAugmentWide and RandAugment, per sample: each sample draws its own op (and magnitude,
+and sign) from torchvision's augmentation space; fixed shapes, no host read.
+
+Each space entry is (name, magnitudes, signed): `magnitudes(bins, h, w)` is torchvision's table,
+made on the images' device (`torch.linspace` there: no host copy, and the very values torchvision
+indexes, so whole-pixel translations and posterize bits truncate alike). A slot picks one op per
+row (`ops_meta.per_row`): with blend gating every op runs on every row (sync-free, compilable:
+the GPU path), with subset gating each op on its own rows (the CPU default).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, ClassVar
+
+import torch
+
+from augpipe import kernels, sampling
+from augpipe.op import Op, register_op
+from augpipe.ops_meta import per_row, rows
+
+
+def _linspace(lo: float, hi: float):
+    return lambda bins, h, w, device: torch.linspace(lo, hi, bins, device=device)
+
+
+def _posterize_bits(top: int, span: int):
+    return lambda bins, h, w, device: (top - torch.arange(bins, device=device) / ((bins - 1) / span)).round()
+
+
+def _space(shear: float, translate, rotate: float, colour: float, bits: tuple[int, int]) -> list[tuple]:
+    """torchvision's `_AUGMENTATION_SPACE` of TrivialAugmentWide / RandAugment, in its order."""
+    return [("Identity", None, False), ("ShearX", _linspace(0.0, shear), True), ("ShearY", _linspace(0.0, shear), True),
+            ("TranslateX", lambda b, h, w, d: translate(b, w, d), True),
+            ("TranslateY", lambda b, h, w, d: translate(b, h, d), True),
+            ("Rotate", _linspace(0.0, rotate), True), ("Brightness", _linspace(0.0, colour), True),
+            ("Color", _linspace(0.0, colour), True), ("Contrast", _linspace(0.0, colour), True),
+            ("Sharpness", _linspace(0.0, colour), True), ("Posterize", _posterize_bits(*bits), False),
+            ("Solarize", _linspace(1.0, 0.0), False), ("AutoContrast", None, False), ("Equalize", None, False)]
+
+
+TRIVIAL_SPACE = _space(0.99, lambda bins, side, device: torch.linspace(0.0, 32.0, bins, device=device), 135.0,
+                       0.99, (8, 6))
+RANDAUGMENT_SPACE = _space(0.3, lambda bins, side, device: torch.linspace(0.0, 150.0 / 331.0 * side, bins,
+                                                                          device=device), 30.0, 0.9, (8, 4))
+
+
+def _affine(images, angle=None, tx=None, ty=None, shear_x=None, shear_y=None, centre=(0.0, 0.0), mode="nearest",
+            fill=None):
+    zero = torch.zeros(images.shape[0], dtype=torch.float64, device=images.device)
+    matrix = kernels.inverse_affine_matrix(*(zero if v is None else v for v in (angle, tx, ty)), zero + 1,
+                                           *(zero if v is None else v for v in (shear_x, shear_y)), centre=centre)
+    return kernels.affine(images, matrix, mode, fill)
+
+
+def _shear_degrees(m: torch.Tensor) -> torch.Tensor:
+    return torch.rad2deg(torch.atan(m.to(torch.float64)))
+
+
+def apply_one(name: str, images: torch.Tensor, m: torch.Tensor, mode: str, fill: float | None) -> torch.Tensor:
+    """torchvision's `_apply_image_or_video_transform` with a magnitude per sample."""
+    h, w = images.shape[-2:]
+    corner = (-w * 0.5, -h * 0.5)  # torchvision shears about (0, 0), the top-left corner
+    table: dict[str, Callable[[], torch.Tensor]] = {
+        "Identity": lambda: images,
+        "ShearX": lambda: _affine(images, shear_x=_shear_degrees(m), centre=corner, mode=mode, fill=fill),
+        "ShearY": lambda: _affine(images, shear_y=_shear_degrees(m), centre=corner, mode=mode, fill=fill),
+        "TranslateX": lambda: _affine(images, tx=m.trunc(), mode=mode, fill=fill),  # int(magnitude)
+        "TranslateY": lambda: _affine(images, ty=m.trunc(), mode=mode, fill=fill),
+        "Rotate": lambda: _affine(images, angle=-m, mode=mode, fill=fill),  # F.rotate(a) = affine(-a)
+        "Brightness": lambda: kernels.adjust_brightness(images, 1.0 + m),
+        "Color": lambda: kernels.adjust_saturation(images, 1.0 + m),
+        "Contrast": lambda: kernels.adjust_contrast(images, 1.0 + m),
+        "Sharpness": lambda: kernels.adjust_sharpness(images, 1.0 + m),
+        "Posterize": lambda: kernels.posterize(images, m.trunc()),
+        "Solarize": lambda: kernels.solarize(images, m),
+        "AutoContrast": lambda: kernels.autocontrast(images),
+        "Equalize": lambda: kernels.equalize(images),
+    }
+    return table[name]()
+
+
+def _fill_value(text: str) -> float | None:
+    return None if text == "none" else float(text)
+
+
+@dataclass
+class _AutoAugment(Op):
+    """Base: `slots` op draws in a row, each from `space`; subclasses say how magnitudes are drawn."""
+    space: ClassVar[list] = []
+    bins: int = 31
+    mode: str = "nearest"
+    fill: str = "none"
+
+    def validate(self) -> None:
+        super().validate()
+        if not (isinstance(self.bins, int) and self.bins >= 2):
+            raise ValueError(f"{self.name}: bins must be an integer >= 2, got {self.bins!r}")
+        if self.mode not in ("nearest", "bilinear"):
+            raise ValueError(f"{self.name}: mode must be nearest or bilinear, got {self.mode!r}")
+        try:
+            _fill_value(self.fill)
+        except ValueError:
+            raise ValueError(f"{self.name}: fill must be a number or none, got {self.fill!r}") from None
+
+    def slots(self) -> int:
+        return 1
+
+    def level(self, n: int, ctx) -> torch.Tensor:
+        """The magnitude bin of each sample: drawn (TrivialAugment) or fixed (RandAugment)."""
+        raise NotImplementedError
+
+    def sample(self, n, ctx):
+        params = super().sample(n, ctx)
+        h, w = ctx.in_size
+        for slot in range(self.slots()):
+            pick = sampling.uniform(n, 0.0, len(self.space), ctx.generator, ctx.device).floor_().clamp_max_(
+                len(self.space) - 1).to(torch.int64)
+            level = self.level(n, ctx)
+            negative = sampling.uniform(n, 0.0, 1.0, ctx.generator, ctx.device) <= 0.5
+            magnitude = torch.zeros(n, device=ctx.device)
+            for k, (_, magnitudes, signed) in enumerate(self.space):
+                if magnitudes is None:
+                    continue
+                value = magnitudes(self.bins, h, w, ctx.device).to(torch.float32).gather(0, level)
+                value = torch.where(negative, -value, value) if signed else value
+                magnitude = torch.where(pick == k, value, magnitude)
+            params[f"op{slot}"], params[f"magnitude{slot}"] = pick, magnitude
+        return params
+
+    def kernel(self, images, params, ctx):
+        out, fill = images, _fill_value(self.fill)
+        for slot in range(self.slots()):
+            m = params[f"magnitude{slot}"]
+            branches = [(k, lambda x, idx, name=name: apply_one(name, x, rows(m, idx), self.mode, fill))
+                        for k, (name, _, _) in enumerate(self.space) if name != "Identity"]
+            out = per_row(out, params[f"op{slot}"], branches, ctx)
+        return out
+
+
+@register_op
+@dataclass
+class TrivialAugmentWide(_AutoAugment):
+    """`trivialaugment(bins=31, mode=nearest, fill=none, p=1)`: TrivialAugmentWide; one op per
+    sample, its magnitude bin uniform, signed ops negated with probability 1/2."""
+    name: ClassVar[str] = "trivialaugment"
+    positional: ClassVar[tuple[str, ...]] = ("p",)
+    space: ClassVar[list] = TRIVIAL_SPACE
+
+    def level(self, n, ctx):
+        return sampling.uniform(n, 0.0, self.bins, ctx.generator, ctx.device).floor_().clamp_max_(
+            self.bins - 1).to(torch.int64)
+
+
+@register_op
+@dataclass
+class RandAugment(_AutoAugment):
+    """`randaugment(num_ops=2, magnitude=9, bins=31, mode=nearest, fill=none, p=1)`: RandAugment;
+    `num_ops` ops per sample in a row, each at magnitude bin `magnitude`, signed at random."""
+    name: ClassVar[str] = "randaugment"
+    positional: ClassVar[tuple[str, ...]] = ("num_ops", "magnitude")
+    space: ClassVar[list] = RANDAUGMENT_SPACE
+    num_ops: int = 2
+    magnitude: int = 9
+
+    def validate(self) -> None:
+        super().validate()
+        if not (isinstance(self.num_ops, int) and 1 <= self.num_ops <= 8):
+            raise ValueError(f"randaugment: num_ops must be an integer in [1, 8], got {self.num_ops!r}")
+        if not (isinstance(self.magnitude, int) and 0 <= self.magnitude < self.bins):
+            raise ValueError(f"randaugment: magnitude must be an integer in [0, bins), got {self.magnitude!r}")
+
+    def slots(self) -> int:
+        return self.num_ops
+
+    def level(self, n, ctx):
+        return torch.full((n,), self.magnitude, dtype=torch.int64, device=ctx.device)
+
+

@@ -1,0 +1,102 @@
+"""TrivialAugmentWide and RandAugment per sample (augpipe/ops_auto.py): every op of the space equals
+torchvision's for the same magnitude, the draws follow torchvision's rules, the views its statistics."""
+import math
+
+import pytest
+import torch
+from torchvision.transforms import v2
+from torchvision.transforms.v2 import functional as TF
+
+from augpipe import build_policy, from_torchvision
+from augpipe.ops_auto import RANDAUGMENT_SPACE, TRIVIAL_SPACE, apply_one
+
+
+def torchvision_op(name, image, m):
+    """torchvision's `_apply_image_or_video_transform`, spelled with public functional ops."""
+    nearest = TF.InterpolationMode.NEAREST
+    shear = math.degrees(math.atan(m))
+    return {
+        "ShearX": lambda: TF.affine(image, 0.0, [0, 0], 1.0, [shear, 0.0], nearest, None, [0, 0]),
+        "ShearY": lambda: TF.affine(image, 0.0, [0, 0], 1.0, [0.0, shear], nearest, None, [0, 0]),
+        "TranslateX": lambda: TF.affine(image, 0.0, [int(m), 0], 1.0, [0.0, 0.0], nearest, None),
+        "TranslateY": lambda: TF.affine(image, 0.0, [0, int(m)], 1.0, [0.0, 0.0], nearest, None),
+        "Rotate": lambda: TF.rotate(image, m, nearest, fill=None),
+        "Brightness": lambda: TF.adjust_brightness(image, 1.0 + m),
+        "Color": lambda: TF.adjust_saturation(image, 1.0 + m),
+        "Contrast": lambda: TF.adjust_contrast(image, 1.0 + m),
+        "Sharpness": lambda: TF.adjust_sharpness(image, 1.0 + m),
+        "Posterize": lambda: TF.posterize(image, int(m)),
+        "Solarize": lambda: TF.solarize(image, m),
+        "AutoContrast": lambda: TF.autocontrast(image),
+        "Equalize": lambda: TF.equalize(image),
+        "Identity": lambda: image,
+    }[name]()
+
+
+@pytest.mark.parametrize("name", [name for name, _, _ in TRIVIAL_SPACE])
+def test_every_op_of_the_space_equals_torchvisions(name):
+    x = torch.rand(5, 3, 14, 18, generator=torch.Generator().manual_seed(0))
+    m = torch.tensor({"Posterize": [1., 3., 5., 7., 8.], "Solarize": [0.0, 0.3, 0.5, 0.9, 1.0],
+                      "TranslateX": [-5.7, -1.0, 0.0, 2.4, 9.0], "TranslateY": [-5.7, -1.0, 0.0, 2.4, 9.0],
+                      "Rotate": [-135.0, -30.0, 0.0, 45.5, 90.0]}.get(name, [-0.99, -0.3, 0.0, 0.4, 0.99]))
+    ref = torch.stack([torchvision_op(name, img, float(v)) for img, v in zip(x, m)])
+    torch.testing.assert_close(apply_one(name, x, m, "nearest", None), ref, atol=2e-6, rtol=0)
+
+
+@pytest.mark.parametrize("cls, space", [(v2.TrivialAugmentWide, TRIVIAL_SPACE), (v2.RandAugment, RANDAUGMENT_SPACE)])
+def test_the_magnitude_tables_are_torchvisions(cls, space):
+    theirs = getattr(cls, "_AUGMENTATION_SPACE", None)
+    if theirs is None:
+        pytest.skip("this torchvision keeps its space elsewhere")
+    assert [name for name, _, _ in space] == list(theirs)
+    for name, magnitudes, signed in space:
+        table, their_signed = theirs[name]
+        expected = table(31, 24, 40)
+        assert signed == their_signed
+        if expected is None:
+            assert magnitudes is None
+        else:
+            assert torch.equal(magnitudes(31, 24, 40, torch.device("cpu")).float(), expected.float()), name
+
+
+def test_trivialaugment_draws_one_op_a_uniform_bin_and_a_fair_sign():
+    policy = build_policy("trivialaugment", size=8, views=1)
+    _, params = policy(torch.rand(14000, 3, 8, 8), generator=torch.Generator().manual_seed(0), return_params=True)
+    p = params[0][1]
+    counts = torch.bincount(p["op0"], minlength=14).float()
+    assert len(counts) == 14 and (counts / 14000 - 1 / 14).abs().max() < 0.012
+    rotate = p["magnitude0"][p["op0"] == 5]
+    assert abs((rotate < 0).float().mean() - 0.5) < 0.06 and rotate.abs().max() <= 135
+    assert len(set(rotate.abs().tolist())) == 31  # every bin drawn
+
+
+def test_randaugment_uses_its_magnitude_bin_on_num_ops_slots():
+    policy = build_policy("randaugment(3,9)", size=32, views=1)
+    _, params = policy(torch.rand(3000, 3, 32, 32), generator=torch.Generator().manual_seed(1), return_params=True)
+    p = params[0][1]
+    assert {"op0", "op1", "op2"} <= set(p)
+    rotate = p["magnitude1"][p["op1"] == 5]
+    assert torch.allclose(rotate.abs(), torch.full_like(rotate, 9.0))  # linspace(0, 30, 31)[9]
+    translate = p["magnitude0"][p["op0"] == 3]
+    assert torch.allclose(translate.abs(), torch.full_like(translate, 150.0 / 331.0 * 32 * 9 / 30))
+
+
+@pytest.mark.parametrize("transform", [v2.TrivialAugmentWide(), v2.RandAugment(2, 9)], ids=["trivial", "rand"])
+def test_statistics_match_torchvision_per_image(transform, photo_batch):
+    x = photo_batch.float() / 255
+    policy = from_torchvision(transform, size=48)
+    ours = torch.cat([policy(x, generator=torch.Generator().manual_seed(s)).mean(dim=(1, 2, 3)) for s in range(60)])
+    torch.manual_seed(0)
+    theirs = torch.cat([torch.stack([transform(img) for img in x]).mean(dim=(1, 2, 3)) for _ in range(60)])
+    qs = torch.tensor([0.1, 0.25, 0.5, 0.75, 0.9])
+    torch.testing.assert_close(ours.quantile(qs), theirs.quantile(qs), atol=0.03, rtol=0)
+
+
+def test_blend_and_subset_agree_and_bad_values_are_named(photo_batch):
+    for spec in ("trivialaugment(p=0.8)", "randaugment(2,12,mode=bilinear,fill=0.5)"):
+        blend, subset = (build_policy(spec, size=32, gating=g) for g in ("blend", "subset"))
+        params = blend.sample(photo_batch, generator=torch.Generator().manual_seed(2))
+        for a, b in zip(blend.apply(photo_batch, params), subset.apply(photo_batch, params)):
+            torch.testing.assert_close(a, b, atol=1e-6, rtol=0)
+    with pytest.raises(ValueError, match="randaugment: magnitude must be an integer in \\[0, bins\\)"):
+        build_policy("randaugment(2,31)", size=8)
