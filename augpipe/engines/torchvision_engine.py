@@ -26,6 +26,37 @@ def _noise(op, size):
     return _v2().RandomApply([_v2().GaussianNoise(sigma=op.std[0], clip=True)], p=op.p)
 
 
+def _maybe(op, transform):
+    """`transform` applied with the op's probability (torchvision's own ops that have no `p`)."""
+    return transform if op.p >= 1 else _v2().RandomApply([transform], p=op.p)
+
+
+def _fixed(op, key: str):
+    lo, hi = getattr(op, key)
+    if lo != hi:
+        raise Unsupported(f"torchvision: {op.name} with a {key} range (torchvision's is fixed)")
+    return lo
+
+
+def _mode(op):
+    return _v2().InterpolationMode(op.mode)
+
+
+def _fill(op):
+    return None if op.fill == "none" else float(op.fill)
+
+
+def _erasing(op, size):
+    value = "random" if op.value == "random" else [float(v) for v in op.value.split("/")]
+    return _v2().RandomErasing(p=op.p, scale=op.scale, ratio=op.ratio, value=value)
+
+
+def _affine(op, size):
+    shear = [*op.shear_x, *op.shear_y]
+    return _maybe(op, _v2().RandomAffine(op.degrees, translate=(op.translate_x, op.translate_y), scale=op.scale,
+                                         shear=shear, interpolation=_mode(op), fill=op.fill))
+
+
 TRANSLATE = {
     "rrc": _rrc,
     "resize": lambda op, size: _v2().Resize(size, antialias=False),
@@ -39,6 +70,22 @@ TRANSLATE = {
     "noise": _noise,
     "normalize": lambda op, size: _v2().Normalize(*op.mean_std()),
     "identity": lambda op, size: _v2().Identity(),
+    "rcrop": lambda op, size: _v2().RandomCrop(size, padding=op.padding or None, pad_if_needed=op.pad_if_needed,
+                                               fill=op.fill, padding_mode=op.mode),
+    "center_crop": lambda op, size: _v2().CenterCrop(size),
+    "vflip": lambda op, size: _v2().RandomVerticalFlip(p=op.p),
+    "invert": lambda op, size: _v2().RandomInvert(p=op.p),
+    "channel_permutation": lambda op, size: _maybe(op, _v2().RandomChannelPermutation()),
+    "posterize": lambda op, size: _v2().RandomPosterize(int(_fixed(op, "bits")), p=op.p),
+    "sharpness": lambda op, size: _v2().RandomAdjustSharpness(_fixed(op, "factor"), p=op.p),
+    "autocontrast": lambda op, size: _v2().RandomAutocontrast(p=op.p),
+    "equalize": lambda op, size: _v2().RandomEqualize(p=op.p),
+    "erasing": _erasing,
+    "affine": _affine,
+    "rotate": lambda op, size: _maybe(op, _v2().RandomRotation(op.degrees, interpolation=_mode(op), fill=op.fill)),
+    "trivial_augment": lambda op, size: _maybe(op, _v2().TrivialAugmentWide(op.bins, _mode(op), _fill(op))),
+    "rand_augment": lambda op, size: _maybe(op, _v2().RandAugment(op.num_ops, op.magnitude, op.bins, _mode(op),
+                                                                   _fill(op))),
 }
 
 

@@ -60,7 +60,7 @@ def test_the_magnitude_tables_are_torchvisions(cls, space):
 
 
 def test_trivialaugment_draws_one_op_a_uniform_bin_and_a_fair_sign():
-    policy = build_policy("trivialaugment", size=8, views=1)
+    policy = build_policy("trivial_augment", size=8, views=1)
     _, params = policy(torch.rand(14000, 3, 8, 8), generator=torch.Generator().manual_seed(0), return_params=True)
     p = params[0][1]
     counts = torch.bincount(p["op0"], minlength=14).float()
@@ -71,7 +71,7 @@ def test_trivialaugment_draws_one_op_a_uniform_bin_and_a_fair_sign():
 
 
 def test_randaugment_uses_its_magnitude_bin_on_num_ops_slots():
-    policy = build_policy("randaugment(3,9)", size=32, views=1)
+    policy = build_policy("rand_augment(3,9)", size=32, views=1)
     _, params = policy(torch.rand(3000, 3, 32, 32), generator=torch.Generator().manual_seed(1), return_params=True)
     p = params[0][1]
     assert {"op0", "op1", "op2"} <= set(p)
@@ -93,10 +93,10 @@ def test_statistics_match_torchvision_per_image(transform, photo_batch):
 
 
 def test_blend_and_subset_agree_and_bad_values_are_named(photo_batch):
-    for spec in ("trivialaugment(p=0.8)", "randaugment(2,12,mode=bilinear,fill=0.5)"):
+    for spec in ("trivial_augment(p=0.8)", "rand_augment(2,12,mode=bilinear,fill=0.5)"):
         blend, subset = (build_policy(spec, size=32, gating=g) for g in ("blend", "subset"))
         params = blend.sample(photo_batch, generator=torch.Generator().manual_seed(2))
         for a, b in zip(blend.apply(photo_batch, params), subset.apply(photo_batch, params)):
             torch.testing.assert_close(a, b, atol=1e-6, rtol=0)
-    with pytest.raises(ValueError, match="randaugment: magnitude must be an integer in \\[0, bins\\)"):
-        build_policy("randaugment(2,31)", size=8)
+    with pytest.raises(ValueError, match="rand_augment: magnitude must be an integer in \\[0, bins\\)"):
+        build_policy("rand_augment(2,31)", size=8)

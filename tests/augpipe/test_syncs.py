@@ -21,7 +21,7 @@ RECIPE_SPECS = [
     "center_crop+rcrop(2,mode=symmetric,pad_if_needed=true)+erasing(p=0.5,value=random)+rcrop(1,mode=edge)",
     "rrc+affine(degrees=-20:20,translate_x=0.1,translate_y=0.2,scale=0.8:1.2,shear_x=-5:5,p=0.7)"
     "+rotate(degrees=-30:30,mode=bilinear,fill=0.5,p=0.5)",
-    "rrc+flip+trivialaugment(p=0.9) | rrc+randaugment(2,9,mode=bilinear,fill=0.5)+erasing(p=0.25)",
+    "rrc+flip+trivial_augment(p=0.9) | rrc+rand_augment(2,9,mode=bilinear,fill=0.5)+erasing(p=0.25)",
 ]
 
 
