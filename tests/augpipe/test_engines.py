@@ -97,3 +97,17 @@ def test_augpipe_variants_keep_every_other_option():
         assert (variant.dtype, variant.channels_last, variant.time_ops, variant.cpu_threads) == \
             (torch.bfloat16, True, True, "keep")
         assert runner.policy.views is policy.views
+
+
+@pytest.mark.parametrize("spec", ["equalize(p=1)+vflip(p=1)+invert(p=1)+autocontrast(p=1)",
+                                  "posterize(bits=3,p=1)+sharpness(factor=1.5,p=1)+center_crop"])
+def test_the_torchvision_engine_runs_the_recipe_ops_with_the_same_result(spec, photo_batch):
+    torch.testing.assert_close(run("torchvision", spec, photo_batch, size=40)[0],
+                               run("augpipe", spec, photo_batch, size=40)[0], atol=1e-5, rtol=0)
+
+
+def test_the_torchvision_engine_names_a_range_it_cannot_take():
+    with pytest.raises(Unsupported, match="torchvision: posterize with a bits range"):
+        build("torchvision", build_policy("posterize(bits=2:5)", size=8))
+    with pytest.raises(Unsupported, match="kornia: cannot run op 'rand_augment'"):
+        build("kornia", build_policy("timm-ra", size=8))
