@@ -102,8 +102,9 @@ def test_augpipe_variants_keep_every_other_option():
 @pytest.mark.parametrize("spec", ["equalize(p=1)+vflip(p=1)+invert(p=1)+autocontrast(p=1)",
                                   "posterize(bits=3,p=1)+sharpness(factor=1.5,p=1)+center_crop"])
 def test_the_torchvision_engine_runs_the_recipe_ops_with_the_same_result(spec, photo_batch):
-    torch.testing.assert_close(run("torchvision", spec, photo_batch, size=40)[0],
-                               run("augpipe", spec, photo_batch, size=40)[0], atol=1e-5, rtol=0)
+    size = 40 if "center_crop" in spec else 48  # equalize on the loaded levels (a resize would requantise)
+    torch.testing.assert_close(run("torchvision", spec, photo_batch, size=size)[0],
+                               run("augpipe", spec, photo_batch, size=size)[0], atol=1e-5, rtol=0)
 
 
 def test_the_torchvision_engine_names_a_range_it_cannot_take():
