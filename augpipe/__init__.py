@@ -11,19 +11,21 @@ Layers (one module each; docs/ARCHITECTURE.md): `op` is the op contract and its 
 is the sample/apply contract, run by `grouping`, `chain`, `gating`, `fusion`, `chunking`,
 `compiling` and `options`; `engines` runs the same policy on Kornia / torchvision / DALI,
 `diagnostics` counts ops and host syncs, `cpu` tunes the CPU, `plugins` imports user modules,
-`torchvision_dropin` converts torchvision v2 pipelines (`from_torchvision`).
+`torchvision_dropin` converts torchvision v2 pipelines (`from_torchvision`), `module` wraps a
+policy as an `nn.Module` (`Augment`).
 """
 from augpipe import ops as _builtin_ops  # noqa: F401  (registers the built-in ops)
 from augpipe import ops_auto as _auto_ops  # noqa: F401  (TrivialAugmentWide, RandAugment)
 from augpipe import ops_recipes as _recipe_ops  # noqa: F401  (and those of torchvision's recipes)
 from augpipe.build import build_policy, list_policies, register_preset
 from augpipe.grouping import View
+from augpipe.module import Augment
 from augpipe.op import OPS, ApplyContext, Op, SampleContext, register_op
 from augpipe.options import PolicyOptions
 from augpipe.policy import Policy, check_images
 from augpipe.spec import SpecError
 from augpipe.torchvision_dropin import UnsupportedTransform, from_torchvision
 
-__all__ = ["OPS", "ApplyContext", "Op", "Policy", "PolicyOptions", "SampleContext", "SpecError",
+__all__ = ["OPS", "ApplyContext", "Augment", "Op", "Policy", "PolicyOptions", "SampleContext", "SpecError",
            "UnsupportedTransform", "View", "build_policy", "check_images", "from_torchvision", "list_policies",
            "register_op", "register_preset"]

@@ -181,3 +181,17 @@ def test_a_converted_pipeline_compiles_fullgraph_and_equals_eager(batch):
     differ = (compiled[0] - eager[0]).abs() > 1e-5
     assert differ.float().mean() < 0.002
     assert (compiled[0] - eager[0]).abs().max() <= 1 / 64
+
+
+def test_augment_is_a_module_in_a_sequential_with_its_own_seeded_draws(batch):
+    import torch.nn as nn
+    policy = from_torchvision(cifar_recipe())
+    model = nn.Sequential(augpipe.Augment(policy, seed=7), nn.Flatten(), nn.Linear(3 * 32 * 32, 4))
+    assert model(batch).shape == (16, 4)
+    assert list(model[0].parameters()) == [] and model[0].state_dict() == {} and model.to("cpu") is model
+    a, b = augpipe.Augment(policy, seed=7), augpipe.Augment(policy, seed=7)
+    first = a(batch)
+    assert torch.equal(first, b(batch))                       # the same seed, the same views
+    assert not torch.equal(first, a(batch))                   # the generator advances per call
+    assert not torch.equal(first, augpipe.Augment(policy, seed=7, rank=1)(batch))  # ranks differ
+    assert "seed=7" in repr(a)
