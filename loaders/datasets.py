@@ -44,38 +44,18 @@ def materialize(name: str) -> Path:
     """Path of the embedded dataset `name` (with train/ and test/), writing it on first use."""
     if name not in EMBEDDED:
         raise ValueError(f"unknown embedded dataset {name!r}; valid: {', '.join(EMBEDDED)}")
-    final = cache_dir() / f"{name}-v1"
-    if final.exists():
-        return final
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=final.parent))
-    try:
-        _write_digits(tmp)
-        os.rename(tmp, final)
-    except OSError:
-        if not final.exists():
-            raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return final
+    return written_once(cache_dir() / f"{name}-v1", _write_digits)
 
 
-def unpacked(archive: Path, cache: Path) -> Path:
-    """The folder a `.tar` / `.tar.gz` archive unpacks to, under `cache` (named after the archive),
-    unpacked once: into a temporary folder renamed into place, so a crash never leaves half of it
-    and concurrent first uses are safe. Members that would land outside the folder are refused
-    (tarfile's `data` filter)."""
-    archive = Path(archive)
-    if not archive.is_file():
-        raise FileNotFoundError(f"{archive}: no such archive")
-    final = Path(cache) / archive.name.split(".")[0]
+def written_once(final: Path, write) -> Path:
+    """`final`, made by `write(folder)` into a temporary folder beside it that is then renamed into
+    place: a crash never leaves half of it, and concurrent first uses (DDP ranks) are safe."""
     if final.exists():
         return final
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}-", dir=final.parent))
     try:
-        with tarfile.open(archive) as tar:
-            tar.extractall(tmp, filter="data")
+        write(tmp)
         os.rename(tmp, final)
     except OSError:
         if not final.exists():
@@ -83,6 +63,20 @@ def unpacked(archive: Path, cache: Path) -> Path:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return final
+
+
+def _extract(archive: Path, folder: Path) -> None:
+    with tarfile.open(archive) as tar:
+        tar.extractall(folder, filter="data")  # members that would land outside the folder are refused
+
+
+def unpacked(archive: Path, cache: Path) -> Path:
+    """The folder a `.tar` / `.tar.gz` archive unpacks to, under `cache` (named after the archive),
+    unpacked once (`written_once`)."""
+    archive = Path(archive)
+    if not archive.is_file():
+        raise FileNotFoundError(f"{archive}: no such archive")
+    return written_once(Path(cache) / archive.name.split(".")[0], lambda folder: _extract(archive, folder))
 
 
 def resolve_source(source: str | os.PathLike) -> Path:
