@@ -72,7 +72,9 @@ def test_overwrite_keeps_the_old_run_until_the_new_one_finishes(tmp_path, monkey
     (out / "linear_eval.json").write_text("{}")  # an artefact of the old run
     old = (out / "result.json").read_text()
     # a bad flag: refused before the folder is touched
-    assert run_cli([*TINY, "--epochs", "1", "--out", str(out), "--overwrite", "--policy", "simclrr"]).returncode == 2
+    with pytest.raises(SystemExit) as refused:
+        main([*TINY, "--epochs", "1", "--out", str(out), "--overwrite", "--policy", "simclrr"])
+    assert refused.value.code == 2
     assert (out / "result.json").read_text() == old
     # a run that dies midway: the old results stay whole
     stop_after_first_epoch(monkeypatch)

@@ -22,6 +22,16 @@ def cache(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("AUGPIPE_CACHE", str(tmp_path_factory.getbasetemp() / "augpipe-cache"))
 
 
+def run_main(args, capsys) -> tuple[int, str]:
+    """`python -m ssl_train ARGS` in this process: (exit status, stderr). The process boundary
+    itself (no traceback reaches stderr, kill -9) is what the subprocess tests check."""
+    try:
+        code = main(args)
+    except SystemExit as exit_:  # argparse's usage errors
+        code = exit_.code
+    return code, capsys.readouterr().err
+
+
 def run_cli(args, env=None):
     return subprocess.run([sys.executable, "-m", "ssl_train", *args], cwd=ROOT, capture_output=True, text=True,
                           env={**os.environ, **(env or {})}, timeout=600)
@@ -58,12 +68,12 @@ def test_other_methods_run(method, tmp_path):
 
 
 @pytest.mark.slow
-def test_finished_run_is_not_overwritten(tmp_path):
+def test_finished_run_is_not_overwritten(tmp_path, capsys):
     out = tmp_path / "done"
     assert main([*TINY, "--epochs", "1", "--out", str(out)]) == 0
     before = (out / "result.json").read_text()
-    proc = run_cli([*TINY, "--epochs", "1", "--out", str(out)])
-    assert proc.returncode == 2 and "holds a finished run" in proc.stderr and "--overwrite" in proc.stderr
+    code, err = run_main([*TINY, "--epochs", "1", "--out", str(out)], capsys)
+    assert code == 2 and "holds a finished run" in err and "--overwrite" in err
     assert (out / "result.json").read_text() == before
 
 
@@ -99,10 +109,11 @@ def test_bad_flags_give_one_line_errors(args, message, tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_diverging_run_exits_with_message(tmp_path):
-    proc = run_cli([*TINY, "--epochs", "1", "--out", str(tmp_path / "nan"), "--optimizer", "sgd", "--lr", "1e30"])
-    assert proc.returncode == 3
-    assert "loss became" in proc.stderr and "try a lower --lr" in proc.stderr
+def test_diverging_run_exits_with_message(tmp_path, capsys):
+    code, err = run_main([*TINY, "--epochs", "1", "--out", str(tmp_path / "nan"), "--optimizer", "sgd", "--lr", "1e30"],
+                         capsys)
+    assert code == 3
+    assert "loss became" in err and "try a lower --lr" in err
     assert not (tmp_path / "nan" / "result.json").exists()
 
 
@@ -156,12 +167,12 @@ def test_resume_after_kill_reaches_same_metrics(tmp_path):
 
 
 @pytest.mark.slow
-def test_resume_refuses_a_changed_config(tmp_path):
+def test_resume_refuses_a_changed_config(tmp_path, capsys):
     out = tmp_path / "r"
     assert main([*TINY, "--epochs", "1", "--out", str(out)]) == 0
     (out / "result.json").unlink()
-    proc = run_cli([*TINY, "--epochs", "1", "--out", str(out), "--resume", "--lr", "0.5"])
-    assert proc.returncode == 2 and "differs from the checkpoint's in lr" in proc.stderr
+    code, err = run_main([*TINY, "--epochs", "1", "--out", str(out), "--resume", "--lr", "0.5"], capsys)
+    assert code == 2 and "differs from the checkpoint's in lr" in err
 
 
 @pytest.mark.slow
@@ -220,5 +231,6 @@ def test_pretraining_on_an_unlabeled_folder(tmp_path, capsys):
     assert "no online probe (unlabeled training split)" in capsys.readouterr().out
     (tmp_path / "data" / "test").unlink()
     os.symlink(tmp_path / "data" / "train", tmp_path / "data" / "test")
-    proc = run_cli([*TINY, "--data", str(tmp_path / "data"), "--epochs", "1", "--out", str(tmp_path / "x")])
-    assert proc.returncode == 2 and "evaluation needs a labelled test split" in proc.stderr
+    code, err = run_main([*TINY, "--data", str(tmp_path / "data"), "--epochs", "1", "--out", str(tmp_path / "x")],
+                         capsys)
+    assert code == 2 and "evaluation needs a labelled test split" in err
