@@ -144,6 +144,7 @@ def test_training_step_reads_the_host_once_per_check(check_every, tmp_path, monk
     monkeypatch.setattr(augpipe, "build_policy", lambda *a, **k: real_build(*a, **{**k, "gating": "blend"}))
     _CountingAccount.windows = []
     assert main(["--data", "digits", "--image-size", "16", "--batch-size", "128", "--proj-hidden", "32",
+                 "--train-subset", "768", "--test-subset", "200",
                  "--proj-dim", "16", "--num-workers", "0", "--no-progress", "--knn-k", "5", "--epochs", "1",
                  "--optimizer", "lars", "--check-every", str(check_every), "--out", str(tmp_path / "run")]) == 0
     (steps, syncs), = [w for w in _CountingAccount.windows if w[0]]
