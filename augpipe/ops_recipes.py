@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Callable, ClassVar
 
 import torch
 
@@ -24,28 +24,32 @@ def _check_int(op: str, key: str, value, low: int, high: int) -> None:
         raise ValueError(f"{op}: {key} must be an integer in [{low}, {high}], got {value!r}")
 
 
+@dataclass
+class _WholeImage(Op):
+    """An op whose kernel is one parameter-free function of the images (`transform`), kept
+    per sample with probability `p` by the policy's gating."""
+    positional: ClassVar[tuple[str, ...]] = ("p",)
+    transform: ClassVar[Callable[[torch.Tensor], torch.Tensor]]
+    p: float = 0.5
+
+    def kernel(self, images, params, ctx):
+        return type(self).transform(images)
+
+
 @register_op
 @dataclass
-class VerticalFlip(Op):
+class VerticalFlip(_WholeImage):
     """`vflip(p=0.5)`: RandomVerticalFlip."""
     name: ClassVar[str] = "vflip"
-    positional: ClassVar[tuple[str, ...]] = ("p",)
-    p: float = 0.5
-
-    def kernel(self, images, params, ctx):
-        return kernels.vflip(images)
+    transform = kernels.vflip
 
 
 @register_op
 @dataclass
-class Invert(Op):
+class Invert(_WholeImage):
     """`invert(p=0.5)`: RandomInvert."""
     name: ClassVar[str] = "invert"
-    positional: ClassVar[tuple[str, ...]] = ("p",)
-    p: float = 0.5
-
-    def kernel(self, images, params, ctx):
-        return kernels.invert(images)
+    transform = kernels.invert
 
 
 @register_op
@@ -113,14 +117,10 @@ class Sharpness(Op):
 
 @register_op
 @dataclass
-class Autocontrast(Op):
+class Autocontrast(_WholeImage):
     """`autocontrast(p=0.5)`: RandomAutocontrast."""
     name: ClassVar[str] = "autocontrast"
-    positional: ClassVar[tuple[str, ...]] = ("p",)
-    p: float = 0.5
-
-    def kernel(self, images, params, ctx):
-        return kernels.autocontrast(images)
+    transform = kernels.autocontrast
 
 
 _VALUE = re.compile(r"^(random|-?[\d.]+(/-?[\d.]+){0,2})$")
@@ -301,11 +301,7 @@ class Rotate(Op):
 
 @register_op
 @dataclass
-class Equalize(Op):
+class Equalize(_WholeImage):
     """`equalize(p=0.5)`: RandomEqualize (per channel, on 256 levels, as torchvision)."""
     name: ClassVar[str] = "equalize"
-    positional: ClassVar[tuple[str, ...]] = ("p",)
-    p: float = 0.5
-
-    def kernel(self, images, params, ctx):
-        return kernels.equalize(images)
+    transform = kernels.equalize
