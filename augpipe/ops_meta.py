@@ -48,6 +48,13 @@ def _sub_params(params: dict, i: int) -> dict:
     return {key[len(prefix):]: value for key, value in params.items() if key.startswith(prefix)}
 
 
+def _branch(op: Op, params: dict, i: int, ctx):
+    """Sub-op `i` as a `per_row` branch: its kernel, gated by its own `apply`, on rows `idx`."""
+    own = _sub_params(params, i)
+    return lambda images, idx: gate(op, images, {k: rows(v, idx) for k, v in own.items()},
+                                    ctx.but(inplace=False), "blend")
+
+
 def _check_ops(kind: str, ops: list) -> None:
     if not ops or not all(isinstance(op, Op) for op in ops):
         raise ValueError(f"{kind}: ops must be a non-empty list of augpipe ops, got {ops!r}")
@@ -90,13 +97,7 @@ class OneOf(Op):
 
     def kernel(self, images, params, ctx):
         pick = torch.where(params["apply"], params["choice"], -1)  # -1: no branch, the row as it is
-        return per_row(images, pick, [(i, self._branch(op, params, i, ctx)) for i, op in enumerate(self.ops)], ctx)
-
-    @staticmethod
-    def _branch(op: Op, params: dict, i: int, ctx):
-        own = _sub_params(params, i)
-        return lambda images, idx: gate(op, images, {k: rows(v, idx) for k, v in own.items()},
-                                        ctx.but(inplace=False), "blend")
+        return per_row(images, pick, [(i, _branch(op, params, i, ctx)) for i, op in enumerate(self.ops)], ctx)
 
 
 @dataclass
@@ -124,5 +125,5 @@ class InRandomOrder(Op):
         out = images
         for step in range(len(self.ops)):  # at each step each row runs the op its order puts there
             pick = torch.where(params["apply"], params["order"][:, step], -1)
-            out = per_row(out, pick, [(i, OneOf._branch(op, params, i, ctx)) for i, op in enumerate(self.ops)], ctx)
+            out = per_row(out, pick, [(i, _branch(op, params, i, ctx)) for i, op in enumerate(self.ops)], ctx)
         return out

@@ -88,13 +88,12 @@ def _resize(t, where, conv):
 
 def _random_crop(t, where, conv):
     padding = list(t.padding) if t.padding else [0, 0, 0, 0]
-    fill = t.fill if isinstance(t.fill, (int, float)) else 0
-    if len(set(padding)) != 1 or not isinstance(t.fill, (int, float)):
-        raise UnsupportedTransform(f"from_torchvision: RandomCrop at {where}: only one padding for every side and "
-                                   f"one number as fill are supported, got padding={t.padding}, fill={t.fill}")
+    if len(set(padding)) != 1:
+        raise UnsupportedTransform(f"from_torchvision: RandomCrop at {where}: only one padding for every side is "
+                                   f"supported, got padding={t.padding}")
     conv.set_size(t.size, where)
-    return [RandomCrop(padding=int(padding[0]), pad_if_needed=bool(t.pad_if_needed), fill=float(fill) / 255 if fill > 1
-                       else float(fill), mode=t.padding_mode)]
+    return [RandomCrop(padding=int(padding[0]), pad_if_needed=bool(t.pad_if_needed), fill=_fill(t, where),
+                       mode=t.padding_mode)]
 
 
 def _center_crop(t, where, conv):
@@ -163,10 +162,11 @@ def _interpolation(t, where) -> str:
 
 
 def _fill(t, where) -> float:
-    fill = t.fill if isinstance(t.fill, (int, float)) else None
-    if fill is None:
-        raise UnsupportedTransform(f"from_torchvision: {type(t).__name__} at {where}: fill must be one number")
-    return float(fill) / 255 if fill > 1 else float(fill)
+    """A fill of one number, read on the uint8 scale when above 1 (the policy works in [0, 1])."""
+    if not isinstance(t.fill, (int, float)):
+        raise UnsupportedTransform(f"from_torchvision: {type(t).__name__} at {where}: fill must be one number, "
+                                   f"got {t.fill!r}")
+    return float(t.fill) / 255 if t.fill > 1 else float(t.fill)
 
 
 def _affine(t, where, conv):
@@ -185,11 +185,8 @@ def _rotate(t, where, conv):
 
 
 def _auto_fill(t, where) -> str:
-    if t.fill is None:
-        return "none"
-    if isinstance(t.fill, (int, float)):
-        return f"{float(t.fill) / 255 if t.fill > 1 else float(t.fill):g}"
-    raise UnsupportedTransform(f"from_torchvision: {type(t).__name__} at {where}: fill must be None or one number")
+    """The auto-augment ops' fill: `none` (torchvision's default: plain zero padding) or `_fill`."""
+    return "none" if t.fill is None else f"{_fill(t, where):g}"
 
 
 def _trivial(t, where, conv):
@@ -292,8 +289,10 @@ def _per_sample_choice(t, name: str, where: str, conv: Conversion) -> Op:
             raise UnsupportedTransform(f"from_torchvision: {name} at {where}: each choice must be one size-keeping "
                                        f"transform; [{i}] is {len(converted)} ops")
         ops.append(converted[0])
-    op = OneOf(ops=ops, weights=list(t.p) if name == "RandomChoice" and t.p is not None else []) \
-        if name == "RandomChoice" else InRandomOrder(ops=ops)
+    if name == "RandomChoice":
+        op = OneOf(ops=ops, weights=list(t.p) if t.p is not None else [])
+    else:
+        op = InRandomOrder(ops=ops)
     op.validate()
     return op
 

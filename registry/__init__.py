@@ -2,7 +2,8 @@
 
 One shape for every extension point (`augpipe.register_op`, `ssl_train.register_method`,
 `loaders.register_backend`, as timm's `register_model`): read like a dict; written through
-`register`, which checks the contract and refuses a name already taken unless `replace=True`.
+its decorator (`class_decorator`), which checks the contract and refuses a name already taken
+unless `replace=True`.
 An entry may be a lazy `"module:Class"` string (heavy optional libraries are imported on use).
 """
 from __future__ import annotations
@@ -23,9 +24,7 @@ class Registry(Mapping[str, T], Generic[T]):
         self._entries: dict[str, T | str] = {}
 
     def register(self, name: str, entry: T | str, replace: bool = False) -> T | str:
-        errors = [] if isinstance(entry, str) else self.check(entry)
-        if errors:
-            raise TypeError(f"{self.decorator_name}({getattr(entry, '__name__', entry)!r}): " + "; ".join(errors))
+        """`name` -> `entry` (a class, checked by `class_decorator`, or a lazy "module:Class")."""
         known = self._entries.get(name)
         if isinstance(known, str) and not isinstance(entry, str) and known == f"{entry.__module__}:{entry.__qualname__}":
             known = entry  # the lazy entry's own class, registering itself on import
