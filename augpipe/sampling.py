@@ -79,28 +79,38 @@ def resized_crop_boxes(n: int, height: int, width: int, scale: tuple[float, floa
     The draws, in order: `[n, tries, 2]` uniforms (area, log-ratio), then `[n, 2]` (top, left),
     all float64 (the order a seed's boxes depend on; the replay test in tests/augpipe/test_sampling.py pins it).
     """
-    area = float(height * width)
-    log_lo, log_hi = math.log(ratio[0]), math.log(ratio[1])
-    u = _draw(torch.rand, (n, tries, 2), generator, device, torch.float64)
-    target_area = area * (scale[0] + (scale[1] - scale[0]) * u[..., 0])
-    aspect = torch.exp(log_lo + (log_hi - log_lo) * u[..., 1])
-    w = torch.round(torch.sqrt(target_area * aspect))
-    h = torch.round(torch.sqrt(target_area / aspect))
-    fits = (w > 0) & (w <= width) & (h > 0) & (h <= height)
-    first = fits.to(torch.int8).argmax(dim=1)  # index of the first fitting try (0 if none)
-    any_fit = fits.any(dim=1)
-    w = w.gather(1, first[:, None])[:, 0]
-    h = h.gather(1, first[:, None])[:, 0]
-
-    # A position p*(range) with p in [0, 1) in float64 floors to at most range - 1 (the product
-    # rounds below range for every integer range), so no clamp is needed: torchvision's randint.
-    pos = _draw(torch.rand, (n, 2), generator, device, torch.float64)
-    top = torch.floor(pos[:, 0] * (height - h + 1))
-    left = torch.floor(pos[:, 1] * (width - w + 1))
+    area, aspect = _tries(n, height * width, scale, ratio, tries, generator, device)
+    w = torch.round(torch.sqrt(area * aspect))
+    h = torch.round(torch.sqrt(area / aspect))
+    (h, w), any_fit = _first_fitting((h, w), (w > 0) & (w <= width) & (h > 0) & (h <= height))
+    top, left = _positions(n, height - h + 1, width - w + 1, generator, device)
     # the fallback's numbers are Python scalars filled in on the device (a host tensor would be a copy)
     box = [torch.where(any_fit, drawn, fixed) for drawn, fixed in
            zip((top, left, h, w), fallback_box(height, width, ratio))]
     return torch.stack(box, dim=1).to(torch.int64)
+
+
+def _tries(n: int, area: float, scale, ratio, tries: int, generator, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """`[n, tries]` candidate areas ~ U(scale) * area and aspects with log ~ U(log ratio): one
+    `[n, tries, 2]` float64 draw (RandomResizedCrop's and RandomErasing's candidates)."""
+    log_lo, log_hi = math.log(ratio[0]), math.log(ratio[1])
+    u = _draw(torch.rand, (n, tries, 2), generator, device, torch.float64)
+    return area * (scale[0] + (scale[1] - scale[0]) * u[..., 0]), torch.exp(log_lo + (log_hi - log_lo) * u[..., 1])
+
+
+def _first_fitting(values: tuple[torch.Tensor, ...], fits: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """Each `[n, tries]` value at the first try that fits (the first try where none does), and
+    whether one did: torchvision's loop, vectorised."""
+    first = fits.to(torch.int8).argmax(dim=1, keepdim=True)
+    return [v.gather(1, first)[:, 0] for v in values], fits.any(dim=1)
+
+
+def _positions(n: int, rows, cols, generator, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """(top, left) ~ U{0..rows-1} x U{0..cols-1} (numbers or `[n]` tensors): one `[n, 2]` float64 draw.
+    A position p * range with p in [0, 1) in float64 floors to at most range - 1 (the product
+    rounds below range for every integer range), so no clamp is needed: torchvision's randint."""
+    pos = _draw(torch.rand, (n, 2), generator, device, torch.float64)
+    return torch.floor(pos[:, 0] * rows), torch.floor(pos[:, 1] * cols)
 
 
 def full_boxes(n: int, height: int, width: int, device: torch.device) -> torch.Tensor:
@@ -124,27 +134,19 @@ def erasing_boxes(n: int, height: int, width: int, scale: tuple[float, float], r
     h < H and w < W wins, at top ~ U{0..H-h}, left ~ U{0..W-w}; with none, nothing is erased.
     Draws, in order: `[n, tries, 2]` uniforms (area, log-aspect), then `[n, 2]` (top, left), float64.
     """
-    log_lo, log_hi = math.log(ratio[0]), math.log(ratio[1])
-    u = _draw(torch.rand, (n, tries, 2), generator, device, torch.float64)
-    area = height * width * (scale[0] + (scale[1] - scale[0]) * u[..., 0])
-    aspect = torch.exp(log_lo + (log_hi - log_lo) * u[..., 1])
+    area, aspect = _tries(n, height * width, scale, ratio, tries, generator, device)
     h = torch.round(torch.sqrt(area * aspect))
     w = torch.round(torch.sqrt(area / aspect))
-    fits = (h < height) & (w < width)
-    first = fits.to(torch.int8).argmax(dim=1, keepdim=True)
-    h, w = h.gather(1, first)[:, 0], w.gather(1, first)[:, 0]
-    pos = _draw(torch.rand, (n, 2), generator, device, torch.float64)
-    top = torch.floor(pos[:, 0] * (height - h + 1))
-    left = torch.floor(pos[:, 1] * (width - w + 1))
-    return torch.stack([top, left, h, w], dim=1).to(torch.int64), fits.any(dim=1)
+    (h, w), found = _first_fitting((h, w), (h < height) & (w < width))
+    top, left = _positions(n, height - h + 1, width - w + 1, generator, device)
+    return torch.stack([top, left, h, w], dim=1).to(torch.int64), found
 
 
 def crop_offsets(n: int, height: int, width: int, size: tuple[int, int], generator: torch.Generator | None,
                  device: torch.device) -> torch.Tensor:
-    """RandomCrop's (top, left) `[n, 2]` int64: top ~ U{0..H-h}, left ~ U{0..W-w}, one float64 draw each."""
-    pos = _draw(torch.rand, (n, 2), generator, device, torch.float64)
-    return torch.stack([torch.floor(pos[:, 0] * (height - size[0] + 1)),
-                        torch.floor(pos[:, 1] * (width - size[1] + 1))], dim=1).to(torch.int64)
+    """RandomCrop's (top, left) `[n, 2]` int64: top ~ U{0..H-h}, left ~ U{0..W-w}."""
+    top, left = _positions(n, height - size[0] + 1, width - size[1] + 1, generator, device)
+    return torch.stack([top, left], dim=1).to(torch.int64)
 
 
 def affine_params(n: int, height: int, width: int, degrees: tuple[float, float], translate: tuple[float, float],
