@@ -27,12 +27,12 @@ class RunState:
 
     def capture(self, parts) -> None:
         """Take the model's and optimisers' current state from `parts` (ssl_train.parts.Parts)."""
-        for key, module in zip(self.MODEL_KEYS, (parts.trainer, parts.probe, parts.optimizer, parts.probe_opt)):
-            setattr(self, key, module.state_dict())
+        for key in self.MODEL_KEYS:
+            setattr(self, key, getattr(parts, key).state_dict())
 
     def restore(self, parts) -> None:
-        for key, module in zip(self.MODEL_KEYS, (parts.trainer, parts.probe, parts.optimizer, parts.probe_opt)):
-            module.load_state_dict(getattr(self, key))
+        for key in self.MODEL_KEYS:
+            getattr(parts, key).load_state_dict(getattr(self, key))
 
     def to_dict(self) -> dict:
         return {key: getattr(self, key) for key in schema_keys()}  # no copy (asdict would deep-copy tensors)
