@@ -47,12 +47,14 @@ def resolve_chains(spec: str) -> list[list[Op]]:
     return parse_chains(spec)
 
 
+def sized(ops: list[Op]) -> list[Op]:
+    """`ops`, with a resize to the view size first when no op sets the size."""
+    return list(ops) if any(op.changes_size for op in ops) else [Resize(), *ops]
+
+
 def _view_ops(chain: list[Op], scale: tuple[float, float] | None, normalize: str | None) -> list[Op]:
-    """A view's ops: its chain, a resize first when nothing sets the size, the view's crop scale,
-    and the normalisation last."""
-    ops = list(chain)
-    if not any(op.changes_size for op in ops):
-        ops.insert(0, Resize())
+    """A view's ops: its chain, sized, the view's crop scale, and the normalisation last."""
+    ops = sized(chain)
     if scale is not None:
         if not any(isinstance(op, RandomResizedCrop) for op in ops):
             raise ValueError(f"views: a crop scale @{scale[0]:g}:{scale[1]:g} needs a policy with rrc")

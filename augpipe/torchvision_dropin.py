@@ -20,6 +20,7 @@ from typing import Callable, ClassVar
 import torch
 
 from augpipe import sampling
+from augpipe.build import sized
 from augpipe.grouping import View
 from augpipe.op import Op
 from augpipe.ops import (ColorJitter, GaussianBlur, GaussianNoise, Grayscale, HorizontalFlip, Identity, Normalize,
@@ -62,9 +63,14 @@ class Conversion:
             warnings.warn(f"from_torchvision: {message}", UserWarning, stacklevel=4)
 
 
-def _bilinear(t, where: str, conv: Conversion) -> None:
+def _mode(t) -> str:
+    """The transform's interpolation as a name (`InterpolationMode` or a string)."""
     mode = getattr(t, "interpolation", "bilinear")
-    if str(getattr(mode, "value", mode)) != "bilinear":
+    return str(getattr(mode, "value", mode))
+
+
+def _bilinear(t, where: str, conv: Conversion) -> None:
+    if _mode(t) != "bilinear":
         raise UnsupportedTransform(f"from_torchvision: {type(t).__name__} at {where}: only bilinear interpolation "
                                    f"is supported, got {t.interpolation}")
     if getattr(t, "antialias", False):
@@ -154,7 +160,7 @@ def _normalize(t, where, conv):
 
 
 def _interpolation(t, where) -> str:
-    mode = str(getattr(t.interpolation, "value", t.interpolation))
+    mode = _mode(t)
     if mode not in ("nearest", "bilinear") or getattr(t, "center", None) is not None or getattr(t, "expand", False):
         raise UnsupportedTransform(f"from_torchvision: {type(t).__name__} at {where}: only nearest or bilinear "
                                    "interpolation about the image centre, without expand, is supported")
@@ -353,9 +359,7 @@ def from_torchvision(transform, views: int = 1, *, size: int | tuple[int, int] |
         view_size = conv.size or ((size, size) if isinstance(size, int) else size)
         if view_size is None:
             raise UnsupportedTransform("from_torchvision: the pipeline sets no size (no crop or resize); pass size=")
-        if not any(op.changes_size for op in ops):
-            ops.insert(0, Resize())
-        built.append(View(size=tuple(view_size), ops=ops))
+        built.append(View(size=tuple(view_size), ops=sized(ops)))
         dtype = conv.dtype or dtype
     if dtype is not None:
         options.setdefault("dtype", dtype)
