@@ -15,7 +15,7 @@ is the sample/apply contract, run by `grouping`, `chain`, `gating`, `fusion`, `c
 policy as an `nn.Module` (`Augment`).
 """
 from augpipe import ops as _builtin_ops  # noqa: F401  (registers the built-in ops)
-from augpipe import ops_auto as _auto_ops  # noqa: F401  (TrivialAugmentWide, RandAugment)
+from augpipe import ops_auto as _auto_ops  # noqa: F401  (TrivialAugmentWide, RandAugment, AutoAugment)
 from augpipe import ops_recipes as _recipe_ops  # noqa: F401  (and those of torchvision's recipes)
 from augpipe.build import build_policy, list_policies, register_preset
 from augpipe.grouping import View

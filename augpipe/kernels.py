@@ -335,6 +335,34 @@ def affine(images: torch.Tensor, matrix: torch.Tensor, mode: str = "nearest", fi
     columns = theta.transpose(1, 2)  # [N, 3, 2], divided by the half sizes (Python numbers: no copy)
     rescaled = torch.stack([columns[..., 0] / (0.5 * w), columns[..., 1] / (0.5 * h)], dim=-1)
     grid = base.view(1, h * w, 3).expand(n, -1, -1).bmm(rescaled).view(n, h, w, 2)
+    return _grid_sample_filled(images, grid, mode, fill)
+
+
+def perspective(images: torch.Tensor, coeffs: torch.Tensor, mode: str = "bilinear",
+                fill: float | None = 0.0) -> torch.Tensor:
+    """`F.perspective` with coefficients `[N, 8]` per sample (output pixel (x, y) reads input
+    ((a x + b y + c) / (g x + h y + 1), (d x + e y + f) / (g x + h y + 1)), pixel centres at
+    +0.5): torchvision's `_perspective_grid` as batched matrix products in the image dtype, then
+    the same filled `grid_sample` as `affine`."""
+    n, c, h, w = images.shape
+    k = coeffs.to(images.dtype)
+    xs = torch.linspace(0.5, w - 0.5, steps=w, device=images.device, dtype=images.dtype)
+    ys = torch.linspace(0.5, h - 0.5, steps=h, device=images.device, dtype=images.dtype)
+    base = torch.stack(torch.broadcast_tensors(xs.view(1, w), ys.view(h, 1), torch.ones(1, 1, dtype=images.dtype,
+                                                                                     device=images.device)), dim=-1)
+    base = base.view(1, h * w, 3).expand(n, -1, -1)
+    numerator = torch.stack([k[:, 0:3] / (0.5 * w), k[:, 3:6] / (0.5 * h)], dim=-1)  # [N, 3, 2]
+    one = torch.ones_like(k[:, :1])
+    denominator = torch.cat([k[:, 6:8], one], dim=1).unsqueeze(-1).expand(n, 3, 2)
+    grid = base.bmm(numerator).div_(base.bmm(denominator)).sub_(1.0).view(n, h, w, 2)
+    return _grid_sample_filled(images, grid, mode, fill)
+
+
+def _grid_sample_filled(images: torch.Tensor, grid: torch.Tensor, mode: str, fill: float | None) -> torch.Tensor:
+    """torchvision's `_apply_grid_transform`: `grid_sample` without corner alignment; points
+    outside take `fill` (nearest: where the sampled mask is < 0.5; bilinear: blended by it), or
+    plain zero padding for None."""
+    c = images.shape[1]
     if fill is None:
         return F.grid_sample(images, grid, mode=mode, padding_mode="zeros", align_corners=False)
     with_mask = torch.cat([images, torch.ones_like(images[:, :1])], dim=1)

@@ -1,5 +1,6 @@
-"""TrivialAugmentWide and RandAugment, per sample: each sample draws its own op (and magnitude,
-and sign) from torchvision's augmentation space; fixed shapes, no host read.
+"""TrivialAugmentWide, RandAugment and AutoAugment, per sample: each sample draws its own op (and
+magnitude, and sign; AutoAugment: its own sub-policy and coins) from torchvision's augmentation
+space; fixed shapes, no host read.
 
 Each space entry is (name, magnitudes, signed): `magnitudes(bins, h, w)` is torchvision's table,
 made on the images' device (`torch.linspace` there: no host copy, and the very values torchvision
@@ -15,6 +16,7 @@ from typing import Callable, ClassVar
 import torch
 
 from augpipe import kernels, sampling
+from augpipe.autoaugment_policies import POLICIES
 from augpipe.op import Op, register_op
 from augpipe.ops_meta import per_row, rows
 
@@ -42,6 +44,7 @@ TRIVIAL_SPACE = _space(0.99, lambda bins, side, device: torch.linspace(0.0, 32.0
                        0.99, (8, 6))
 RANDAUGMENT_SPACE = _space(0.3, lambda bins, side, device: torch.linspace(0.0, 150.0 / 331.0 * side, bins,
                                                                           device=device), 30.0, 0.9, (8, 4))
+AUTOAUGMENT_SPACE = RANDAUGMENT_SPACE + [("Invert", None, False)]
 
 
 def _affine(images, angle=None, tx=None, ty=None, shear_x=None, shear_y=None, centre=(0.0, 0.0), mode="nearest",
@@ -75,6 +78,7 @@ def apply_one(name: str, images: torch.Tensor, m: torch.Tensor, mode: str, fill:
         "Solarize": lambda: kernels.solarize(images, m),
         "AutoContrast": lambda: kernels.autocontrast(images),
         "Equalize": lambda: kernels.equalize(images),
+        "Invert": lambda: kernels.invert(images),
     }
     return table[name]()
 
@@ -85,16 +89,14 @@ def _fill_value(text: str) -> float | None:
 
 @dataclass
 class _AutoAugment(Op):
-    """Base: `slots` op draws in a row, each from `space`; subclasses say how magnitudes are drawn."""
+    """Base: `slots` op draws in a row, each from `space`, run by one shared kernel (`op{slot}`
+    picks the space entry per row, `magnitude{slot}` its signed magnitude); subclasses draw them."""
     space: ClassVar[list] = []
-    bins: int = 31
     mode: str = "nearest"
     fill: str = "none"
 
     def validate(self) -> None:
         super().validate()
-        if not (isinstance(self.bins, int) and self.bins >= 2):
-            raise ValueError(f"{self.name}: bins must be an integer >= 2, got {self.bins!r}")
         if self.mode not in ("nearest", "bilinear"):
             raise ValueError(f"{self.name}: mode must be nearest or bilinear, got {self.mode!r}")
         try:
@@ -104,6 +106,27 @@ class _AutoAugment(Op):
 
     def slots(self) -> int:
         return 1
+
+    def kernel(self, images, params, ctx):
+        out, fill = images, _fill_value(self.fill)
+        for slot in range(self.slots()):
+            m = params[f"magnitude{slot}"]
+            branches = [(k, lambda x, idx, name=name: apply_one(name, x, rows(m, idx), self.mode, fill))
+                        for k, (name, _, _) in enumerate(self.space) if name != "Identity"]
+            out = per_row(out, params[f"op{slot}"], branches, ctx)
+        return out
+
+
+@dataclass
+class _Binned(_AutoAugment):
+    """TrivialAugmentWide and RandAugment: each slot draws its op uniformly from the space, its
+    magnitude from `bins` bins (`level`), and a sign."""
+    bins: int = 31
+
+    def validate(self) -> None:
+        super().validate()
+        if not (isinstance(self.bins, int) and self.bins >= 2):
+            raise ValueError(f"{self.name}: bins must be an integer >= 2, got {self.bins!r}")
 
     def level(self, n: int, ctx) -> torch.Tensor:
         """The magnitude bin of each sample: drawn (TrivialAugment) or fixed (RandAugment)."""
@@ -127,19 +150,10 @@ class _AutoAugment(Op):
             params[f"op{slot}"], params[f"magnitude{slot}"] = pick, magnitude
         return params
 
-    def kernel(self, images, params, ctx):
-        out, fill = images, _fill_value(self.fill)
-        for slot in range(self.slots()):
-            m = params[f"magnitude{slot}"]
-            branches = [(k, lambda x, idx, name=name: apply_one(name, x, rows(m, idx), self.mode, fill))
-                        for k, (name, _, _) in enumerate(self.space) if name != "Identity"]
-            out = per_row(out, params[f"op{slot}"], branches, ctx)
-        return out
-
 
 @register_op
 @dataclass
-class TrivialAugmentWide(_AutoAugment):
+class TrivialAugmentWide(_Binned):
     """`trivial_augment(bins=31, mode=nearest, fill=none, p=1)`: TrivialAugmentWide; one op per
     sample, its magnitude bin uniform, signed ops negated with probability 1/2."""
     name: ClassVar[str] = "trivial_augment"
@@ -153,7 +167,7 @@ class TrivialAugmentWide(_AutoAugment):
 
 @register_op
 @dataclass
-class RandAugment(_AutoAugment):
+class RandAugment(_Binned):
     """`rand_augment(num_ops=2, magnitude=9, bins=31, mode=nearest, fill=none, p=1)`: RandAugment;
     `num_ops` ops per sample in a row, each at magnitude bin `magnitude`, signed at random."""
     name: ClassVar[str] = "rand_augment"
@@ -176,3 +190,53 @@ class RandAugment(_AutoAugment):
         return torch.full((n,), self.magnitude, dtype=torch.int64, device=ctx.device)
 
 
+
+
+@register_op
+@dataclass
+class AutoAugment(_AutoAugment):
+    """`auto_augment(policy=imagenet, mode=nearest, fill=none, p=1)`: AutoAugment with one of its
+    learned policies (`imagenet`, `cifar10`, `svhn`): each sample draws one of the 25 sub-policies,
+    whose two steps each apply with their own probability at their own magnitude bin (of 10),
+    signed ops negated with probability 1/2 (torchvision's draws, per sample)."""
+    name: ClassVar[str] = "auto_augment"
+    positional: ClassVar[tuple[str, ...]] = ("policy",)
+    space: ClassVar[list] = AUTOAUGMENT_SPACE
+    policy: str = "imagenet"
+
+    def validate(self) -> None:
+        super().validate()
+        if self.policy not in POLICIES:
+            raise ValueError(f"auto_augment: policy must be one of {', '.join(POLICIES)}, got {self.policy!r}")
+
+    def slots(self) -> int:
+        return 2
+
+    def _magnitudes(self, h: int, w: int, like: torch.Tensor) -> torch.Tensor:
+        """[len(space) * 10]: every entry's 10 magnitudes (zeros where it has none), flattened."""
+        zeros = torch.zeros(10, dtype=like.dtype, device=like.device)
+        return torch.cat([zeros if fn is None else fn(10, h, w, like.device).to(like.dtype)
+                          for _, fn, _ in self.space])
+
+    def sample(self, n, ctx):
+        params = super().sample(n, ctx)
+        names = [entry[0] for entry in self.space]
+        table = POLICIES[self.policy]
+        like_int = torch.empty(0, dtype=torch.int64, device=ctx.device)
+        like = torch.empty(0, dtype=torch.float32, device=ctx.device)
+        magnitudes = self._magnitudes(*ctx.in_size, like)
+        signed = self.constant([float(entry[2]) for entry in self.space], like)
+        chosen = sampling.uniform(n, 0.0, len(table), ctx.generator, ctx.device).floor_().clamp_max_(
+            len(table) - 1).to(torch.int64)
+        params["sub_policy"] = chosen
+        for slot in range(2):
+            steps = [sub_policy[slot] for sub_policy in table]
+            op = self.constant([names.index(name) for name, _, _ in steps], like_int).gather(0, chosen)
+            flat = self.constant([names.index(name) * 10 + (m or 0) for name, _, m in steps], like_int)
+            applied = sampling.uniform(n, 0.0, 1.0, ctx.generator, ctx.device) <= self.constant(
+                [probability for _, probability, _ in steps], like).gather(0, chosen)
+            negative = (sampling.uniform(n, 0.0, 1.0, ctx.generator, ctx.device) <= 0.5) & (signed.gather(0, op) > 0)
+            magnitude = magnitudes.gather(0, flat.gather(0, chosen))
+            params[f"op{slot}"] = torch.where(applied, op, torch.zeros_like(op))  # 0: Identity
+            params[f"magnitude{slot}"] = torch.where(negative, -magnitude, magnitude)
+        return params

@@ -301,6 +301,36 @@ class Rotate(Op):
 
 @register_op
 @dataclass
+class Perspective(Op):
+    """`perspective(distortion=0.5, mode=bilinear, fill=0, p=0.5)`: RandomPerspective; each corner
+    moves inward by up to `distortion` times half the side, per sample."""
+    name: ClassVar[str] = "perspective"
+    positional: ClassVar[tuple[str, ...]] = ("distortion",)
+    distortion: float = 0.5
+    mode: str = "bilinear"
+    fill: float = 0.0
+    p: float = 0.5
+
+    def validate(self) -> None:
+        super().validate()
+        if not 0.0 <= self.distortion <= 1.0:
+            raise ValueError(f"{self.name}: distortion must be in [0, 1], got {self.distortion}")
+        if self.mode not in _INTERPOLATIONS:
+            raise ValueError(f"{self.name}: mode must be one of {', '.join(_INTERPOLATIONS)}, got {self.mode!r}")
+
+    def sample(self, n, ctx):
+        params = super().sample(n, ctx)
+        h, w = ctx.in_size
+        corners = sampling.perspective_corners(n, h, w, self.distortion, ctx.generator, ctx.device)
+        params["coeffs"] = sampling.perspective_coeffs(corners, h, w)
+        return params
+
+    def kernel(self, images, params, ctx):
+        return kernels.perspective(images, params["coeffs"], self.mode, self.fill)
+
+
+@register_op
+@dataclass
 class Equalize(_WholeImage):
     """`equalize(p=0.5)`: RandomEqualize (per channel, on 256 levels, as torchvision)."""
     name: ClassVar[str] = "equalize"

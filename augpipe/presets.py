@@ -38,4 +38,8 @@ PRESETS: dict[str, str] = {
     # and TrivialAugmentWide after the same crop and flip.
     "timm-ra": "rrc(scale=0.08:1)+flip+rand_augment(2,9)+erasing(p=0.25)",
     "trivialaugment": "rrc(scale=0.08:1)+flip+trivial_augment",
+    # The CIFAR-10 recipe of the AutoAugment paper (Cubuk et al. 2019): RandomCrop(32, padding=4),
+    # flip, then the learned CIFAR10 policy; the crop keeps the input size, so at 32 px it is that
+    # recipe exactly (the paper adds Cutout after it).
+    "cifar-aa": "rcrop(4)+flip+auto_augment(cifar10)",
 }

@@ -164,3 +164,32 @@ def affine_params(n: int, height: int, width: int, degrees: tuple[float, float],
     return {"angle": between(0, *degrees), "tx": torch.round(between(1, -max_dx, max_dx)),
             "ty": torch.round(between(2, -max_dy, max_dy)), "scale": between(3, *scale),
             "shear_x": between(4, *shear_x), "shear_y": between(5, *shear_y)}
+
+
+def perspective_corners(n: int, height: int, width: int, distortion: float, generator: torch.Generator | None,
+                        device: torch.device) -> torch.Tensor:
+    """RandomPerspective's end points per sample, `[N, 4, 2]` (x, y) float64, corners top-left,
+    top-right, bottom-right, bottom-left: each moves inward by a whole number of pixels, uniform
+    below `int(distortion * (side // 2)) + 1` on each axis (torchvision's `make_params`)."""
+    bound_h, bound_w = int(distortion * (height // 2)) + 1, int(distortion * (width // 2)) + 1
+    moves = _draw(torch.rand, (n, 4, 2), generator, device).to(torch.float64)
+    mx, my = (moves[:, :, 0] * bound_w).floor_(), (moves[:, :, 1] * bound_h).floor_()
+    x = torch.stack([mx[:, 0], mx[:, 1] + (width - bound_w), mx[:, 2] + (width - bound_w), mx[:, 3]], dim=1)
+    y = torch.stack([my[:, 0], my[:, 1], my[:, 2] + (height - bound_h), my[:, 3] + (height - bound_h)], dim=1)
+    return torch.stack([x, y], dim=2)
+
+
+def perspective_coeffs(corners: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """The `[N, 8]` float32 coefficients that map each output pixel onto the input, for the image
+    corners moved to `corners` (torchvision's `_get_perspective_coeffs`: its 8x8 system, solved in
+    float64, kept in float32). `solve_ex` skips the error check, so there is no host read."""
+    start = [(0.0, 0.0), (width - 1.0, 0.0), (width - 1.0, height - 1.0), (0.0, height - 1.0)]
+    one, zero = torch.ones_like(corners[:, 0, 0]), torch.zeros_like(corners[:, 0, 0])
+    rows, targets = [], []
+    for i, (sx, sy) in enumerate(start):
+        ex, ey = corners[:, i, 0], corners[:, i, 1]
+        rows += [torch.stack([ex, ey, one, zero, zero, zero, -sx * ex, -sx * ey], dim=1),
+                 torch.stack([zero, zero, zero, ex, ey, one, -sy * ex, -sy * ey], dim=1)]
+        targets += [zero + sx, zero + sy]
+    solution, _ = torch.linalg.solve_ex(torch.stack(rows, dim=1), torch.stack(targets, dim=1))
+    return solution.to(torch.float32)

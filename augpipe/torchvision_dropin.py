@@ -26,9 +26,8 @@ from augpipe.op import Op
 from augpipe.ops import (ColorJitter, GaussianBlur, GaussianNoise, Grayscale, HorizontalFlip, Identity, Normalize,
                          RandomResizedCrop, Resize, Solarize)
 from augpipe.ops_recipes import (Affine, Autocontrast, CenterCrop, ChannelPermutation, Equalize, Erasing, Invert,
-                                 Posterize,
-                                 RandomCrop, Rotate, Sharpness, VerticalFlip)
-from augpipe.ops_auto import RandAugment, TrivialAugmentWide
+                                 Perspective, Posterize, RandomCrop, Rotate, Sharpness, VerticalFlip)
+from augpipe.ops_auto import AutoAugment, RandAugment, TrivialAugmentWide
 from augpipe.ops_meta import InRandomOrder, OneOf
 from augpipe.options import DTYPES, PolicyOptions
 from augpipe.policy import Policy
@@ -185,6 +184,11 @@ def _affine(t, where, conv):
                    fill=_fill(t, where))]
 
 
+def _perspective(t, where, conv):
+    return [Perspective(distortion=float(t.distortion_scale), mode=_interpolation(t, where), fill=_fill(t, where),
+                        p=float(t.p))]
+
+
 def _rotate(t, where, conv):
     return [Rotate(degrees=(float(t.degrees[0]), float(t.degrees[1])), mode=_interpolation(t, where),
                    fill=_fill(t, where))]
@@ -202,6 +206,10 @@ def _trivial(t, where, conv):
 def _randaugment(t, where, conv):
     return [RandAugment(num_ops=t.num_ops, magnitude=t.magnitude, bins=t.num_magnitude_bins,
                         mode=_interpolation(t, where), fill=_auto_fill(t, where))]
+
+
+def _autoaugment(t, where, conv):
+    return [AutoAugment(policy=t.policy.value, mode=_interpolation(t, where), fill=_auto_fill(t, where))]
 
 
 def _to_dtype(t, where, conv):
@@ -236,8 +244,10 @@ TRANSLATE: dict[str, Callable[[object, str, Conversion], list[Op]]] = {
     "RandomErasing": _erasing,
     "RandomAffine": _affine,
     "RandomRotation": _rotate,
+    "RandomPerspective": _perspective,
     "TrivialAugmentWide": _trivial,
     "RandAugment": _randaugment,
+    "AutoAugment": _autoaugment,
     "Normalize": _normalize,
     "ToDtype": _to_dtype,
     "ToImage": lambda t, where, conv: [],

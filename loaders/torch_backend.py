@@ -5,6 +5,8 @@ backends are tested against.
 """
 from __future__ import annotations
 
+from contextlib import nullcontext
+
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
@@ -87,7 +89,7 @@ class Backend(ScannedBackend):
         loader = DataLoader(self.dataset, batch_sampler=batch_list, num_workers=c.num_workers,
                             collate_fn=_collate, pin_memory=on_cuda,
                             persistent_workers=False, prefetch_factor=4 if c.num_workers else None)
-        with fork_safe():  # the workers are forked here
+        with fork_safe() if c.num_workers else nullcontext():  # the workers are forked here (if any)
             epoch_batches = iter(loader)
         for images, labels, failed in epoch_batches:
             self.skipped += [f for f in failed if f not in self.skipped]

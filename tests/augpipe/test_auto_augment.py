@@ -1,5 +1,6 @@
-"""TrivialAugmentWide and RandAugment per sample (augpipe/ops_auto.py): every op of the space equals
-torchvision's for the same magnitude, the draws follow torchvision's rules, the views its statistics."""
+"""TrivialAugmentWide, RandAugment and AutoAugment per sample (augpipe/ops_auto.py): every op of the
+space equals torchvision's for the same magnitude, the tables are torchvision's, the draws follow
+torchvision's rules, the views its statistics."""
 import math
 
 import pytest
@@ -8,7 +9,8 @@ from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as TF
 
 from augpipe import build_policy, from_torchvision
-from augpipe.ops_auto import RANDAUGMENT_SPACE, TRIVIAL_SPACE, apply_one
+from augpipe.autoaugment_policies import POLICIES
+from augpipe.ops_auto import AUTOAUGMENT_SPACE, RANDAUGMENT_SPACE, TRIVIAL_SPACE, apply_one
 
 
 def torchvision_op(name, image, m):
@@ -29,11 +31,12 @@ def torchvision_op(name, image, m):
         "Solarize": lambda: TF.solarize(image, m),
         "AutoContrast": lambda: TF.autocontrast(image),
         "Equalize": lambda: TF.equalize(image),
+        "Invert": lambda: TF.invert(image),
         "Identity": lambda: image,
     }[name]()
 
 
-@pytest.mark.parametrize("name", [name for name, _, _ in TRIVIAL_SPACE])
+@pytest.mark.parametrize("name", [name for name, _, _ in AUTOAUGMENT_SPACE])
 def test_every_op_of_the_space_equals_torchvisions(name):
     x = torch.rand(5, 3, 14, 18, generator=torch.Generator().manual_seed(0))
     m = torch.tensor({"Posterize": [1., 3., 5., 7., 8.], "Solarize": [0.0, 0.3, 0.5, 0.9, 1.0],
@@ -43,13 +46,16 @@ def test_every_op_of_the_space_equals_torchvisions(name):
     torch.testing.assert_close(apply_one(name, x, m, "nearest", None), ref, atol=2e-6, rtol=0)
 
 
-@pytest.mark.parametrize("cls, space", [(v2.TrivialAugmentWide, TRIVIAL_SPACE), (v2.RandAugment, RANDAUGMENT_SPACE)])
+@pytest.mark.parametrize("cls, space", [(v2.TrivialAugmentWide, TRIVIAL_SPACE), (v2.RandAugment, RANDAUGMENT_SPACE),
+                                        (v2.AutoAugment, AUTOAUGMENT_SPACE)])
 def test_the_magnitude_tables_are_torchvisions(cls, space):
     theirs = getattr(cls, "_AUGMENTATION_SPACE", None)
     if theirs is None:
         pytest.skip("this torchvision keeps its space elsewhere")
-    assert [name for name, _, _ in space] == list(theirs)
+    assert [name for name, _, _ in space if name != "Identity"] == [name for name in theirs if name != "Identity"]
     for name, magnitudes, signed in space:
+        if name == "Identity" and name not in theirs:  # AutoAugment's "not applied": our entry 0
+            continue
         table, their_signed = theirs[name]
         expected = table(31, 24, 40)
         assert signed == their_signed
@@ -81,7 +87,8 @@ def test_randaugment_uses_its_magnitude_bin_on_num_ops_slots():
     assert torch.allclose(translate.abs(), torch.full_like(translate, 150.0 / 331.0 * 32 * 9 / 30))
 
 
-@pytest.mark.parametrize("transform", [v2.TrivialAugmentWide(), v2.RandAugment(2, 9)], ids=["trivial", "rand"])
+@pytest.mark.parametrize("transform", [v2.TrivialAugmentWide(), v2.RandAugment(2, 9),
+                                       v2.AutoAugment(v2.AutoAugmentPolicy.IMAGENET)], ids=["trivial", "rand", "auto"])
 def test_statistics_match_torchvision_per_image(transform, photo_batch):
     x = photo_batch.float() / 255
     policy = from_torchvision(transform, size=48)
@@ -93,10 +100,42 @@ def test_statistics_match_torchvision_per_image(transform, photo_batch):
 
 
 def test_blend_and_subset_agree_and_bad_values_are_named(photo_batch):
-    for spec in ("trivial_augment(p=0.8)", "rand_augment(2,12,mode=bilinear,fill=0.5)"):
+    for spec in ("trivial_augment(p=0.8)", "rand_augment(2,12,mode=bilinear,fill=0.5)", "auto_augment(svhn,p=0.9)"):
         blend, subset = (build_policy(spec, size=32, gating=g) for g in ("blend", "subset"))
         params = blend.sample(photo_batch, generator=torch.Generator().manual_seed(2))
         for a, b in zip(blend.apply(photo_batch, params), subset.apply(photo_batch, params)):
             torch.testing.assert_close(a, b, atol=1e-6, rtol=0)
     with pytest.raises(ValueError, match="rand_augment: magnitude must be an integer in \\[0, bins\\)"):
         build_policy("rand_augment(2,31)", size=8)
+    with pytest.raises(ValueError, match="auto_augment: policy must be one of imagenet, cifar10, svhn, got 'mnist'"):
+        build_policy("auto_augment(mnist)", size=8)
+
+
+@pytest.mark.parametrize("policy", list(POLICIES))
+def test_autoaugment_policies_are_torchvisions(policy):
+    theirs = getattr(v2.AutoAugment(v2.AutoAugmentPolicy(policy)), "_policies", None)
+    if theirs is None:
+        pytest.skip("this torchvision keeps its policies elsewhere")
+    assert POLICIES[policy] == [tuple(sub_policy) for sub_policy in theirs]
+
+
+def test_autoaugment_draws_a_uniform_sub_policy_its_coins_and_its_magnitudes():
+    n, (h, w) = 25000, (20, 28)
+    policy = build_policy("auto_augment(cifar10)", size=(h, w), views=1)
+    _, params = policy(torch.rand(n, 3, h, w), generator=torch.Generator().manual_seed(5), return_params=True)
+    p, names = params[0][1], [name for name, _, _ in AUTOAUGMENT_SPACE]
+    chosen = p["sub_policy"]
+    assert (torch.bincount(chosen, minlength=25).float() / n - 1 / 25).abs().max() < 0.006
+    for j, sub_policy in enumerate(POLICIES["cifar10"]):
+        mine = chosen == j
+        for slot, (name, probability, bin_) in enumerate(sub_policy):
+            op, m = p[f"op{slot}"][mine], p[f"magnitude{slot}"][mine]
+            applied = op != 0
+            assert abs(applied.float().mean() - probability) < 0.07, (j, slot)
+            assert (op[applied] == names.index(name)).all()
+            magnitudes, signed = dict((k, (f, s)) for k, f, s in AUTOAUGMENT_SPACE)[name]
+            if magnitudes is not None:
+                expected = float(magnitudes(10, h, w, torch.device("cpu"))[bin_])
+                torch.testing.assert_close(m[applied].abs(), torch.full_like(m[applied], abs(expected)))
+                if signed and applied.sum() > 200 and expected != 0:
+                    assert abs((m[applied] < 0).float().mean() - 0.5) < 0.1

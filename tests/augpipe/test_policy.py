@@ -112,7 +112,7 @@ def test_small_image_presets_follow_the_cifar_recipes():
 
 @pytest.mark.parametrize("spec, message", [
     ("simclrr", "valid policies: byol"),
-    ("rrc+flop", "unknown op 'flop'; valid ops: affine, autocontrast, blur, center_crop, channel_permutation, equalize"),
+    ("rrc+flop", "unknown op 'flop'; valid ops: affine, auto_augment, autocontrast, blur, center_crop, channel_permutation, equalize"),
     ("jitter(bright=0.4)", "unknown argument 'bright'; valid: p, brightness"),
     ("rrc(scale=big)", "scale='big' is not valid, expected a number or a range"),
     ("flip(p=1.5)", "p must be in \\[0, 1\\]"),

@@ -179,6 +179,36 @@ def test_affine_parameters_follow_torchvisions_distribution():
         assert lo <= v.min() and v.max() <= hi and abs(v.mean() - (lo + hi) / 2) < 0.02 * (hi - lo), key
 
 
+@pytest.mark.parametrize("mode", ["nearest", "bilinear"])
+@pytest.mark.parametrize("fill", [None, 0.0, 0.3])
+def test_perspective_matches_torchvision_for_the_same_corners(mode, fill, x):
+    h, w = x.shape[-2:]
+    corners = sampling.perspective_corners(len(x), h, w, 0.6, torch.Generator().manual_seed(2), torch.device("cpu"))
+    ours = kernels.perspective(x, sampling.perspective_coeffs(corners, h, w), mode, fill)
+    start = [[0, 0], [w - 1, 0], [w - 1, h - 1], [0, h - 1]]
+    ref = torch.stack([TF.perspective(img, start, [[int(v) for v in xy] for xy in end.tolist()],
+                                      interpolation=TF.InterpolationMode(mode), fill=fill)
+                       for img, end in zip(x, corners)])
+    if mode == "nearest":  # a grid point within float32 rounding of a pixel edge may pick the neighbour
+        assert (ours - ref).abs().gt(1e-6).float().mean() < 0.002
+    else:
+        torch.testing.assert_close(ours, ref, atol=1e-5, rtol=0)
+
+
+def test_perspective_corners_move_inward_uniformly_within_torchvisions_bounds():
+    h, w, n = 30, 41, 20000
+    corners = sampling.perspective_corners(n, h, w, 0.5, torch.Generator().manual_seed(0), torch.device("cpu"))
+    bound_w, bound_h = int(0.5 * (w // 2)) + 1, int(0.5 * (h // 2)) + 1  # torchvision's randint bounds
+    x, y = corners[..., 0], corners[..., 1]
+    assert torch.equal(corners, corners.floor())
+    for values, lo, bound in ((x[:, 0], 0, bound_w), (x[:, 3], 0, bound_w), (x[:, 1], w - bound_w, bound_w),
+                              (x[:, 2], w - bound_w, bound_w), (y[:, 0], 0, bound_h), (y[:, 1], 0, bound_h),
+                              (y[:, 2], h - bound_h, bound_h), (y[:, 3], h - bound_h, bound_h)):
+        counts = torch.bincount((values - lo).long())
+        assert values.min() == lo and len(counts) == bound
+        assert (counts.float() / n - 1 / bound).abs().max() < 0.012
+
+
 def test_equalize_matches_torchvision_on_floats_and_exactly_on_uint8_levels(x):
     y = x.clone()
     y[1] = y[1] * 0.2 + 0.3           # a narrow histogram

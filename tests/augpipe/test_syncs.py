@@ -20,8 +20,9 @@ RECIPE_SPECS = [
     "+sharpness(factor=0:2)+autocontrast+erasing(p=0.7)+equalize(p=0.6)",
     "center_crop+rcrop(2,mode=symmetric,pad_if_needed=true)+erasing(p=0.5,value=random)+rcrop(1,mode=edge)",
     "rrc+affine(degrees=-20:20,translate_x=0.1,translate_y=0.2,scale=0.8:1.2,shear_x=-5:5,p=0.7)"
-    "+rotate(degrees=-30:30,mode=bilinear,fill=0.5,p=0.5)",
+    "+rotate(degrees=-30:30,mode=bilinear,fill=0.5,p=0.5)+perspective(0.4,mode=nearest,p=0.6)",
     "rrc+flip+trivial_augment(p=0.9) | rrc+rand_augment(2,9,mode=bilinear,fill=0.5)+erasing(p=0.25)",
+    "auto_augment(imagenet,p=0.9)+perspective(fill=0.5) | auto_augment(svhn,mode=bilinear,fill=0.2)",
 ]
 
 
