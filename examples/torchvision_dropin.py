@@ -32,6 +32,7 @@ def main(argv=None) -> float:
     parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--workers", type=int, default=2, help="DataLoader workers (decoding only)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     torch.manual_seed(args.seed)
@@ -39,7 +40,7 @@ def main(argv=None) -> float:
 
     # was: dataset = ImageFolder(materialize("digits"), transform=train_transform)
     dataset = ImageFolder(materialize("digits"), transform=v2.ToImage())
-    loader = DataLoader(dataset, batch_size=args.batch_size, shuffle=True, num_workers=2, drop_last=True)
+    loader = DataLoader(dataset, batch_size=args.batch_size, shuffle=True, num_workers=args.workers, drop_last=True)
     augment = augpipe.Augment(augpipe.from_torchvision(train_transform), seed=args.seed).to(device)  # new
 
     model = nn.Sequential(nn.Conv2d(3, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
