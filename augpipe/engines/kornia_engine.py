@@ -1,6 +1,11 @@
 """Stock Kornia: one `AugmentationSequential` per view, from Kornia's own augmentation modules.
 
 `TRANSLATE`: op name -> `(op, view size) -> Kornia module` (None: nothing to run).
+
+The auto-augment ops map to `kornia.augmentation.auto` (RandAugment, TrivialAugment, AutoAugment
+with the same named policy), for cost comparisons: Kornia's own implementations, whose magnitude
+tables are Kornia's and which draw one op choice (one sub-policy) per batch, where augpipe and
+torchvision draw one per image.
 """
 from __future__ import annotations
 
@@ -37,6 +42,24 @@ def _normalize(op, size):
     return _K().Normalize(torch.tensor(mean), torch.tensor(std))
 
 
+def _auto():
+    import kornia.augmentation.auto as auto
+    return auto
+
+
+def _random_crop(op, size):
+    return _K().RandomCrop(size, padding=op.padding or None, pad_if_needed=op.pad_if_needed, fill=op.fill,
+                           padding_mode={"edge": "replicate"}.get(op.mode, op.mode), p=op.p)
+
+
+def _erasing(op, size):
+    try:
+        value = float(op.value)
+    except ValueError:
+        raise Unsupported(f"kornia: erasing value {op.value!r} (Kornia erases with one number)") from None
+    return _K().RandomErasing(scale=op.scale, ratio=op.ratio, value=value, p=op.p)
+
+
 TRANSLATE = {
     "rrc": lambda op, size: _K().RandomResizedCrop(size, scale=op.scale, ratio=op.ratio, p=op.p),
     "resize": lambda op, size: _K().Resize(size),
@@ -48,6 +71,12 @@ TRANSLATE = {
     "noise": _noise,
     "normalize": _normalize,
     "identity": lambda op, size: None,
+    "rcrop": _random_crop,
+    "vflip": lambda op, size: _K().RandomVerticalFlip(p=op.p),
+    "erasing": _erasing,
+    "trivial_augment": lambda op, size: _auto().TrivialAugment(),
+    "rand_augment": lambda op, size: _auto().RandAugment(n=op.num_ops, m=op.magnitude),
+    "auto_augment": lambda op, size: _auto().AutoAugment(op.policy),
 }
 
 
