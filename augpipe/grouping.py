@@ -44,7 +44,7 @@ def join_rows(parts: list[torch.Tensor], compiling: bool = False) -> torch.Tenso
     base = parts[0]._base
     if (not compiling and base is not None and base.is_contiguous()
             and base.shape == (sum(p.shape[0] for p in parts), *parts[0].shape[1:])):
-        row_bytes = base[0].numel() * base.element_size()
+        row_bytes = base[0].numel() * base.element_size() if len(base) else 0
         offset, consecutive = base.data_ptr(), True
         for p in parts:
             consecutive &= p._base is base and p.data_ptr() == offset

@@ -18,6 +18,7 @@ augpipe engine; see docs/ARCHITECTURE.md ("augpipe: the op contract") and the RE
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -95,14 +96,31 @@ class Op:
         return cache[key]
 
     def validate(self) -> None:
+        """Every op's rules, before its own (subclasses call `super().validate()` first): each
+        number finite, each range `lo <= hi`, and `p` in [0, 1]."""
+        for f in dataclasses.fields(self):
+            check_finite(self.name, f.name, getattr(self, f.name))
         if not 0.0 <= self.p <= 1.0:
             raise ValueError(f"{self.name}: p must be in [0, 1], got {self.p}")
+
+
+def check_finite(op: str, key: str, value) -> None:
+    """A number, or a range of two, that is finite (nan and inf mean nothing as a parameter) and
+    ordered, else a ValueError naming the op, the key and the value. Other values pass."""
+    numbers = value if isinstance(value, tuple) else (value,)
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in numbers):
+        return
+    if not all(math.isfinite(v) for v in numbers):
+        shown = ":".join(f"{v:g}" for v in numbers)
+        raise ValueError(f"{op}: {key} must be finite, got {shown}")
+    if isinstance(value, tuple) and len(value) == 2 and value[0] > value[1]:
+        raise ValueError(f"{op}: {key} range must be ordered LO:HI, got {value[0]:g}:{value[1]:g}")
 
 
 def check_range(op: str, key: str, value: Range, low: float, high: float = float("inf")) -> None:
     """`low <= lo <= hi <= high`, else a ValueError naming the op, the key and the value."""
     if not (low <= value[0] <= value[1] <= high):
-        raise ValueError(f"{op}: {key} must satisfy {low} <= lo <= hi <= {high}, got {value[0]}:{value[1]}")
+        raise ValueError(f"{op}: {key} must satisfy {low:g} <= lo <= hi <= {high:g}, got {value[0]:g}:{value[1]:g}")
 
 
 _NAME = re.compile(r"[A-Za-z_][\w-]*")

@@ -181,6 +181,11 @@ class Solarize(Op):
     threshold: float = 0.5
     p: float = 0.2
 
+    def validate(self) -> None:
+        super().validate()
+        if not 0.0 <= self.threshold <= 1.0:  # images are in [0, 1]: above 1 nothing is inverted
+            raise ValueError(f"solarize: threshold must be in [0, 1] (the images' scale), got {self.threshold:g}")
+
     def kernel(self, images, params, ctx):
         return kernels.solarize(images, self.threshold, inplace=ctx.inplace)
 

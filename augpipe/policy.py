@@ -33,8 +33,9 @@ def check_images(images: torch.Tensor, *, sync_free: bool = False) -> None:
     `sync_free=True` it is a device-side assert (`torch._assert_async`: no host read; on CUDA a
     bad batch stops the process with the message), else one host read (free on the CPU).
     """
-    if not isinstance(images, torch.Tensor):
-        raise TypeError(f"images must be a torch.Tensor [N,3,H,W], got {type(images).__name__}")
+    if not isinstance(images, torch.Tensor):  # a numpy batch: torch.from_numpy(x).permute(0, 3, 1, 2)
+        raise TypeError(f"images must be a torch.Tensor [N,3,H,W], got {type(images).__name__} "
+                        "(a numpy array [N,H,W,3]: torch.from_numpy(array).permute(0, 3, 1, 2))")
     if images.dim() != 4:
         raise ValueError(f"images must have shape [N,3,H,W], got rank {images.dim()} shape {tuple(images.shape)}")
     if images.shape[1] != 3:
@@ -120,6 +121,7 @@ class Policy:
 
         Views of one group are drawn together (`len(views) * N` rows), then split per view.
         """
+        check_images(images)  # the type first: only a tensor has a device to ask
         check_images(images, sync_free=self.gating_for(images.device) == "blend")
         n, device = images.shape[0], images.device
         per_view: list[ViewParams] = [[] for _ in self.views]
@@ -163,6 +165,8 @@ class Policy:
                    gating: str, account: TimeAccount | None) -> torch.Tensor:
         """Blend: the group's rows as one batch. Subset: in CPU-sized chunks, with the compiled hue."""
         output, count = Output(self.options.dtype, self.options.channels_last), len(group.views)
+        if not images.shape[0]:  # an empty batch: empty views of the right size and dtype
+            return torch.empty((0, 3, *group.size), dtype=output.dtype, device=images.device)
         if gating == "blend":
             return run_chain(group.ops, repeat_rows(images, count), params, ApplyContext(group.size), "blend",
                              output, account)

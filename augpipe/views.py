@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import re
 
+from augpipe.op import check_range
+
 _VIEW_RE = re.compile(r"^\s*(\d+)\s*x\s*(\d+)\s*(?:@\s*([\d.]+)\s*:\s*([\d.]+))?\s*$")
 
 ViewSpec = tuple[tuple[int, int], tuple[float, float] | None]  # (size, crop scale or None)
@@ -19,6 +21,8 @@ def parse_views(views: int | str, size: int | tuple[int, int]) -> list[ViewSpec]
         if count < 1:
             raise ValueError(f"views must be >= 1, got {views}")
         hw = (size, size) if isinstance(size, int) else tuple(size)
+        if len(hw) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in hw):
+            raise ValueError(f"size must be a whole number of pixels >= 1 (or two: height, width), got {size!r}")
         return [(hw, None)] * count
     result = []
     for group in str(views).split("+"):
@@ -30,5 +34,7 @@ def parse_views(views: int | str, size: int | tuple[int, int]) -> list[ViewSpec]
         scale = (float(match.group(3)), float(match.group(4))) if match.group(3) else None
         if count < 1 or side < 1:
             raise ValueError(f"views: count and size must be >= 1 in {group.strip()!r}")
+        if scale is not None:  # a crop's area fraction, as rrc's scale
+            check_range(f"views {group.strip()!r}", "crop scale", scale, 1e-6, 1.0)
         result += [((side, side), scale)] * count
     return result

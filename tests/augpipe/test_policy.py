@@ -1,4 +1,5 @@
 """The public API: build_policy / list_policies / Policy.__call__, specs, errors, reproducibility."""
+import numpy as np
 import pytest
 import torch
 from torchvision.transforms.v2 import functional as TF
@@ -122,11 +123,43 @@ def test_small_image_presets_follow_the_cifar_recipes():
     ("crop[solarize.p=1]", "has no op 'solarize'"),
     ("normalize(stats=mnist)", "stats must be one of"),
     ("", "empty policy spec"),
+    # values that cannot mean anything: every number finite, every range ordered (Op.validate)
+    ("noise(std=inf)", "noise: std must be finite, got inf:inf"),
+    ("jitter(inf,0,0,0,p=1)", "jitter: brightness must be finite, got inf"),
+    ("jitter(nan,0.4,0.4,0.1)", "jitter: brightness must be finite, got nan"),
+    ("solarize(threshold=nan)", "solarize: threshold must be finite"),
+    ("solarize(threshold=5)", "solarize: threshold must be in \\[0, 1\\] \\(the images' scale\\), got 5"),
+    ("blur(sigma=0.1:inf)", "blur: sigma must be finite, got 0.1:inf"),
+    ("affine(translate_x=nan)", "affine: translate_x must be finite"),
+    ("noise(std=0.2:0.1)", "noise: std range must be ordered LO:HI, got 0.2:0.1"),
 ])
 def test_bad_specs_give_one_line_errors(spec, message):
     with pytest.raises(SpecError, match=message) as err:
         build_policy(spec, size=32)
     assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("size, views, message", [
+    (0, 2, "size must be a whole number of pixels >= 1 \\(or two: height, width\\), got 0"),
+    (-3, 2, "size must be a whole number of pixels >= 1"),
+    ((8, 0), 2, "got \\(8, 0\\)"),
+    (8, "2x16@0.5:0.1", "views '2x16@0.5:0.1': crop scale must satisfy 1e-06 <= lo <= hi <= 1, got 0.5:0.1"),
+    (8, "2x16@5:9", "views '2x16@5:9': crop scale must satisfy"),
+])
+def test_bad_sizes_and_views_are_named(size, views, message):
+    with pytest.raises(ValueError, match=message) as err:
+        build_policy("crop", size=size, views=views)
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("gating", ["subset", "blend"])
+def test_an_empty_batch_gives_empty_views_and_a_numpy_batch_a_one_line_error(gating):
+    policy = build_policy("timm-ra", size=16, views="2x16+2x8@0.1:0.5", gating=gating, dtype="bfloat16")
+    views = policy(torch.zeros(0, 3, 20, 20, dtype=torch.uint8))
+    assert [(tuple(v.shape), v.dtype) for v in views] == [((0, 3, 16, 16), torch.bfloat16)] * 2 + \
+        [((0, 3, 8, 8), torch.bfloat16)] * 2
+    with pytest.raises(TypeError, match="got ndarray \\(a numpy array \\[N,H,W,3\\]: torch.from_numpy"):
+        policy(np.zeros((2, 20, 20, 3), dtype=np.uint8))
 
 
 def test_multicrop_views(photo_batch, gen):

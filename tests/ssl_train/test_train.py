@@ -94,6 +94,9 @@ def test_help_documents_every_flag():
     (["--lr", "-1"], "--lr: must be > 0"),
     (["--policy", "simclrr"], "unknown policy"),
     (["--data", "/nonexistent"], "--data /nonexistent: expected an embedded name"),
+    (["--views", "2x32@0.9:0.1"], "--views: views '2x32@0.9:0.1': crop scale must satisfy 1e-06 <= lo <= hi <= 1"),
+    (["--policy", "crop+jitter(nan,0,0,0)"], "--policy: jitter: brightness must be finite, got nan"),
+    (["--policy", "noise(std=inf)"], "--policy: noise: std must be finite, got inf:inf"),
 ])
 def test_bad_flags_give_one_line_errors(args, message, tmp_path, capsys):
     """In process (an uncaught exception would fail the test): the exit status and one line;
