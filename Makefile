@@ -22,13 +22,18 @@ test: install
 test-fast: install
 	$(PY) -m pytest -q -m "not slow" --durations=5
 
+# Benchmarks write to an untracked folder; committing figures is a choice: make bench-aug BENCH_OUT=benchmarks
+BENCH_OUT ?= bench-results
+
 bench-aug: install
-	$(PY) -m augpipe.bench --json benchmarks/bench-aug.json
+	mkdir -p $(BENCH_OUT)
+	$(PY) -m augpipe.bench --json $(BENCH_OUT)/bench-aug.json
 
 bench-load: install
-	$(PY) -m loaders.bench --json benchmarks/bench-load.json
+	mkdir -p $(BENCH_OUT)
+	$(PY) -m loaders.bench --json $(BENCH_OUT)/bench-load.json
 	$(PY) -m loaders.bench --datasets imagenet-200 --sizes 224 --backends dali,dali-bare --random-crop \
-	  --batch-size 50 --repeats 7 --json benchmarks/bench-load-dali.json
+	  --batch-size 50 --repeats 7 --json $(BENCH_OUT)/bench-load-dali.json
 
 # Mutation testing of the core ([mutmut] in setup.cfg): not part of CI (10 min 28 s on 2 cores from scratch).
 # Resumable: mutmut remembers finished mutants in mutants/. Prints the per-module score table.
@@ -56,4 +61,4 @@ gpu-wheels:
 	  kornia kornia_rs packaging pytest pluggy iniconfig tqdm
 
 clean:
-	rm -rf $(VENV) *.egg-info .pytest_cache runs results mutants gpu-check-results gpu-check-results-dry
+	rm -rf $(VENV) *.egg-info .pytest_cache runs results bench-results mutants gpu-check-results gpu-check-results-dry

@@ -142,6 +142,9 @@ def check_destination(dst: Path, overwrite: bool) -> str | None:
         return f"dst {dst}: is a directory; give a file name ending in .beton"
     if dst.exists() and not overwrite:
         return f"dst {dst}: already exists; pass --overwrite to replace it"
+    if dst.exists() and not sidecar_path(dst).exists():  # --overwrite replaces prepared files only
+        return (f"dst {dst}: exists and was not written by loaders.prepare (no {sidecar_path(dst).name} beside it); "
+                "--overwrite replaces only files it wrote: choose another dst or move it away")
     folder = dst.parent
     while not folder.exists() and folder != folder.parent:
         folder = folder.parent

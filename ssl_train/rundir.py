@@ -3,10 +3,11 @@
 - **Lock.** `.RUN.lock` beside the folder is held with `fcntl.flock` for the run's life: a second
   run into the same folder exits at once, naming the holder's pid (the OS drops the lock when a
   process dies, even by `kill -9`).
-- **Nothing lost on overwrite.** `--overwrite` trains into a staging folder (`.RUN.staging` beside
-  it) and swaps it in only when the new run has finished: a run that fails, or flags that turn
-  out wrong, leave the old results as they were; after the swap no stale file of the old run
-  (`linear_eval.json`, `failed.txt`...) remains.
+- **Nothing lost on overwrite.** `--overwrite` replaces runs, nothing else: a folder holding any
+  file that no run writes (`RUN_FILES`) is refused, naming those files. It trains into a staging
+  folder (`.RUN.staging` beside it) and swaps it in only when the new run has finished: a run
+  that fails, or flags that turn out wrong, leave the old results as they were; after the swap no
+  stale file of the old run (`linear_eval.json`, `failed.txt`...) remains.
 - **No stale temporaries.** Temporary files of writes killed midway (`.NAME.*.tmp`) are removed
   when a run starts; every writer goes through `atomicio.atomic_write`, so they never hold data,
   and files get the usual permissions (`0666 & ~umask`).
@@ -18,6 +19,16 @@ import shutil
 from pathlib import Path
 
 from atomicio import remove_stale_temporaries
+
+# Everything the project writes into a run folder (ssl_train, ssl_train.linear_eval and the
+# experiments runner); `--overwrite` deletes a folder only when it holds nothing else.
+RUN_FILES = frozenset({"config.json", "log.csv", "checkpoint.pt", "result.json", "linear_eval.json", "failed.txt"})
+
+
+def foreign_files(folder: Path) -> list[str]:
+    """The entries of `folder` that no run writes (sorted), hidden temporaries of killed writes aside."""
+    return sorted(p.name for p in folder.iterdir() if p.name not in RUN_FILES and not
+                  (p.name.startswith(".") and p.name.endswith(".tmp")))
 
 
 class RunError(RuntimeError):
@@ -39,8 +50,14 @@ class RunDir:
 
     def __enter__(self) -> Path:
         import fcntl
-        self.out.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = open(self.lock_path, "a+")
+        if self.out.exists() and not self.out.is_dir():
+            raise RunError(f"--out {self.out}: is a file; --out names a folder")
+        try:
+            self.out.parent.mkdir(parents=True, exist_ok=True)
+            self._lock = open(self.lock_path, "a+")
+        except OSError as err:  # a file on the way (FileExistsError, NotADirectoryError), no permission
+            raise RunError(f"--out {self.out}: cannot create its folder or lock beside it "
+                           f"({err.strerror}: {err.filename})") from None
         try:
             fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
@@ -73,6 +90,11 @@ class RunDir:
             hint = "--overwrite to replace it" if finished else "--resume to continue it or --overwrite"
             raise RunError(f"--out {self.out}: holds {what}; pass {hint}, or choose another --out")
         if self.overwrite and self.out.exists() and any(self.out.iterdir()):
+            foreign = foreign_files(self.out)
+            if foreign:
+                shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
+                raise RunError(f"--out {self.out}: --overwrite replaces runs only, and this folder holds what no run "
+                               f"writes ({shown}); choose another --out or move those away")
             shutil.rmtree(self.staging, ignore_errors=True)  # a staged run that never finished
             self.staging.mkdir(parents=True)
             self.work = self.staging

@@ -269,9 +269,14 @@ def test_prepare_refuses_to_replace_or_write_where_it_cannot(broken_folder, tmp_
     dst.write_bytes(b"an earlier file")
     assert prepare.main([str(broken_folder), str(dst), "--on-error", "skip"]) == 2
     assert "already exists; pass --overwrite" in capsys.readouterr().err and dst.read_bytes() == b"an earlier file"
+    # --overwrite replaces only what prepare wrote (a .beton with its .beton.json beside it)
+    assert prepare.main([str(broken_folder), str(dst), "--on-error", "skip", "--overwrite"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "was not written by loaders.prepare (no cats.beton.json beside it)" in err and len(err.splitlines()) == 1
+    assert dst.read_bytes() == b"an earlier file"
+    (tmp_path / "cats.beton.json").write_text("{}")  # as if prepared earlier
     stale = tmp_path / ".cats.beton.k1ll3d.tmp"  # a killed write's leftover
     stale.write_bytes(b"half")
-    capsys.readouterr()
     assert prepare.main([str(broken_folder), str(dst), "--on-error", "skip", "--overwrite", "--no-progress"]) == 0
     assert dst.read_bytes() != b"an earlier file" and not stale.exists()
     assert "it/s" not in capsys.readouterr().err  # FFCV's writer bar stays hidden

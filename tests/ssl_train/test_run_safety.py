@@ -89,6 +89,32 @@ def test_overwrite_keeps_the_old_run_until_the_new_one_finishes(tmp_path, monkey
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]  # no staging, lock or trash left
 
 
+def test_overwrite_refuses_a_folder_that_is_not_a_run(tmp_path, capsys):
+    """--overwrite replaces runs only: a project folder with notes and another run is left whole."""
+    out = tmp_path / "proj"
+    (out / "other_run").mkdir(parents=True)
+    (out / "notes.txt").write_text("mine")
+    (out / "other_run" / "result.json").write_text("{}")
+    (out / "result.json").write_text("{}")  # even beside a run's own file
+    assert main([*TINY, "--epochs", "1", "--out", str(out), "--overwrite"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert f"--out {out}: --overwrite replaces runs only, and this folder holds what no run writes " \
+           "(notes.txt, other_run)" in err and len(err.splitlines()) == 1
+    assert (out / "notes.txt").read_text() == "mine" and (out / "other_run" / "result.json").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["proj"]  # no staging or lock left
+
+
+@pytest.mark.parametrize("where", ["a file", "under a file"])
+def test_an_out_that_cannot_be_a_folder_is_one_line(where, tmp_path, capsys):
+    blocker = tmp_path / "blocker"
+    blocker.write_text("x")
+    out = blocker if where == "a file" else blocker / "run"
+    assert main([*TINY, "--epochs", "1", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: --out {out}: ") and len(err.splitlines()) == 1
+    assert blocker.read_text() == "x"
+
+
 @pytest.mark.slow
 def test_a_second_run_into_a_locked_folder_exits_naming_the_holder(tmp_path):
     out = tmp_path / "run"
