@@ -51,7 +51,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "report":
         from experiments.report import report
-        path, pngs = report(args.results)
+        try:
+            path, pngs = report(args.results)
+        except ValueError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
         print(f"wrote {path}" + "".join(f", {p.name}" for p in pngs))
         return 0
     seeds = None

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 from atomicio import atomic_write_bytes
@@ -20,7 +21,12 @@ def read_result(path: Path) -> tuple[dict | None, str | None]:
     if not isinstance(r, dict):
         return None, "not a JSON object"
     bad = [k for k, kind in REQUIRED.items() if not isinstance(r.get(k), (kind, int) if kind is float else kind)]
-    return (None, f"missing or invalid {', '.join(bad)}") if bad else (r, None)
+    if bad:
+        return None, f"missing or invalid {', '.join(bad)}"
+    # NaN / inf parse as floats: a metric that is not a number is never a table's best value
+    odd = [f"{k}={r[k]}" for k in ("knn_top1", "knn_top1_random_init", "linear_top1")
+           if isinstance(r.get(k), float) and not math.isfinite(r[k])]
+    return (None, f"non-finite {', '.join(odd)}") if odd else (r, None)
 
 
 def collect(results: Path, warn=print) -> dict[str, list[dict]]:
@@ -256,8 +262,12 @@ def plots(found: dict[str, list[dict]], out: Path) -> list[Path]:
 
 
 def report(results: Path = RESULTS) -> tuple[Path, list[Path]]:
+    """REPORT.md and the plots of the runs in `results`, an existing folder (else ValueError)."""
+    if not results.is_dir():
+        what = "is not a folder" if results.exists() else "does not exist"
+        raise ValueError(f"--results {results}: {what}; give the folder an experiment wrote "
+                         "(python -m experiments run NAME --results FOLDER)")
     found = collect(results)
-    results.mkdir(parents=True, exist_ok=True)
     path = atomic_write_bytes(results / "REPORT.md", markdown(found).encode())
     return path, plots(found, results)
 

@@ -149,15 +149,23 @@ def test_a_failed_run_is_recorded_the_others_go_on_and_report_survives_bad_files
     assert len(runner.run_experiment("two", "digits", "cpu", [0], results, log=lambda s: None)) == 1
     assert not (results / "two" / "a-s0" / "failed.txt").exists()  # the rerun cleared the old failure
     # one more run whose result.json is corrupt, and one with null kNN: named, skipped, report still written
-    for name, text in (("c-s0", "{not json"), ("d-s0", json.dumps({**fake, "knn_top1": None, "config": {}}))):
+    for name, text in (("c-s0", "{not json"), ("d-s0", json.dumps({**fake, "knn_top1": None, "config": {}})),
+                       ("e-s0", json.dumps({**fake, "knn_top1": float("nan"), "config": {}}))):
         (results / "two" / name).mkdir()
         (results / "two" / name / "result.json").write_text(text)
     (results / "two" / "b-s0" / "failed.txt").write_text("stale\n")  # must not list b twice
     assert main(["report", "--results", str(results)]) == 0
     out = capsys.readouterr().out
     assert "skipped" in out and "c-s0/result.json: unreadable" in out and "d-s0/result.json: missing or invalid knn_top1" in out
+    assert "e-s0/result.json: non-finite knn_top1=nan" in out  # a NaN is named, never a bold best value
     text = (results / "REPORT.md").read_text()
-    assert text.count("| a | 1 |") == 1 and text.count("| b | 1 |") == 1 and "c-s0" not in text
+    assert text.count("| a | 1 |") == 1 and text.count("| b | 1 |") == 1 and "c-s0" not in text and "| e |" not in text
+    # a results folder that is not there is an error, and nothing is created
+    for missing in (tmp_path / "nowhere", results / "REPORT.md"):  # absent, and a file
+        assert main(["report", "--results", str(missing)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith(f"error: --results {missing}: ") and len(err.splitlines()) == 1
+    assert not (tmp_path / "nowhere").exists()
 
 
 def test_a_finished_twin_is_reused_not_retrained(tmp_path, monkeypatch):
