@@ -1,18 +1,21 @@
 """Atomic file writes, shared by every package (a tiny leaf like `timekeep`: docs/ARCHITECTURE.md).
 
 `atomic_write(path, write)` calls `write(tmp)` on a temporary file next to `path` (named
-`.NAME.*.tmp`), gives it the usual permissions (`0666 & ~umask`, not `mkstemp`'s 0600) and renames
-it over `path`: a reader sees the old file or the new one, never half of one. A write killed
-midway (kill -9) leaves its temporary behind; `remove_stale_temporaries` deletes them, and since
-they never carry the final name nothing ever reads them as data.
+`.NAME.PID.*.tmp`), gives it the usual permissions (`0666 & ~umask`, not `mkstemp`'s 0600) and
+renames it over `path`: a reader sees the old file or the new one, never half of one. A write
+killed midway (kill -9) leaves its temporary behind; `remove_stale_temporaries` deletes those whose
+writer process is gone (a live writer's, another run's in progress, stay), and since they never
+carry the final name nothing ever reads them as data. `exclusive(path)` makes concurrent builders
+of one file take turns (an advisory lock on its folder), so the second finds the first one's result.
 """
 from __future__ import annotations
 
 import json
 import os
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 
 def _umask() -> int:
@@ -24,7 +27,7 @@ def _umask() -> int:
 def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp")
     os.close(fd)
     try:
         write(tmp)
@@ -43,22 +46,45 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     return atomic_write(path, write)
 
 
+def _writer_alive(tmp: Path) -> bool:
+    """Whether the process named in `.NAME.PID.RANDOM.tmp` still runs (on this machine)."""
+    parts = tmp.name[:-len(".tmp")].rsplit(".", 2)
+    if len(parts) != 3 or not parts[1].isdigit():
+        return False  # no writer recorded: a leftover of an older version
+    try:
+        os.kill(int(parts[1]), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
+
+
 def remove_stale_temporaries(folder: str | os.PathLike, name: str = "*") -> list[Path]:
-    """Delete the `.NAME.*.tmp` files that killed writes left in `folder`; returns them."""
+    """Delete the `.NAME.*.tmp` files that killed writes left in `folder` (their writer process is
+    gone); returns them. Temporaries of live writers are kept: they are writes in progress."""
     folder = Path(folder)
     removed = []
     if folder.is_dir():
         for tmp in folder.glob(f".{name}.*.tmp"):
-            tmp.unlink(missing_ok=True)
-            removed.append(tmp)
+            if not _writer_alive(tmp):
+                tmp.unlink(missing_ok=True)
+                removed.append(tmp)
     return removed
 
 
-def write_text(text: str, path: str | os.PathLike) -> Path:
-    """`text` into `path`, atomically."""
-    return atomic_write_bytes(path, text.encode())
-
-
-def write_json(data, path: str | os.PathLike) -> Path:
-    """`data` as indented JSON (one trailing newline) into `path`, atomically."""
-    return write_text(json.dumps(data, indent=1) + "\n", path)
+@contextmanager
+def exclusive(path: str | os.PathLike) -> Iterator[None]:
+    """Hold an advisory lock (`fcntl.flock`) on the folder of `path` for the block: one process
+    at a time builds files in that folder; the others wait, then see what it built. The folder
+    itself is the lock, so no lock file is left beside the user's files; the OS drops the lock
+    when a holder dies."""
+    import fcntl
+    folder = Path(path).parent
+    folder.mkdir(parents=True, exist_ok=True)
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock

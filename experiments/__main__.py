@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
         from experiments.report import report
         try:
             path, pngs = report(args.results)
-        except ValueError as err:
+        except (ValueError, OSError) as err:
             print(f"error: {err}", file=sys.stderr)
             return 2
         print(f"wrote {path}" + "".join(f", {p.name}" for p in pngs))
@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
         only = None if args.runs is None else [r.strip() for r in args.runs.split(",") if r.strip()]
         run_experiment(args.name, data, args.scale, seeds, results, args.dry_run,
                        log=lambda s: print(s, flush=True), only=only)
-    except ValueError as err:
+    except (ValueError, OSError) as err:  # bad input, or a user path that cannot be used
         print(f"error: {err}", file=sys.stderr)
         return 2
     return 0

@@ -32,6 +32,8 @@ exercised only by `make gpu-check` on a machine that has DALI and CUDA.
 """
 from __future__ import annotations
 
+import os
+
 import shutil
 import tempfile
 import weakref
@@ -95,7 +97,7 @@ class Backend(ScannedBackend):
         path = self.index.files[i]
         if self.index.modes and needs_reference(self.index.modes[i]):
             path = self._converted.get(i) or self._convert(i)
-        return np.frombuffer(path.encode("utf-8"), dtype=np.uint8)
+        return np.frombuffer(os.fsencode(path), dtype=np.uint8)
 
     def _convert(self, i: int) -> str:
         if self._tmp is None:

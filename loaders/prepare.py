@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from atomicio import atomic_write, remove_stale_temporaries
+from atomicio import atomic_write, exclusive, remove_stale_temporaries
 from loaders.datasets import resolve_source
 from loaders.decode import center_resized, load_rgb
 from loaders.forking import fork_safe
@@ -181,7 +181,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     for f, reason in index.skipped:
         print(f"skipped {f}: {reason}", file=sys.stderr)
-    write_beton(index, args.dst, args.max_resolution, args.workers, progress=not args.no_progress)
+    try:
+        with exclusive(args.dst):  # two prepares into one dst take turns: the .beton and its .json stay a pair
+            write_beton(index, args.dst, args.max_resolution, args.workers, progress=not args.no_progress)
+    except OSError as err:  # the disk filled up, the folder went away...
+        print(f"error: dst {args.dst}: {err}", file=sys.stderr)
+        return 2
     print(f"wrote {len(index)} images in {len(index.classes)} classes to {args.dst}"
           + (f" ({len(index.skipped)} unreadable files skipped)" if index.skipped else ""))
     return 0

@@ -94,6 +94,8 @@ class VerdictCache:
         try:
             st = os.stat(path)
         except OSError as err:
+            if os.path.islink(path):
+                return f"broken symbolic link ({err.strerror})", ""
             return f"{type(err).__name__}: {err}", ""
         with self._lock:
             known = self._entries.get(path)
@@ -135,7 +137,9 @@ def _list_images(root: Path) -> tuple[list[str], list[int], list[str], list[str]
         return not any(part.startswith(".") for part in p.relative_to(root).parts)
 
     def is_image(p: Path) -> bool:
-        return p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
+        # a broken link (dangling, or looping) named like an image is listed, so that the scan
+        # names it (on_error='raise') or reports it skipped, instead of leaving it out unsaid
+        return (p.is_file() or _broken_link(p)) and p.suffix.lower() in IMAGE_EXTENSIONS
 
     subdirs = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
     # images directly in root, or none in any subfolder: unlabeled (torchvision would refuse it)
@@ -157,9 +161,16 @@ def _list_images(root: Path) -> tuple[list[str], list[int], list[str], list[str]
                     ignored.append(str(f))
         return files, labels, classes, ignored
     for f in sorted(root.rglob("*")):  # unlabeled: every image at any depth
-        if f.is_file() and visible(f):
-            (files if f.suffix.lower() in IMAGE_EXTENSIONS else ignored).append(str(f))
+        if is_image(f) and visible(f):
+            files.append(str(f))
+        elif f.is_file() and visible(f):
+            ignored.append(str(f))
     return files, [UNLABELED] * len(files), classes, ignored
+
+
+def _broken_link(p: Path) -> bool:
+    """A symbolic link whose target cannot be reached (missing, or a loop)."""
+    return p.is_symlink() and not p.exists()
 
 
 def _validated(index: ImageIndex, on_error: str, workers: int | None, verdicts: VerdictCache) -> ImageIndex:

@@ -24,12 +24,12 @@ def _crop_seed(seed: int, epoch: int, index: int) -> int:
 
 class _Files(Dataset):
     """Sample `(index, epoch)` -> (HWC uint8, label), or, for a file that cannot be decoded any
-    more (it changed after the scan), `(None, (file, reason))` when skipping, else an error
-    naming the file."""
+    more (it changed after the scan), `(None, (file, reason))`: the loader skips it or raises
+    one error naming the file, by its `on_error`."""
 
-    def __init__(self, files, labels, image_size, random_crop, seed, on_error="raise"):
+    def __init__(self, files, labels, image_size, random_crop, seed):
         self.files, self.labels = files, labels
-        self.image_size, self.random_crop, self.seed, self.on_error = image_size, random_crop, seed, on_error
+        self.image_size, self.random_crop, self.seed = image_size, random_crop, seed
 
     def __len__(self):
         return len(self.files)
@@ -39,10 +39,9 @@ class _Files(Dataset):
         try:
             return self._load(index, epoch)
         except Exception as err:  # Pillow raises many types for a file broken after the scan
-            reason = failure_reason(err)
-            if self.on_error == "skip":
-                return None, (self.files[index], reason)
-            raise unreadable_at_load_time(self.files[index], reason) from None
+            # handed back, not raised: an error raised in a worker reaches the caller wrapped in
+            # the worker's whole traceback; the main process raises it as one line (iter_epoch)
+            return None, (self.files[index], failure_reason(err))
 
     def _load(self, index, epoch):
         im = load_rgb(self.files[index])
@@ -79,7 +78,7 @@ class Backend(ScannedBackend):
     def __init__(self, path, config):
         super().__init__(path, config)
         self.dataset = _Files(self.index.files, self.index.labels, config.image_size, config.random_crop,
-                              config.seed, config.on_error)
+                              config.seed)
 
     def iter_epoch(self, epoch: int):
         c = self.config
@@ -92,6 +91,8 @@ class Backend(ScannedBackend):
         with fork_safe() if c.num_workers else nullcontext():  # the workers are forked here (if any)
             epoch_batches = iter(loader)
         for images, labels, failed in epoch_batches:
+            if failed and c.on_error == "raise":
+                raise unreadable_at_load_time(*failed[0])
             self.skipped += [f for f in failed if f not in self.skipped]
             if images is None:
                 continue

@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     except NonFiniteLoss as err:
         print(f"error: {err}", file=sys.stderr)
         return 3
-    except (RunError, SpecError, ValueError) as err:
+    except (RunError, SpecError, ValueError, OSError) as err:  # bad input, or a user path that cannot be used
         print(f"error: {err}", file=sys.stderr)
         return 2
     if result is not None:

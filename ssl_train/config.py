@@ -69,6 +69,9 @@ class TrainConfig:
 
     def validate(self) -> None:
         """One-line errors naming the flag and what it expects (nothing is touched before this)."""
+        for key in ("data", "out", "policy", "views"):  # a config read from a file may hold anything
+            if not isinstance(getattr(self, key), str) or not getattr(self, key).strip():
+                raise ValueError(f"--{key}: expected a non-empty string, got {getattr(self, key)!r}")
         for f in fields(self):
             value = getattr(self, f.name)
             if isinstance(value, float) and not math.isfinite(value):

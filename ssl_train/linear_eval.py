@@ -7,20 +7,22 @@ DIR/linear_eval.json (atomically).
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 
-
 import augpipe
 import loaders
-from ssl_train.backbones import build_backbone
 from atomicio import write_json
+from loaders.scan import DatasetError
+from ssl_train.backbones import build_backbone
 from machine import pick_device
 from ssl_train.checkpoint import CheckpointError, load_checkpoint
 from ssl_train.config import TrainConfig
 from ssl_train.evaluate import extract, linear_eval
 from ssl_train.methods import build_method
 from ssl_train.parts import NORMALIZE, Trainer, data_splits
+from ssl_train.rundir import RunError
 
 
 def evaluate_run(run: Path, epochs: int = 100, lr: float = 1e-2, device: str = "auto") -> dict:
@@ -28,7 +30,11 @@ def evaluate_run(run: Path, epochs: int = 100, lr: float = 1e-2, device: str = "
     if not ckpt.is_file():
         raise FileNotFoundError(f"{ckpt}: no checkpoint (expected the --out folder of an ssl_train run)")
     state = load_checkpoint(ckpt)  # weights_only: a crafted file cannot run code
-    cfg = TrainConfig.from_dict(state["config"])
+    try:
+        cfg = TrainConfig.from_dict(state["config"])
+        cfg.validate()
+    except (TypeError, ValueError, AttributeError) as err:  # a hand-edited or foreign config
+        raise CheckpointError(f"{ckpt}: its config is not a valid ssl_train config ({err})") from None
     dev = pick_device(device)
     backbone, dim = build_backbone(cfg.backbone, cfg.image_size)
     num_classes = len(loaders.build_loader(cfg.loader, data_splits(cfg.data)[0], batch_size=1,
@@ -63,11 +69,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lr", type=float, default=1e-2, help="learning rate of the linear classifier")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="where to extract features")
     args = parser.parse_args(argv)
-    if args.epochs < 1 or args.lr <= 0:
-        parser.error("--epochs must be >= 1 and --lr > 0")
+    if args.epochs < 1:
+        parser.error(f"--epochs: must be >= 1, got {args.epochs}")
+    if not (math.isfinite(args.lr) and args.lr > 0):
+        parser.error(f"--lr: must be a finite number > 0, got {args.lr}")
     try:
         result = evaluate_run(args.run, args.epochs, args.lr, args.device)
-    except (FileNotFoundError, CheckpointError) as err:
+    except (CheckpointError, DatasetError, RunError, OSError) as err:  # DatasetError, RunError: its data moved
         print(f"error: {err}", file=sys.stderr)
         return 2
     print(f"linear evaluation top-1 {result['linear_eval_top1']:.4f} "

@@ -214,6 +214,18 @@ def test_broken_files_are_named_or_skipped(broken_folder):
     assert sum(len(y) for _, y in loader) == 4
 
 
+def test_broken_and_looping_symlinks_are_named_or_skipped(broken_folder):
+    (broken_folder / "cat" / "dangling.jpg").symlink_to(broken_folder / "nowhere.jpg")
+    (broken_folder / "cat" / "loop.jpg").symlink_to(broken_folder / "cat" / "loop.jpg")
+    with pytest.raises(DatasetError, match="5 unreadable") as err:
+        build_loader("torch", broken_folder, batch_size=2, image_size=8)
+    assert "dangling.jpg (broken symbolic link" in str(err.value) and "loop.jpg (broken symbolic link" in str(err.value)
+    loader = build_loader("torch", broken_folder, batch_size=2, image_size=8, on_error="skip")
+    skipped = {os.path.basename(f): reason for f, reason in loader.skipped}
+    assert skipped["dangling.jpg"].startswith("broken symbolic link") and "loop.jpg" in skipped
+    assert loader.dataset_size == 4
+
+
 @pytest.mark.parametrize("make, message", [
     (lambda p: p / "missing", "no such directory"),
     (lambda p: (p / "empty").mkdir() or p / "empty", "no image files"),
@@ -325,6 +337,18 @@ def test_an_epoch_left_early_does_not_leak_into_the_next(kind):
     assert torch.equal(full[0], first)  # shuffle=False: every epoch starts with the same batch
 
 
+@pytest.mark.parametrize("kind", KINDS)
+def test_file_names_that_are_not_utf8_load_on_every_backend(kind, tmp_path):
+    root = _colour_folder(tmp_path / "names", {"a": (250, 0, 0), "b": (0, 250, 0)})
+    latin1 = os.fsdecode(b"caf\xe9.png")  # a Latin-1 name: not valid UTF-8 (a surrogate escape in str)
+    (root / "a" / "0.png").rename(root / "a" / latin1)
+    loader = build_loader(kind, root, batch_size=6, image_size=8, shuffle=False, num_workers=1)
+    images, labels = next(iter(loader))
+    assert sorted(labels.tolist()) == [0, 0, 0, 1, 1, 1]
+    reds = images[labels == 0][:, 0].float().mean(dim=(1, 2))
+    assert (reds > 200).all()  # the renamed image is one of the three red ones
+
+
 def _colour_folder(root, colours):
     """root/<class>/<i>.png: flat 8x8 images of the given colours, one class per colour."""
     for i, (name, rgb) in enumerate(colours.items()):
@@ -349,10 +373,13 @@ def test_a_batch_of_one_keeps_its_shapes(kind, tmp_path):
 def test_ffcv_cache_follows_the_folders_content(tmp_path):
     from loaders.datasets import cache_dir
     root = _colour_folder(tmp_path / "edit", {"a": (250, 0, 0), "b": (0, 250, 0)})
-    first = next(iter(build_loader("ffcv", root, batch_size=6, image_size=8, shuffle=False, num_workers=1)))[0]
     target = root / "a" / "0.png"
-    Image.new("RGB", (8, 8), (0, 0, 250)).save(target)   # same name, same count, other pixels
-    os.utime(target, ns=(target.stat().st_atime_ns, target.stat().st_mtime_ns + 10**9))
+    Image.new("RGB", (8, 8), (250, 0, 0)).save(target, format="BMP")  # uncompressed: its size is fixed
+    first = next(iter(build_loader("ffcv", root, batch_size=6, image_size=8, shuffle=False, num_workers=1)))[0]
+    before = target.stat()
+    Image.new("RGB", (8, 8), (0, 0, 250)).save(target, format="BMP")  # same name, same count, other pixels
+    os.utime(target, ns=(before.st_atime_ns, before.st_mtime_ns))  # ... and its old mtime restored
+    assert target.stat().st_size == before.st_size  # only the content tells them apart
     second = next(iter(build_loader("ffcv", root, batch_size=6, image_size=8, shuffle=False, num_workers=1)))[0]
     assert first[0, 0].float().mean() > 200 and second[0, 2].float().mean() > 200  # now blue
     betons = list((cache_dir() / "beton").glob("edit-*.beton"))
@@ -433,8 +460,9 @@ def test_a_file_broken_after_the_scan_is_skipped_or_named(kind, tmp_path):
         got = [labels.tolist() for _, labels in skip]
         assert got == [[0], [0, 1], [1], [2, 2]]      # 9 files in batches of 2, three left out
     assert sorted(os.path.basename(f) for f, _ in skip.skipped) == ["0.png", "1.png", "2.png"]
-    with pytest.raises(DatasetError, match=r"a/0\.png: unreadable at load time"):
+    with pytest.raises(DatasetError, match=r"a/0\.png: unreadable at load time") as err:
         list(strict)
+    assert "\n" not in str(err.value) and "Traceback" not in str(err.value)  # one line, not the worker's
 
 
 def test_the_scan_decodes_a_file_again_only_when_it_changed(tmp_path, monkeypatch):

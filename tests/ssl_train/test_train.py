@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 from ssl_train.cli import build_parser, main
 from ssl_train.config import TrainConfig
@@ -204,6 +205,19 @@ def test_offline_linear_eval_of_a_saved_run(tmp_path, capsys):
     assert 0.3 < result["linear_eval_top1"] <= 1.0  # digits: far above the 10% of chance
     assert linear_eval.main(["--run", str(tmp_path / "nothing")]) == 2
     assert "no checkpoint" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as refused:
+        linear_eval.main(["--run", str(out), "--lr", "nan"])
+    assert refused.value.code == 2 and "--lr: must be a finite number > 0, got nan" in capsys.readouterr().err
+    # a checkpoint whose config was edited (data null) or whose data has moved: one line each
+    state = torch.load(out / "checkpoint.pt", weights_only=True)
+    for data, message in ((None, "its config is not a valid ssl_train config (--data: expected a non-empty string"),
+                          (str(tmp_path / "moved"), f"--data {tmp_path / 'moved'}: expected an embedded name")):
+        edited = tmp_path / f"edited-{data is None}"
+        edited.mkdir()
+        torch.save({**state, "config": {**state["config"], "data": data}}, edited / "checkpoint.pt")
+        assert linear_eval.main(["--run", str(edited), "--epochs", "5"]) == 2
+        err = capsys.readouterr().err.strip()
+        assert message in err and len(err.splitlines()) == 1
 
 
 @pytest.mark.slow

@@ -1,0 +1,48 @@
+"""atomicio: temporaries of live writers survive another writer's cleanup; concurrent builders
+of one file take turns."""
+import os
+import subprocess
+import sys
+
+import pytest
+
+from atomicio import atomic_write_bytes, exclusive, remove_stale_temporaries
+
+
+def test_only_temporaries_of_dead_writers_are_removed(tmp_path):
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_pid = int(dead.stdout)  # that process has exited
+    mine = tmp_path / f".data.bin.{os.getpid()}.abc123.tmp"          # a write in progress here
+    stale = tmp_path / f".data.bin.{dead_pid}.xyz789.tmp"           # left by a killed writer
+    legacy = tmp_path / ".data.bin.k1ll3d.tmp"                       # no writer recorded
+    for f in (mine, stale, legacy):
+        f.write_bytes(b"half")
+    assert sorted(remove_stale_temporaries(tmp_path, "data.bin")) == sorted([stale, legacy])
+    assert mine.exists()
+    atomic_write_bytes(tmp_path / "data.bin", b"whole")
+    assert (tmp_path / "data.bin").read_bytes() == b"whole"
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == [mine.name]
+
+
+def test_exclusive_locks_the_folder_other_processes_wait_for(tmp_path):
+    target = tmp_path / "cache" / "x.beton"
+    probe = ("import fcntl, os, sys\n"
+             "fd = os.open(sys.argv[1], os.O_RDONLY)\n"
+             "try:\n"
+             "    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)\n"
+             "    print('free')\n"
+             "except BlockingIOError:\n"
+             "    print('held')\n")
+
+    def other_process_sees():
+        return subprocess.run([sys.executable, "-c", probe, str(target.parent)], capture_output=True,
+                              text=True).stdout.strip()
+
+    with exclusive(target):
+        assert other_process_sees() == "held"
+    assert other_process_sees() == "free"
+    with pytest.raises(RuntimeError):  # released on errors too
+        with exclusive(target):
+            raise RuntimeError("build failed")
+    assert other_process_sees() == "free"
+    assert list(target.parent.iterdir()) == []  # no lock file left beside the user's files
