@@ -88,3 +88,13 @@ def exclusive(path: str | os.PathLike) -> Iterator[None]:
         yield
     finally:
         os.close(fd)  # closing releases the lock
+
+
+def write_text(text: str, path: str | os.PathLike) -> Path:
+    """`text` into `path`, atomically."""
+    return atomic_write_bytes(path, text.encode())
+
+
+def write_json(data, path: str | os.PathLike) -> Path:
+    """`data` as indented JSON (one trailing newline) into `path`, atomically."""
+    return write_text(json.dumps(data, indent=1) + "\n", path)

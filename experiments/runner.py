@@ -133,6 +133,8 @@ def _comparable(config: dict) -> dict:
     sit elsewhere on another machine); JSON round trip so that tuples and lists compare alike."""
     settings = TrainConfig.from_dict(config).to_dict()
     settings.pop("out")
+    if not isinstance(settings["data"], str):  # a hand-edited result.json: `"data": null`
+        raise ValueError(f"its config's data is {settings['data']!r}, not a path or a dataset name")
     settings["data"] = Path(settings["data"]).name
     return json.loads(json.dumps(settings))
 
@@ -156,8 +158,11 @@ def finished_twin(cfg: TrainConfig, results: Path, code: str | None = None) -> P
             continue
         if code is not None and their_code is not None and their_code != code:
             continue
-        if isinstance(have, dict) and _comparable(have) == want:
-            return path.parent
+        try:
+            if isinstance(have, dict) and _comparable(have) == want:
+                return path.parent
+        except (ValueError, TypeError):  # not a config this runner can compare: not a twin
+            continue
     return None
 
 
@@ -168,7 +173,7 @@ def stale_keys(cfg: TrainConfig, out: Path) -> list[str]:
     otherwise be skipped as finished and reported as the new config."""
     try:
         old = _comparable(json.loads((out / "result.json").read_text()).get("config") or {})
-    except (ValueError, AttributeError) as err:
+    except (ValueError, AttributeError, TypeError) as err:
         raise ValueError(f"{out / 'result.json'}: not a result this runner wrote ({err})") from None
     new = _comparable(cfg.to_dict())
     return [f"{k}: {old[k]!r} -> {new[k]!r}" for k in new if old[k] != new[k]]

@@ -296,3 +296,9 @@ def test_an_unreadable_finished_result_is_named(tmp_path, monkeypatch):
     (broken / "result.json").write_text("{half")
     with pytest.raises(ValueError, match=r"x-s0/result.json: not a result this runner wrote"):
         runner.run_experiment("tiny", "digits", "cpu", [0], tmp_path / "results", log=lambda s: None)
+    # a hand-edited config (data null): named, here and as a candidate twin of another run
+    (broken / "result.json").write_text(json.dumps({"config": {"data": None, "policy": "noise"}}))
+    with pytest.raises(ValueError, match=r"x-s0/result.json: not a result this runner wrote \(its config's data is None"):
+        runner.run_experiment("tiny", "digits", "cpu", [0], tmp_path / "results", log=lambda s: None)
+    cfg = runner.TrainConfig(data="digits", out=str(tmp_path / "results" / "tiny" / "y-s0"))
+    assert runner.finished_twin(cfg, tmp_path / "results") is None
