@@ -53,10 +53,10 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False, progr
     if cfg.batch_size % world:
         raise RunError(f"--batch-size {cfg.batch_size} must be divisible by the {world} processes")
     torch.manual_seed(cfg.seed)
-    parts = build(cfg, device, rank, world, progress)
     main = rank == 0
     folder = RunDir(Path(cfg.out), resume=resume, overwrite=overwrite) if main else nullcontext(Path(cfg.out))
-    with folder as work:  # rank 0 owns the folder; the other ranks write nothing
+    with folder as work:  # rank 0 owns the folder (checked before anything is built); the others write nothing
+        parts = build(cfg, device, rank, world, progress)
         dist.barrier()
         result = run_epochs(cfg, parts, work, resume, device, world, main, progress)
         if main:

@@ -110,7 +110,9 @@ class RunDir:
         shutil.rmtree(trash, ignore_errors=True)
         self.work = self.out
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, exc_type=None, *exc) -> None:
+        if exc_type is not None and self.work == self.staging:  # a staged run that failed: the old one stays
+            shutil.rmtree(self.staging, ignore_errors=True)
         if self._lock is not None:
             self.lock_path.unlink(missing_ok=True)
             self._lock.close()  # closing releases the flock

@@ -82,6 +82,7 @@ def test_overwrite_keeps_the_old_run_until_the_new_one_finishes(tmp_path, monkey
         main([*TINY, "--epochs", "2", "--seed", "3", "--out", str(out), "--overwrite"])
     monkeypatch.undo()
     assert (out / "result.json").read_text() == old and (out / "linear_eval.json").exists()
+    assert not (tmp_path / ".run.staging").exists()  # the failed staged run is cleared at once
     # a run that finishes replaces everything, stale artefacts included
     assert main([*TINY, "--epochs", "1", "--seed", "3", "--out", str(out), "--overwrite"]) == 0
     assert json.loads((out / "result.json").read_text())["config"]["seed"] == 3
