@@ -60,6 +60,12 @@ def _erasing(op, size):
     return _K().RandomErasing(scale=op.scale, ratio=op.ratio, value=value, p=op.p)
 
 
+def _perspective(op, size):
+    if op.fill != 0:
+        raise Unsupported(f"kornia: perspective fill {op.fill:g} (Kornia fills with 0)")
+    return _K().RandomPerspective(op.distortion, p=op.p, resample=op.mode.upper())
+
+
 TRANSLATE = {
     "rrc": lambda op, size: _K().RandomResizedCrop(size, scale=op.scale, ratio=op.ratio, p=op.p),
     "resize": lambda op, size: _K().Resize(size),
@@ -77,6 +83,7 @@ TRANSLATE = {
     "trivial_augment": lambda op, size: _auto().TrivialAugment(),
     "rand_augment": lambda op, size: _auto().RandAugment(n=op.num_ops, m=op.magnitude),
     "auto_augment": lambda op, size: _auto().AutoAugment(op.policy),
+    "perspective": _perspective,
 }
 
 

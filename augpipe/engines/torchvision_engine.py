@@ -86,6 +86,10 @@ TRANSLATE = {
     "trivial_augment": lambda op, size: _maybe(op, _v2().TrivialAugmentWide(op.bins, _mode(op), _fill(op))),
     "rand_augment": lambda op, size: _maybe(op, _v2().RandAugment(op.num_ops, op.magnitude, op.bins, _mode(op),
                                                                    _fill(op))),
+    "auto_augment": lambda op, size: _maybe(op, _v2().AutoAugment(_v2().AutoAugmentPolicy(op.policy), _mode(op),
+                                                                   _fill(op))),
+    "perspective": lambda op, size: _v2().RandomPerspective(op.distortion, p=op.p, interpolation=_mode(op),
+                                                            fill=op.fill),
 }
 
 

@@ -116,11 +116,12 @@ def test_the_torchvision_engine_names_a_range_it_cannot_take():
         build("kornia", build_policy("erasing(value=random)", size=8))
 
 
-def test_kornia_runs_the_recipe_presets_and_their_deterministic_ops_agree(photo_batch):
-    for preset in ("cifar-aa", "timm-ra", "trivialaugment"):
-        views = run("kornia", preset, photo_batch, size=24, views=2)
-        assert [(v.shape, v.dtype) for v in views] == [((16, 3, 24, 24), torch.float32)] * 2
-        assert all(0 <= float(v.min()) and float(v.max()) <= 1 for v in views)
+def test_kornia_and_torchvision_run_the_recipe_presets_and_kornias_deterministic_ops_agree(photo_batch):
+    for engine in ("kornia", "torchvision"):
+        for preset in ("cifar-aa", "timm-ra", "trivialaugment", "rrc+perspective(p=1)"):
+            views = run(engine, preset, photo_batch, size=24, views=2)
+            assert [(v.shape, v.dtype) for v in views] == [((16, 3, 24, 24), torch.float32)] * 2, (engine, preset)
+            assert all(0 <= float(v.min()) and float(v.max()) <= 1 for v in views)
     spec = "vflip(p=1)+rcrop(0)+erasing(p=0)"  # a crop of the whole image, no erasing: deterministic
     torch.testing.assert_close(run("kornia", spec, photo_batch[:, :, :24, :24], size=24)[0],
                                run("augpipe", spec, photo_batch[:, :, :24, :24], size=24)[0], atol=1e-6, rtol=0)
