@@ -288,9 +288,33 @@ def pad(images: torch.Tensor, padding: tuple[int, int, int, int], mode: str = "c
     if mode == "constant":
         return F.pad(images, (left, right, top, bottom), value=fill)
     _, _, h, w = images.shape
+    if mode == "edge" or (mode == "reflect" and max(left, right) < w and max(top, bottom) < h):
+        # torch's own padding kernels: the same values, several times faster than two index_selects
+        return F.pad(images, (left, right, top, bottom), mode="replicate" if mode == "edge" else "reflect")
     rows = _pad_index(h, top, bottom, mode, images.device)
     cols = _pad_index(w, left, right, mode, images.device)
     return images.index_select(-2, rows).index_select(-1, cols)
+
+
+def crop_rows(images: torch.Tensor, offsets: torch.Tensor, size: tuple[int, int],
+              padding: tuple[int, int, int, int] = (0, 0, 0, 0), fill: float = 0.0) -> torch.Tensor:
+    """`crop(pad(images, padding, "constant", fill), offsets, size)` row by row, without making the
+    padded batch: each row is `fill` where its window leaves the image and one strided copy of the
+    image where it overlaps. Reads the offsets on the host: the CPU path (subset gating), where
+    that is free and a copy per row is several times faster than two gathers over the batch."""
+    n, c, h, w = images.shape
+    out_h, out_w = size
+    left, top = padding[0], padding[1]
+    out = images.new_empty((n, c, out_h, out_w))
+    for i, (y, x) in enumerate(offsets.tolist()):
+        y0, x0 = y - top, x - left  # the window's corner in image coordinates
+        rows, cols = (max(0, y0), min(h, y0 + out_h)), (max(0, x0), min(w, x0 + out_w))
+        if y0 < 0 or x0 < 0 or y0 + out_h > h or x0 + out_w > w:  # the window leaves the image
+            out[i].fill_(fill)
+        if rows[0] < rows[1] and cols[0] < cols[1]:
+            out[i, :, rows[0] - y0:rows[1] - y0, cols[0] - x0:cols[1] - x0] = images[i, :, rows[0]:rows[1],
+                                                                                  cols[0]:cols[1]]
+    return out
 
 
 def crop(images: torch.Tensor, offsets: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:

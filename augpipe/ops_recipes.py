@@ -203,6 +203,10 @@ class RandomCrop(Op):
 
     def kernel(self, images, params, ctx):
         padding = self.padded(tuple(images.shape[-2:]), ctx.out_size)
+        if ctx.gating == "subset":  # the CPU path: a copy per row, the constant padding never made
+            if self.mode == "constant":
+                return kernels.crop_rows(images, params["offsets"], ctx.out_size, padding, self.fill)
+            return kernels.crop_rows(kernels.pad(images, padding, self.mode), params["offsets"], ctx.out_size)
         padded = kernels.pad(images, padding, self.mode, self.fill)
         return kernels.crop(padded, params["offsets"], ctx.out_size)
 
