@@ -45,7 +45,7 @@ demo: install
 	$(PY) -m ssl_train --data digits --num-workers 0 --out runs/demo --overwrite
 
 # On the lent GPU machine (torch preinstalled, no network): carry .whl (make gpu-wheels here) and
-# .gpu-data (a copy of ../shared/data/cifar10-jpeg.tar.gz). Writes gpu-check-results/gpu-check.json.
+# .gpu-data (a copy of CIFAR-10's JPEG archive, cifar10-jpeg.tar.gz). Writes gpu-check-results/gpu-check.json.
 gpu-check:
 	bash scripts/gpu_check.sh
 

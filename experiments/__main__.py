@@ -22,8 +22,8 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run a named experiment (finished runs are skipped)")
     run.add_argument("name", help=f"one of: {', '.join(list_experiments())}")
     run.add_argument("--data", required=True,
-                     help="folder with train/ and test/ ImageFolders, or a .tar.gz holding one (e.g. "
-                          "../shared/data/cifar10-jpeg.tar.gz)")
+                     help="folder with train/ and test/ ImageFolders, or an archive (.tar, .tar.gz, .tgz, "
+                          ".zip) holding one, e.g. CIFAR-10 as JPEGs: cifar10/{train,test}/<class>/*.jpg")
     run.add_argument("--scale", default="cpu", choices=list(load_scales()),
                      help="smoke: a few runs that show the trend in minutes (policies: 6 min on 2 cores); cpu: the published scale; gpu: one GPU")
     run.add_argument("--seeds", default=None, help="comma-separated seeds (default: the scale's, e.g. 0,1,2 for cpu)")
@@ -65,9 +65,8 @@ def main(argv: list[str] | None = None) -> int:
         except ValueError:
             parser.error(f"--seeds: expected comma-separated integers, got {args.seeds!r}")
     results = args.results or fresh_results()
-    from loaders.datasets import cache_dir
     try:
-        data = resolve_data(args.data, cache_dir() / "experiments-data")
+        data = resolve_data(args.data)
         print(f"results: {results} (report: python -m experiments report --results {results})", flush=True)
         only = None if args.runs is None else [r.strip() for r in args.runs.split(",") if r.strip()]
         run_experiment(args.name, data, args.scale, seeds, results, args.dry_run,

@@ -18,7 +18,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from atomicio import atomic_write_bytes, write_json
-from loaders.datasets import unpacked
+from loaders.datasets import ARCHIVES, resolve_source
 from ssl_train.config import TrainConfig
 
 CONFIGS = Path(__file__).parent / "configs"
@@ -43,18 +43,18 @@ def load_experiment(name: str) -> dict:
     return json.loads(path.read_text())
 
 
-def resolve_data(data: str, cache: Path) -> str:
-    """A folder with train/ and test/, or a .tar.gz holding one (unpacked once into `cache`)."""
-    if data.endswith((".tar.gz", ".tgz")):
-        try:
-            target = unpacked(Path(data), cache)
-        except FileNotFoundError:
-            raise ValueError(f"--data {data}: no such archive") from None
-        found = [p.parent for p in target.rglob("train") if (p.parent / "test").is_dir()]
-        if not found:
-            raise ValueError(f"--data {data}: the archive holds no folder with train/ and test/")
-        return str(found[0])
-    return data
+def resolve_data(data: str) -> str:
+    """A folder with train/ and test/, or an archive holding one (unpacked once into the cache by
+    `loaders.datasets`, the one resolver): the folder, so that runs name their data by it."""
+    if not data.endswith(ARCHIVES):
+        return data
+    try:
+        target = resolve_source(f"{data}:train").parent
+    except FileNotFoundError:
+        raise ValueError(f"--data {data}: no such archive") from None
+    except ValueError as err:
+        raise ValueError(f"--data {data}: the archive holds no folder with train/ and test/ ({err})") from None
+    return str(target)
 
 
 def load_scales() -> dict:

@@ -1,6 +1,6 @@
 """`python -m loaders.bench`: images/s of each loader backend against a torchvision baseline.
 
-Datasets (from `--shared`, default `../shared/data`): the CIFAR-10 test JPEGs (10,000 at 32x32,
+Datasets (from `--shared DIR`, default `$AUGPIPE_DATA`): the CIFAR-10 test JPEGs (10,000 at 32x32,
 unpacked once into the cache) and the 200 full-size ImageNet photographs (as an ImageFolder of
 links, one class per photo), each loaded at 32 px and 224 px outputs. The baseline is torchvision's
 `ImageFolder` with PIL transforms (Resize + CenterCrop + PILToTensor) in a `DataLoader` with the same
@@ -28,7 +28,9 @@ from loaders.datasets import cache_dir
 from atomicio import atomic_write_bytes
 from timekeep import SyncTimer
 
-DEFAULT_SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+# a folder holding cifar10-jpeg.tar.gz (CIFAR-10 as JPEGs, cifar10/{train,test}/<class>/) and
+# imagenet-samples/ (full-size JPEG photographs)
+DEFAULT_SHARED = Path(os.environ["AUGPIPE_DATA"]) if os.environ.get("AUGPIPE_DATA") else None
 
 
 def cifar_test(shared: Path) -> Path:
@@ -122,7 +124,8 @@ def time_epochs(loader, device, repeats: int) -> float:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m loaders.bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--shared", type=Path, default=DEFAULT_SHARED)
+    parser.add_argument("--shared", type=Path, default=DEFAULT_SHARED,
+                        help="folder holding cifar10-jpeg.tar.gz and imagenet-samples/ (default: $AUGPIPE_DATA)")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--sizes", default="32,224")
     parser.add_argument("--backends", default=",".join(("baseline",) + BACKENDS.names()),
@@ -185,6 +188,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     device = torch.device(args.device)
+    if args.shared is None:
+        parser.error("--shared: no data folder; pass --shared DIR (or set AUGPIPE_DATA) holding cifar10-jpeg.tar.gz "
+                     "and imagenet-samples/")
     roots = {"cifar10-test": lambda: cifar_test(args.shared), "imagenet-200": lambda: imagenet_folder(args.shared)}
     records = []
     for name in [d.strip() for d in args.datasets.split(",") if d.strip()]:

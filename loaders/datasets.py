@@ -1,4 +1,10 @@
-"""Embedded datasets: real data that needs no download, materialised once as an ImageFolder.
+"""Where images come from: embedded datasets, archives and folders, resolved to an ImageFolder.
+
+Sources (`resolve_source`, used by `build_loader`, `loaders.prepare`, `ssl_train --data` through
+`splits`, and the experiments): an ImageFolder path; an archive of one (`.tar`, `.tar.gz`,
+`.tgz`, `.zip`), unpacked once into the cache under a key of its content, atomically, optionally
+with a split (`data.tar.gz:test`); an embedded dataset name; a dataset torchvision downloads
+(`cifar10`, `cifar100`, `stl10`, with `:test` or STL-10's `:unlabeled`: `loaders.downloads`).
 
 `digits`: scikit-learn's bundled handwritten digits (1,797 real 8x8 scans, 10 classes), upsampled
 to 32x32 RGB PNGs. Every 5th image of each class goes to `test/`, the rest to `train/`.
@@ -8,11 +14,15 @@ half-written dataset and concurrent first uses (DDP ranks) are safe.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import tarfile
 import tempfile
+import zipfile
 from pathlib import Path
+
+from loaders.downloads import DOWNLOADS, materialize_download
 
 EMBEDDED = ("digits",)
 DIGITS_SIZE = 32
@@ -65,27 +75,97 @@ def written_once(final: Path, write) -> Path:
     return final
 
 
+ARCHIVES = (".tar", ".tar.gz", ".tgz", ".zip")
+SPLITS = ("train", "test")
+
+
 def _extract(archive: Path, folder: Path) -> None:
+    if archive.name.endswith(".zip"):
+        with zipfile.ZipFile(archive) as z:
+            for member in z.namelist():  # zipfile drops absolute paths and `..`; refuse them outright
+                if member.startswith("/") or ".." in Path(member).parts:
+                    raise ValueError(f"{archive}: member {member!r} would land outside the folder")
+            z.extractall(folder)
+        return
     with tarfile.open(archive) as tar:
         tar.extractall(folder, filter="data")  # members that would land outside the folder are refused
 
 
-def unpacked(archive: Path, cache: Path) -> Path:
-    """The folder a `.tar` / `.tar.gz` archive unpacks to, under `cache` (named after the archive),
-    unpacked once (`written_once`)."""
+def _archive_key(archive: Path) -> str:
+    """The archive's name, size, mtime and first and last 64 KiB: a replaced archive is unpacked again."""
+    st = archive.stat()
+    h = hashlib.sha256(f"{archive.resolve()}|{st.st_size}|{st.st_mtime_ns}".encode())
+    with open(archive, "rb") as f:
+        h.update(f.read(1 << 16))
+        f.seek(max(0, st.st_size - (1 << 16)))
+        h.update(f.read(1 << 16))
+    return h.hexdigest()[:12]
+
+
+def unpacked(archive: Path, cache: Path | None = None) -> Path:
+    """The folder an archive (`ARCHIVES`) unpacks to, under `cache` (default `$AUGPIPE_CACHE/archives`),
+    named after the archive and its content, unpacked once (`written_once`)."""
     archive = Path(archive)
     if not archive.is_file():
         raise FileNotFoundError(f"{archive}: no such archive")
-    return written_once(Path(cache) / archive.name.split(".")[0], lambda folder: _extract(archive, folder))
+    if not archive.name.endswith(ARCHIVES):
+        raise ValueError(f"{archive}: not an archive ({', '.join(ARCHIVES)})")
+    cache = Path(cache) if cache is not None else cache_dir() / "archives"
+    name = f"{archive.name.split('.')[0]}-{_archive_key(archive)}"
+    return written_once(cache / name, lambda folder: _extract(archive, folder))
+
+
+def dataset_root(folder: Path) -> Path:
+    """The dataset inside an unpacked archive: down through folders that only wrap one folder
+    (`cifar10/` around `train/` and `test/`), hidden entries (`__MACOSX`, `.DS_Store`) aside."""
+    while True:
+        entries = [p for p in folder.iterdir() if not p.name.startswith((".", "__MACOSX"))]
+        if len(entries) != 1 or not entries[0].is_dir() or entries[0].name in SPLITS:
+            return folder
+        folder = entries[0]
+
+
+def _split_source(text: str) -> tuple[str, str | None]:
+    """`NAME:SPLIT` -> (NAME, SPLIT) when SPLIT is a split; anything else -> (text, None)."""
+    head, sep, split = text.rpartition(":")
+    return (head, split) if sep and split in SPLITS + ("unlabeled",) and head else (text, None)
 
 
 def resolve_source(source: str | os.PathLike) -> Path:
-    """`digits` / `digits:test` -> the embedded split's folder; anything else is a path."""
+    """`digits` / `digits:test` -> the embedded split's folder; `DATA.tar.gz[:SPLIT]` -> the
+    unpacked archive's ImageFolder (its `train/` by default when it has train/ and test/);
+    anything else is a path."""
     text = str(source)
-    name, _, split = text.partition(":")
-    if name in EMBEDDED and not Path(text).exists():
-        split = split or "train"
-        if split not in ("train", "test"):
+    if Path(text).exists() and not text.endswith(ARCHIVES):
+        return Path(text)
+    name, split = _split_source(text)
+    if text.partition(":")[0] in EMBEDDED:
+        if name not in EMBEDDED:
             raise ValueError(f"{text!r}: split must be train or test")
-        return materialize(name) / split
+        return materialize(name) / (split or "train")
+    if text.partition(":")[0] in DOWNLOADS:
+        download = DOWNLOADS[text.partition(":")[0]]
+        if name not in DOWNLOADS or (split or "train") not in download.splits:
+            raise ValueError(f"{text!r}: split must be one of {', '.join(download.splits)}")
+        return materialize_download(name, cache_dir()) / (split or "train")
+    if name.endswith(ARCHIVES):
+        root = dataset_root(unpacked(Path(name)))
+        if (root / "train").is_dir() and (root / "test").is_dir():
+            return root / (split or "train")
+        if split:
+            raise ValueError(f"{text}: the archive holds no {split}/ folder (it holds {root.name}/ as one dataset)")
+        return root
     return Path(source)
+
+
+def splits(source: str) -> tuple[str, str]:
+    """(train, test) sources of a dataset with both: an embedded name, an archive, or a folder
+    holding train/ and test/ ImageFolders; ValueError naming the source otherwise."""
+    if source in EMBEDDED or source in DOWNLOADS or source.endswith(ARCHIVES):
+        return f"{source}:train", f"{source}:test"
+    root = Path(source)
+    if not (root / "train").is_dir() or not (root / "test").is_dir():
+        raise ValueError(f"--data {source}: expected an embedded name ({', '.join(EMBEDDED)}), a dataset name "
+                         f"({', '.join(DOWNLOADS)}), an archive "
+                         f"({', '.join(ARCHIVES)}) of a dataset, or a folder with train/ and test/ ImageFolders")
+    return str(root / "train"), str(root / "test")

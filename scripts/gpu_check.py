@@ -150,7 +150,7 @@ def main(argv=None) -> int:
         save()
     cmd = training_command(args, device, out / "train")
     if cmd is None:
-        report["train"] = "skipped: no --cifar archive (copy ../shared/data/cifar10-jpeg.tar.gz to .gpu-data/)"
+        report["train"] = "skipped: no --cifar archive (copy CIFAR-10's JPEG archive to .gpu-data/cifar10-jpeg.tar.gz)"
     else:
         report["train"] = training_run(cmd, out / "train")
         status |= report["train"]["returncode"] != 0

@@ -18,7 +18,7 @@ if ls .whl/*.whl >/dev/null 2>&1; then  # only what is missing: never replace th
   done
 fi
 cifar=${CIFAR_TGZ:-}
-for c in .gpu-data/cifar10-jpeg.tar.gz ../shared/data/cifar10-jpeg.tar.gz; do
+for c in .gpu-data/cifar10-jpeg.tar.gz "${AUGPIPE_CIFAR10:-}"; do
   [ -z "$cifar" ] && [ -f "$c" ] && cifar=$c
 done
 export PYTHONUNBUFFERED=1 PYTHONPATH=$PWD

@@ -13,6 +13,7 @@ import torch.nn as nn
 import augpipe
 import augpipe.engines
 import loaders
+from loaders.datasets import splits
 from ssl_train.backbones import build_backbone
 from ssl_train.config import TrainConfig
 from ssl_train.methods import build_method
@@ -34,14 +35,12 @@ def cpu_threads(num_workers: int) -> int:
 
 
 def data_splits(data: str) -> tuple[str, str]:
-    """`digits` -> embedded train/test; PATH -> PATH/train and PATH/test."""
-    if data in loaders.EMBEDDED:
-        return data, f"{data}:test"
-    root = Path(data)
-    if not (root / "train").is_dir() or not (root / "test").is_dir():
-        raise RunError(f"--data {data}: expected an embedded name ({', '.join(loaders.EMBEDDED)}) or a folder "
-                       "with train/ and test/ ImageFolders")
-    return str(root / "train"), str(root / "test")
+    """`digits` -> embedded train/test; an archive -> its train/test; PATH -> PATH/train and PATH/test
+    (`loaders.datasets.splits`, the one resolver)."""
+    try:
+        return splits(data)
+    except ValueError as err:
+        raise RunError(str(err)) from None
 
 
 class Trainer(nn.Module):

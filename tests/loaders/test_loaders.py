@@ -54,6 +54,61 @@ def test_digits_epoch_has_every_image_once(kind):
     assert sorted(labels) == sorted(index.labels)
 
 
+@pytest.fixture(scope="module")
+def digits_archives(tmp_path_factory):
+    """The embedded digits packed as users have data: a .tar.gz of a dataset (train/ and test/ in a
+    wrapping folder) and a .zip of one ImageFolder."""
+    import tarfile
+    import zipfile
+    folder, digits = tmp_path_factory.mktemp("archives"), loaders.materialize("digits")
+    with tarfile.open(folder / "digits.tar.gz", "w:gz") as tar:
+        tar.add(digits, arcname="mydigits")
+    with zipfile.ZipFile(folder / "test-only.zip", "w") as z:
+        for f in sorted((digits / "test").rglob("*.png")):
+            z.write(f, f"wrap/{f.relative_to(digits / 'test')}")
+    return folder
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_archives_load_on_every_backend_as_their_folder(kind, digits_archives):
+    reference = epoch_pairs(build_loader("torch", "digits:test", batch_size=64, image_size=32, num_workers=1))
+    for source in (f"{digits_archives / 'digits.tar.gz'}:test", digits_archives / "test-only.zip"):
+        loader = build_loader(kind, source, batch_size=64, image_size=32, num_workers=1)  # native size: equal pixels
+        assert loader.classes == [str(i) for i in range(10)]
+        assert epoch_pairs(loader) == reference, source
+
+
+def test_an_archive_unpacks_once_keyed_by_its_content(digits_archives, tmp_path):
+    archive = digits_archives / "digits.tar.gz"
+    first = loaders.resolve_source(archive)
+    assert first.name == "train" and loaders.resolve_source(f"{archive}:test") == first.parent / "test"
+    assert loaders.resolve_source(archive) == first  # unpacked once
+    assert loaders.datasets.splits(str(archive)) == (f"{archive}:train", f"{archive}:test")
+    copy = tmp_path / "digits.tar.gz"
+    copy.write_bytes(archive.read_bytes())
+    before = loaders.resolve_source(copy)
+    assert len(list(before.rglob("*.png"))) == 1442
+    import tarfile
+    with tarfile.open(copy, "w:gz") as tar:  # the same file, other content: unpacked again
+        tar.add(loaders.materialize("digits") / "test", arcname="other/train")
+        tar.add(loaders.materialize("digits") / "test", arcname="other/test")
+    after = loaders.resolve_source(copy)
+    assert after != before and len(list(after.rglob("*.png"))) == 355
+    with pytest.raises(ValueError, match="test-only.zip:test: the archive holds no test/ folder"):
+        loaders.resolve_source(f"{digits_archives / 'test-only.zip'}:test")
+    with pytest.raises(FileNotFoundError, match="no such archive"):
+        build_loader("torch", tmp_path / "missing.tar.gz", batch_size=4, image_size=8)
+
+
+def test_an_archive_member_outside_its_folder_is_refused(tmp_path):
+    import zipfile
+    with zipfile.ZipFile(tmp_path / "evil.zip", "w") as z:
+        z.writestr("../escaped.png", b"x")
+    with pytest.raises(ValueError, match="would land outside the folder"):
+        loaders.resolve_source(tmp_path / "evil.zip")
+    assert not (tmp_path.parent / "escaped.png").exists()
+
+
 @pytest.mark.parametrize("kind", KINDS)
 def test_same_multiset_as_torch_backend(kind):
     ref = epoch_pairs(build_loader("torch", "digits:test", batch_size=64, image_size=32, seed=1, num_workers=1))
