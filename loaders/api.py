@@ -8,6 +8,8 @@ import torch
 
 from loaders.base import BACKENDS, LoaderConfig
 from loaders.datasets import resolve_source
+from loaders.shard_backend import ShardBackend
+from loaders.shards import shard_list
 from loaders.order import num_batches
 
 DEFAULT_RANDOM_CROP = ((0.08, 1.0), (3 / 4, 4 / 3))  # random_crop=True: torchvision's (scale, ratio)
@@ -49,6 +51,19 @@ def _check_positive(name: str, value: int) -> None:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
 
 
+def _open(kind: str, source, config: LoaderConfig):
+    """(the source's folder, the backend reading it): WebDataset shards streamed by the torch
+    backend, anything else resolved to a folder (or `.beton`) for the backend `kind`."""
+    shards = shard_list(source)
+    if shards is None:
+        path = resolve_source(source)
+        return path, BACKENDS[kind](path, config)
+    if kind != "torch":
+        raise ValueError(f"{kind}: WebDataset shards are read by kind='torch' only (the {kind} reader for them "
+                         "is not wired yet); use kind='torch', or the folder they were written from")
+    return Path(shards[0]).parent, ShardBackend(shards, config)
+
+
 def build_loader(kind: str, source: str | os.PathLike, *, batch_size: int, image_size: int,
                  device: str | torch.device = "cpu", shuffle: bool = True, seed: int = 0,
                  drop_last: bool = False, num_workers: int | None = None, rank: int = 0,
@@ -59,8 +74,10 @@ def build_loader(kind: str, source: str | os.PathLike, *, batch_size: int, image
     """A loader of uint8 `[N,3,image_size,image_size]` images and int64 labels on `device`.
 
     kind:        `torch`, `dali`, `ffcv`, or a backend registered with `register_backend`.
-    source:      an ImageFolder root, an embedded dataset name (`digits`, `digits:test`), or for
-                 `ffcv` also a `.beton` file (an ImageFolder is converted once into the cache).
+    source:      an ImageFolder root, an archive of one, a dataset name (`digits`, `cifar10:test`...:
+                 `loaders.datasets`), WebDataset shards (`train-{000000..000127}.tar`, a folder
+                 of `.tar` files, or a list: `loaders.shards`, kind `torch`), or for `ffcv` also
+                 a `.beton` file (any other source is converted once into the cache).
     random_crop: None/False for the centre square resized to `image_size`; True or
                  `(scale, ratio)` for a random resized crop at decode time (DALI
                  `image_random_crop`, FFCV `RandomResizedCropRGBImageDecoder`, torchvision's
@@ -89,8 +106,7 @@ def build_loader(kind: str, source: str | os.PathLike, *, batch_size: int, image
                           drop_last=drop_last, num_workers=num_workers, rank=rank, world_size=world_size,
                           on_error=on_error, random_crop=random_crop or None, channels_last=channels_last,
                           ffcv_order=ffcv_order, subset=subset, progress=progress)
-    path = resolve_source(source)
-    backend = BACKENDS[kind](path, config)
+    path, backend = _open(kind, source, config)
     size = backend.size
     per_rank = size // world_size if drop_last else -(-size // world_size)
     if drop_last and per_rank < batch_size:

@@ -1,4 +1,7 @@
 """`python -m loaders.prepare SRC DST.beton`: write an FFCV file from an ImageFolder, atomically.
+(`python -m loaders.prepare SRC DST --format wds --shard-size N`: WebDataset shards instead, the
+images' own bytes with a `.cls` label, `DST/index.json` holding the classes and the shard sizes;
+the folder is written beside DST and renamed into place, and replaced whole: `loaders.shards`.)
 
 Every image is decoded with the reference Pillow decoding (`loaders.decode`: any mode to RGB),
 optionally downscaled so its longer side is at most `--max-resolution`, and stored raw (exact
@@ -15,6 +18,7 @@ import functools
 import hashlib
 import json
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -25,6 +29,7 @@ from loaders.datasets import resolve_source
 from loaders.decode import center_resized, load_rgb
 from loaders.forking import fork_safe
 from loaders.scan import DatasetError, ImageIndex, scan_image_folder
+from loaders.shards import INDEX, write_shards
 
 RAW_MAX_SIDE = 64
 
@@ -153,11 +158,44 @@ def check_destination(dst: Path, overwrite: bool) -> str | None:
     return None
 
 
+def check_shard_destination(dst: Path, overwrite: bool) -> str | None:
+    """Why the shard folder `dst` cannot be written (one line), or None."""
+    if dst.exists() and not dst.is_dir():
+        return f"dst {dst}: is a file; --format wds writes a folder of shards"
+    if dst.exists() and not overwrite:
+        return f"dst {dst}: already exists; pass --overwrite to replace it"
+    if dst.exists() and not (dst / INDEX).is_file():
+        return (f"dst {dst}: exists and was not written by loaders.prepare (no {INDEX} in it); --overwrite "
+                "replaces only shard folders it wrote: choose another dst or move it away")
+    return None
+
+
+def replace_shards(index: ImageIndex, dst: Path, shard_size: int) -> None:
+    """The shards of `index` in `dst`, written beside it and swapped in whole (an old `dst` stays
+    until the new one is complete)."""
+    staged = dst.parent / f".{dst.name}.{os.getpid()}.new"
+    shutil.rmtree(staged, ignore_errors=True)
+    try:
+        write_shards(index.files, index.labels, index.classes, staged, shard_size)
+        if dst.exists():
+            trash = dst.parent / f".{dst.name}.{os.getpid()}.old"
+            os.rename(dst, trash)
+            os.rename(staged, dst)
+            shutil.rmtree(trash, ignore_errors=True)
+        else:
+            os.rename(staged, dst)
+    finally:
+        shutil.rmtree(staged, ignore_errors=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m loaders.prepare", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("src", help="ImageFolder root (root/<class>/<image>) or an embedded name (digits)")
-    parser.add_argument("dst", help="output .beton file")
+    parser.add_argument("src", help="ImageFolder root (root/<class>/<image>), an archive of one, or a dataset name")
+    parser.add_argument("dst", help="output .beton file (--format beton) or shard folder (--format wds)")
+    parser.add_argument("--format", choices=["beton", "wds"], default="beton",
+                        help="an FFCV .beton, or WebDataset shards (dst/shard-NNNNNN.tar + dst/index.json)")
+    parser.add_argument("--shard-size", type=int, default=1000, help="samples per shard (--format wds)")
     parser.add_argument("--max-resolution", type=int, default=None,
                         help="downscale so the longer side is at most N pixels")
     parser.add_argument("--on-error", choices=["raise", "skip"], default="raise",
@@ -166,9 +204,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--overwrite", action="store_true", help="replace dst if it exists")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
-    if not args.dst.endswith(".beton"):
+    if args.format == "beton" and not args.dst.endswith(".beton"):
         parser.error(f"dst {args.dst!r}: expected a file name ending in .beton")
-    problem = check_destination(Path(args.dst), args.overwrite)
+    if args.shard_size < 1:
+        parser.error(f"--shard-size must be >= 1, got {args.shard_size}")
+    check = check_destination if args.format == "beton" else check_shard_destination
+    problem = check(Path(args.dst), args.overwrite)
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         return 2
@@ -183,7 +224,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"skipped {f}: {reason}", file=sys.stderr)
     try:
         with exclusive(args.dst):  # two prepares into one dst take turns: the .beton and its .json stay a pair
-            write_beton(index, args.dst, args.max_resolution, args.workers, progress=not args.no_progress)
+            if args.format == "wds":
+                replace_shards(index, Path(args.dst), args.shard_size)
+            else:
+                write_beton(index, args.dst, args.max_resolution, args.workers, progress=not args.no_progress)
     except OSError as err:  # the disk filled up, the folder went away...
         print(f"error: dst {args.dst}: {err}", file=sys.stderr)
         return 2

@@ -1,0 +1,58 @@
+"""The torch backend on WebDataset shards (`loaders.shards`): the `webdataset` library streams each
+rank's shards through DataLoader workers, Pillow decodes with the reference geometry
+(`loaders.decode`: the centre square resized), so a folder and its shards give the same pixels.
+
+Exactly once per epoch across ranks and workers (tested at world sizes 1, 2 and 3); each worker's
+last batch may be partial (`drop_last` drops those). Not for shards: `subset` and decode-time
+`random_crop` (one line says so). DALI and FFCV read shards converted back to a folder or a
+`.beton` by `loaders.prepare` (one line says so).
+"""
+from __future__ import annotations
+
+from contextlib import nullcontext
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from loaders.decode import center_resized
+from loaders.forking import fork_safe
+from loaders.shards import dataset, describe, epoch_shards, open_image
+
+SHUFFLE_BUFFER = 1000  # samples per worker held for the seeded in-shard shuffle
+
+
+def _collate(samples):
+    images = torch.from_numpy(np.stack([s[0] for s in samples])).permute(0, 3, 1, 2)
+    return images, torch.tensor([s[1] for s in samples], dtype=torch.int64)
+
+
+class ShardBackend:
+    name = "torch"
+
+    def __init__(self, shards: list[str], config):
+        if config.subset:
+            raise ValueError("subset: not available for WebDataset shards (they are read as streams); write a "
+                             "smaller set of shards instead")
+        if config.random_crop:
+            raise ValueError("random_crop: not available for WebDataset shards yet; crop on the device with augpipe")
+        meta = describe(shards)
+        epoch_shards(shards, epoch=0, seed=config.seed, shuffle=False, rank=config.rank,
+                     world_size=config.world_size)  # refuses shards that do not split over the ranks
+        self.shards, self.config = shards, config
+        self.classes, self.size, self.skipped = meta["classes"], sum(meta["counts"]), []
+
+    def iter_epoch(self, epoch: int):
+        c = self.config
+        mine = epoch_shards(self.shards, epoch=epoch, seed=c.seed, shuffle=c.shuffle, rank=c.rank,
+                            world_size=c.world_size)
+        size = c.image_size
+        samples = dataset(mine, seed=c.seed, epoch=epoch, rank=c.rank, shuffle_buffer=SHUFFLE_BUFFER if c.shuffle else 0,
+                          decode=lambda data: center_resized(open_image(data), size))
+        workers = min(c.num_workers, len(mine))
+        loader = DataLoader(samples.batched(c.batch_size, collation_fn=_collate, partial=not c.drop_last),
+                            batch_size=None, num_workers=workers, pin_memory=c.device.type == "cuda")
+        with fork_safe() if workers else nullcontext():
+            batches = iter(loader)
+        for images, labels in batches:
+            yield images.to(c.device, non_blocking=True), labels.to(c.device, non_blocking=True)

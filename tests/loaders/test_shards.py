@@ -1,0 +1,84 @@
+"""WebDataset shards (loaders/shards.py, loaders/shard_backend.py): written by `loaders.prepare
+--format wds`, streamed by the torch backend, every sample exactly once per epoch across ranks
+and workers."""
+import json
+import tarfile
+
+import pytest
+import torch
+
+from loaders import build_loader, prepare
+
+
+def pairs(loader):
+    return sorted((int(y), x.contiguous().numpy().tobytes()) for images, labels in loader
+                  for x, y in zip(images, labels))
+
+
+@pytest.fixture(scope="module")
+def shards(tmp_path_factory):
+    out = tmp_path_factory.mktemp("wds") / "digits-test"
+    assert prepare.main(["digits:test", str(out), "--format", "wds", "--shard-size", "60"]) == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def reference():
+    return pairs(build_loader("torch", "digits:test", batch_size=64, image_size=32, num_workers=0))
+
+
+def test_prepare_writes_shards_that_round_trip_the_folder(shards, reference):
+    names = sorted(p.name for p in shards.iterdir())
+    assert names == ["index.json"] + [f"shard-{i:06d}.tar" for i in range(6)]  # 355 = 5 x 60 + 55
+    index = json.loads((shards / "index.json").read_text())
+    assert index["classes"] == [str(i) for i in range(10)] and sum(index["counts"].values()) == 355
+    loader = build_loader("torch", shards, batch_size=64, image_size=32, num_workers=0)
+    assert loader.classes == index["classes"] and loader.dataset_size == 355
+    assert pairs(loader) == reference  # the same pixels and labels as the folder (native size)
+    brace = build_loader("torch", f"{shards}/shard-{{000000..000005}}.tar", batch_size=64, image_size=32,
+                         num_workers=0)
+    assert pairs(brace) == reference
+
+
+@pytest.mark.parametrize("world_size", [1, 2, 3])
+def test_every_sample_once_per_epoch_across_ranks_and_workers(world_size, shards, reference):
+    per_rank = [pairs(build_loader("torch", shards, batch_size=50, image_size=32, num_workers=2, rank=r,
+                                   world_size=world_size, seed=4)) for r in range(world_size)]
+    union = sorted(p for rank in per_rank for p in rank)
+    assert union == reference  # disjoint (no duplicates in the union) and complete
+
+
+def test_epochs_reshuffle_deterministically_and_uneven_shards_are_refused(shards):
+    def order(epoch, seed=0):
+        loader = build_loader("torch", shards, batch_size=355, image_size=8, num_workers=0, seed=seed)
+        loader.set_epoch(epoch)
+        return next(iter(loader))[1].tolist()
+    assert order(0) == order(0) and order(0) != order(1) and order(1) != order(1, seed=1)
+    with pytest.raises(ValueError, match="6 shards do not split evenly over 4 ranks"):
+        build_loader("torch", shards, batch_size=8, image_size=8, world_size=4)
+    with pytest.raises(ValueError, match="ffcv: WebDataset shards are read by kind='torch' only"):
+        build_loader("ffcv", shards, batch_size=8, image_size=8)
+
+
+def test_unlabeled_shards_load_with_label_minus_one(tmp_path, shards):
+    with tarfile.open(shards / "shard-000000.tar") as src, tarfile.open(tmp_path / "a.tar", "w") as dst:
+        for member in src:
+            if not member.name.endswith(".cls"):
+                dst.addfile(member, src.extractfile(member))
+    loader = build_loader("torch", [tmp_path / "a.tar"], batch_size=64, image_size=16, num_workers=0)
+    images, labels = next(iter(loader))
+    assert loader.classes == [] and images.shape == (60, 3, 16, 16) and torch.equal(labels, torch.full((60,), -1))
+
+
+def test_prepare_replaces_only_its_own_shard_folders(tmp_path, capsys):
+    mine = tmp_path / "notes"
+    mine.mkdir()
+    (mine / "readme.txt").write_text("mine")
+    assert prepare.main(["digits:test", str(mine), "--format", "wds", "--overwrite"]) == 2
+    assert "was not written by loaders.prepare (no index.json in it)" in capsys.readouterr().err
+    assert (mine / "readme.txt").read_text() == "mine"
+    out = tmp_path / "wds"
+    assert prepare.main(["digits:test", str(out), "--format", "wds", "--shard-size", "200"]) == 0
+    assert prepare.main(["digits:test", str(out), "--format", "wds", "--shard-size", "100"]) == 2  # exists
+    assert prepare.main(["digits:test", str(out), "--format", "wds", "--shard-size", "100", "--overwrite"]) == 0
+    assert len(list(out.glob("*.tar"))) == 4 and sorted(p.name for p in tmp_path.iterdir()) == ["notes", "wds"]
