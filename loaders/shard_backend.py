@@ -2,8 +2,12 @@
 rank's shards through DataLoader workers, Pillow decodes with the reference geometry
 (`loaders.decode`: the centre square resized), so a folder and its shards give the same pixels.
 
-Exactly once per epoch across ranks and workers (tested at world sizes 1, 2 and 3); each worker's
-last batch may be partial (`drop_last` drops those). Not for shards: `subset` and decode-time
+Exactly once per epoch across ranks and workers (tested at world sizes 1, 2 and 3). Workers hand
+over what they decoded and the main process cuts it into batches of exactly `batch_size` (one
+partial batch at the end unless `drop_last`). With `drop_last` and several ranks (DDP training),
+every rank yields the same number of batches, the smallest rank's (from the shard sizes in
+`index.json`), so no rank waits alone in a collective: with equal shards nothing more is left out
+than `drop_last` leaves anyway. Not for shards: `subset` and decode-time
 `random_crop` (one line says so). DALI and FFCV read shards converted back to a folder or a
 `.beton` by `loaders.prepare` (one line says so).
 """
@@ -40,7 +44,8 @@ class ShardBackend:
         epoch_shards(shards, epoch=0, seed=config.seed, shuffle=False, rank=config.rank,
                      world_size=config.world_size)  # refuses shards that do not split over the ranks
         self.shards, self.config = shards, config
-        self.classes, self.size, self.skipped = meta["classes"], sum(meta["counts"]), []
+        self.classes, self.counts, self.skipped = meta["classes"], meta["counts"], []
+        self.size = sum(self.counts)
 
     def iter_epoch(self, epoch: int):
         c = self.config
@@ -50,9 +55,36 @@ class ShardBackend:
         samples = dataset(mine, seed=c.seed, epoch=epoch, rank=c.rank, shuffle_buffer=SHUFFLE_BUFFER if c.shuffle else 0,
                           decode=lambda data: center_resized(open_image(data), size))
         workers = min(c.num_workers, len(mine))
-        loader = DataLoader(samples.batched(c.batch_size, collation_fn=_collate, partial=not c.drop_last),
+        loader = DataLoader(samples.batched(c.batch_size, collation_fn=_collate, partial=True),
                             batch_size=None, num_workers=workers, pin_memory=c.device.type == "cuda")
         with fork_safe() if workers else nullcontext():
-            batches = iter(loader)
-        for images, labels in batches:
+            pieces = iter(loader)
+        limit = self.batches_per_rank(epoch) if c.drop_last else None
+        for count, (images, labels) in enumerate(_exact_batches(pieces, c.batch_size, c.drop_last)):
+            if limit is not None and count == limit:
+                break
             yield images.to(c.device, non_blocking=True), labels.to(c.device, non_blocking=True)
+
+    def batches_per_rank(self, epoch: int) -> int:
+        """The full batches of the rank with the fewest samples this epoch."""
+        c = self.config
+        counts = dict(zip(self.shards, self.counts))
+        totals = [sum(counts[s] for s in epoch_shards(self.shards, epoch=epoch, seed=c.seed, shuffle=c.shuffle,
+                                                      rank=r, world_size=c.world_size))
+                  for r in range(c.world_size)]
+        return min(totals) // c.batch_size
+
+
+def _exact_batches(pieces, batch_size: int, drop_last: bool):
+    """Batches of exactly `batch_size` cut from the workers' pieces (the last one partial unless `drop_last`)."""
+    held_images, held_labels, held = [], [], 0
+    for images, labels in pieces:
+        held_images.append(images)
+        held_labels.append(labels)
+        held += len(labels)
+        while held >= batch_size:
+            images, labels = torch.cat(held_images), torch.cat(held_labels)
+            yield images[:batch_size], labels[:batch_size]
+            held_images, held_labels, held = [images[batch_size:]], [labels[batch_size:]], held - batch_size
+    if held and not drop_last:
+        yield torch.cat(held_images), torch.cat(held_labels)

@@ -82,3 +82,12 @@ def test_prepare_replaces_only_its_own_shard_folders(tmp_path, capsys):
     assert prepare.main(["digits:test", str(out), "--format", "wds", "--shard-size", "100"]) == 2  # exists
     assert prepare.main(["digits:test", str(out), "--format", "wds", "--shard-size", "100", "--overwrite"]) == 0
     assert len(list(out.glob("*.tar"))) == 4 and sorted(p.name for p in tmp_path.iterdir()) == ["notes", "wds"]
+
+
+def test_ddp_ranks_get_equal_full_batches_with_drop_last(shards):
+    """Shards of 60 and one of 55 over 3 ranks (120, 120 and 115 samples): with drop_last every
+    rank yields the same number of full batches (the smallest rank's), so no rank waits alone."""
+    sizes = [[len(labels) for _, labels in build_loader("torch", shards, batch_size=20, image_size=8, num_workers=2,
+                                                        rank=r, world_size=3, drop_last=True, seed=2)]
+             for r in range(3)]
+    assert sizes == [[20] * 5] * 3  # 115 // 20 = 5 batches on every rank (120 alone would give 6), all full

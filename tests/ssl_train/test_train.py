@@ -180,17 +180,32 @@ def test_resume_refuses_a_changed_config(tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_ddp_two_cpu_processes(tmp_path):
+def test_two_nodes_of_two_processes_train_from_shards(tmp_path):
+    """torchrun --nnodes 2 --nproc-per-node 2 on localhost (gloo, 4 ranks): the training split as
+    WebDataset shards (4, one per rank), one result and one checkpoint, written by rank 0."""
+    import socket
+    from loaders import prepare
+    data = tmp_path / "data"
+    # small on purpose (4 processes share 2 cores): the 355 test digits as both splits, 4 training shards
+    assert prepare.main(["digits:test", str(data / "train"), "--format", "wds", "--shard-size", "89"]) == 0
+    assert prepare.main(["digits:test", str(data / "test"), "--format", "wds", "--shard-size", "400"]) == 0
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
     out = tmp_path / "ddp"
-    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
-                           "--standalone", "-m", "ssl_train", *TINY, "--epochs", "1",
-                           "--out", str(out), "--device", "cpu"],
-                          cwd=ROOT, capture_output=True, text=True, timeout=600,
-                          env={**os.environ, "OMP_NUM_THREADS": "1"})
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    nodes = [subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--node-rank", str(n),
+                               "--nproc-per-node", "2", "--master-addr", "127.0.0.1", "--master-port", str(port),
+                               "-m", "ssl_train", *TINY, "--data", str(data), "--epochs", "1", "--out", str(out),
+                               "--device", "cpu"],
+                              cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              env={**os.environ, "OMP_NUM_THREADS": "1"})
+             for n in range(2)]
+    outputs = [node.communicate(timeout=600) for node in nodes]
+    assert [node.returncode for node in nodes] == [0, 0], outputs[0][1][-2000:] + outputs[1][1][-2000:]
     result = json.loads((out / "result.json").read_text())
-    assert result["world_size"] == 2 and result["knn_top1"] > 0.1
-    assert proc.stdout.count("wrote") == 1  # results written once, by rank 0
+    assert result["world_size"] == 4 and result["knn_top1"] > 0.1
+    assert (out / "checkpoint.pt").is_file()
+    assert sum(stdout.count("wrote") for stdout, _ in outputs) == 1  # results written once, by rank 0
 
 
 @pytest.mark.slow
