@@ -9,7 +9,7 @@ import torch
 from loaders.base import BACKENDS, LoaderConfig
 from loaders.datasets import resolve_source
 from loaders.shard_backend import ShardBackend
-from loaders.shards import shard_list
+from loaders.shards import as_folder, shard_list
 from loaders.order import num_batches
 
 DEFAULT_RANDOM_CROP = ((0.08, 1.0), (3 / 4, 4 / 3))  # random_crop=True: torchvision's (scale, ratio)
@@ -53,15 +53,14 @@ def _check_positive(name: str, value: int) -> None:
 
 def _open(kind: str, source, config: LoaderConfig):
     """(the source's folder, the backend reading it): WebDataset shards streamed by the torch
-    backend, anything else resolved to a folder (or `.beton`) for the backend `kind`."""
+    backend (unpacked into the cache for the others), anything else resolved to a folder (or
+    `.beton`) for the backend `kind`."""
     shards = shard_list(source)
-    if shards is None:
-        path = resolve_source(source)
-        return path, BACKENDS[kind](path, config)
-    if kind != "torch":
-        raise ValueError(f"{kind}: WebDataset shards are read by kind='torch' only (the {kind} reader for them "
-                         "is not wired yet); use kind='torch', or the folder they were written from")
-    return Path(shards[0]).parent, ShardBackend(shards, config)
+    if shards is not None and kind == "torch":
+        return Path(shards[0]).parent, ShardBackend(shards, config)
+    # other backends read shards unpacked once into the cache (FFCV then converts that folder)
+    path = as_folder(shards) if shards is not None else resolve_source(source)
+    return path, BACKENDS[kind](path, config)
 
 
 def build_loader(kind: str, source: str | os.PathLike, *, batch_size: int, image_size: int,
@@ -76,7 +75,8 @@ def build_loader(kind: str, source: str | os.PathLike, *, batch_size: int, image
     kind:        `torch`, `dali`, `ffcv`, or a backend registered with `register_backend`.
     source:      an ImageFolder root, an archive of one, a dataset name (`digits`, `cifar10:test`...:
                  `loaders.datasets`), WebDataset shards (`train-{000000..000127}.tar`, a folder
-                 of `.tar` files, or a list: `loaders.shards`, kind `torch`), or for `ffcv` also
+                 of `.tar` files, or a list: `loaders.shards`; streamed by `torch`, unpacked
+                 once into the cache for `dali` and `ffcv`), or for `ffcv` also
                  a `.beton` file (any other source is converted once into the cache).
     random_crop: None/False for the centre square resized to `image_size`; True or
                  `(scale, ratio)` for a random resized crop at decode time (DALI

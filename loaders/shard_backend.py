@@ -8,8 +8,9 @@ partial batch at the end unless `drop_last`). With `drop_last` and several ranks
 every rank yields the same number of batches, the smallest rank's (from the shard sizes in
 `index.json`), so no rank waits alone in a collective: with equal shards nothing more is left out
 than `drop_last` leaves anyway. Not for shards: `subset` and decode-time
-`random_crop` (one line says so). DALI and FFCV read shards converted back to a folder or a
-`.beton` by `loaders.prepare` (one line says so).
+`random_crop` (one line says so). DALI and FFCV read shards unpacked once into the cache as an
+ImageFolder (`loaders.shards.as_folder`; FFCV then converts that folder to its `.beton`), with the
+folder's rules for ranks.
 """
 from __future__ import annotations
 

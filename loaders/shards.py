@@ -12,7 +12,8 @@ shuffling), rank r of W takes every W-th shard, and each DataLoader worker every
 sample is seen exactly once per epoch across all ranks and workers. That needs the shards to
 split evenly over the ranks: a shard count that W does not divide is refused, naming both
 (write a multiple of W shards: `--shard-size`). Shards are whole units of work, so sample counts
-per rank match only when shard sizes do (prepare writes equal shards but the last).
+per rank match only when shard sizes do (prepare writes equal shards but the last). DALI and FFCV
+read shards unpacked once into the cache (`as_folder`).
 """
 from __future__ import annotations
 
@@ -121,6 +122,49 @@ def write_shards(files: list[str], labels: list[int], classes: list[str], out: P
     (tmp / INDEX).write_text(json.dumps({"classes": classes, "counts": counts}, indent=1) + "\n")
     os.rename(tmp, out)
     return sorted(str(out / name) for name in counts)
+
+
+def as_folder(shards: list[str]) -> Path:
+    """The shards unpacked once into the cache as an ImageFolder (`<class>/<key>.<ext>`; unlabeled
+    samples at the top), for the backends that read files (DALI) or convert them (FFCV's `.beton`).
+    Keyed by the shards' paths, sizes and mtimes; written through a temporary folder."""
+    import hashlib
+    from loaders.datasets import cache_dir, written_once
+    meta = describe(shards)
+    h = hashlib.sha256()
+    for shard in shards:
+        st = os.stat(shard)
+        h.update(os.fsencode(os.path.abspath(shard)) + f"|{st.st_size}|{st.st_mtime_ns}\n".encode())
+    names = meta["classes"]
+
+    def unpack(folder: Path) -> None:
+        for shard in shards:
+            with tarfile.open(shard) as tar:
+                for key, sample in _samples(tar):
+                    label, ext = sample_label(sample), next((e for e in IMAGE_EXTENSIONS if e in sample), None)
+                    if ext is None:
+                        raise ValueError(f"{shard}: sample {key} holds no image ({', '.join(IMAGE_EXTENSIONS)})")
+                    # class folders sort as the labels do: the names when known, else zero-padded numbers
+                    target = folder if label < 0 else folder / (names[label] if names else f"{label:06d}")
+                    target.mkdir(parents=True, exist_ok=True)
+                    (target / f"{key}.{ext}").write_bytes(sample[ext])
+    return written_once(cache_dir() / "shards" / f"{Path(shards[0]).parent.name}-{h.hexdigest()[:12]}", unpack)
+
+
+def _samples(tar: tarfile.TarFile):
+    """(key, {extension: bytes}) of each sample of an open shard, in order."""
+    current, sample = None, {}
+    for member in tar:
+        if not member.isfile() or member.name.startswith("."):
+            continue
+        key, _, ext = Path(member.name).name.partition(".")
+        if key != current and sample:
+            yield current, sample
+            sample = {}
+        current = key
+        sample[ext.lower()] = tar.extractfile(member).read()
+    if sample:
+        yield current, sample
 
 
 def open_image(data: bytes):

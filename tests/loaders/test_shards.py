@@ -1,6 +1,7 @@
 """WebDataset shards (loaders/shards.py, loaders/shard_backend.py): written by `loaders.prepare
 --format wds`, streamed by the torch backend, every sample exactly once per epoch across ranks
 and workers."""
+import importlib.util
 import json
 import tarfile
 
@@ -56,8 +57,22 @@ def test_epochs_reshuffle_deterministically_and_uneven_shards_are_refused(shards
     assert order(0) == order(0) and order(0) != order(1) and order(1) != order(1, seed=1)
     with pytest.raises(ValueError, match="6 shards do not split evenly over 4 ranks"):
         build_loader("torch", shards, batch_size=8, image_size=8, world_size=4)
-    with pytest.raises(ValueError, match="ffcv: WebDataset shards are read by kind='torch' only"):
-        build_loader("ffcv", shards, batch_size=8, image_size=8)
+
+
+def installed(module: str) -> bool:
+    parent = module.split(".")[0]
+    return importlib.util.find_spec(parent) is not None and importlib.util.find_spec(module) is not None
+
+
+@pytest.mark.parametrize("kind", [
+    pytest.param("dali", marks=pytest.mark.skipif(not installed("nvidia.dali"), reason="dali not installed")),
+    pytest.param("ffcv", marks=[pytest.mark.skipif(not installed("ffcv"), reason="ffcv not installed"),
+                                pytest.mark.slow])])  # FFCV compiles its pipeline (seconds)
+def test_dali_and_ffcv_read_shards_unpacked_once_into_the_cache(kind, shards, reference, tmp_path, monkeypatch):
+    monkeypatch.setenv("AUGPIPE_CACHE", str(tmp_path / "cache"))
+    loader = build_loader(kind, shards, batch_size=64, image_size=32, num_workers=1)
+    assert loader.classes == [str(i) for i in range(10)] and pairs(loader) == reference
+    assert len(list((tmp_path / "cache" / "shards").iterdir())) == 1  # unpacked once, keyed by the shards
 
 
 def test_unlabeled_shards_load_with_label_minus_one(tmp_path, shards):
