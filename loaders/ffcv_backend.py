@@ -18,13 +18,16 @@ on one core.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
 import os
 import time
 from pathlib import Path
+from typing import Callable
 
+import numpy as np
 import torch
 
 from atomicio import exclusive
@@ -60,19 +63,30 @@ def content_key(index, max_resolution: int | None, square: int | None = None) ->
     return h.hexdigest()[:16]
 
 
-def beton_for_folder(path: Path, on_error: str, max_resolution: int | None = None,
-                     progress: bool = True, square: int | None = None) -> tuple[Path, list]:
-    """The cached `.beton` of an ImageFolder (written when the folder's content is new) and the
-    skipped files (its classes are in the file's description: `open_beton`). A changed folder writes a new file; the old one is removed.
+def beton_for_folder(path: Path, on_error: str, max_resolution: int | None = None, progress: bool = True,
+                     square: int | None = None, members: Callable[[int], np.ndarray] | None = None
+                     ) -> tuple[Path, list, np.ndarray | None]:
+    """The cached `.beton` of an ImageFolder (written when the folder's content is new), the
+    skipped files (its classes are in the file's description: `open_beton`), and which images of
+    the scan it holds (None: all). A changed folder writes a new file; the old one is removed.
     `square`: store each image as the torch backend's centre square of that side (the loader's
-    size, without random crops), so both backends give the same pixels for any image mode."""
+    size, without random crops), so both backends give the same pixels for any image mode.
+    `members(n)`: the (sorted) images of a scan of n to convert, e.g. a loader's `subset`: only
+    those are decoded and written (a file per subset)."""
     from loaders.prepare import sidecar_path, write_beton
     from loaders.scan import scan_image_folder
 
     index = scan_image_folder(path, on_error=on_error)
+    kept = members(len(index)) if members is not None else None
+    if kept is not None and len(kept) < len(index):
+        index = dataclasses.replace(index, files=[index.files[i] for i in kept], labels=[index.labels[i] for i in kept],
+                                    modes=[index.modes[i] for i in kept] if index.modes else [])
+    else:
+        kept = None
     folder_key = hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:8]
     cache = cache_dir() / "beton"
-    variant = f"{path.name}-{folder_key}-s{square or 0}"  # one cached file per folder and stored size
+    part = f"-n{len(kept)}-{hashlib.sha1(kept.tobytes()).hexdigest()[:8]}" if kept is not None else ""
+    variant = f"{path.name}-{folder_key}-s{square or 0}{part}"  # one cached file per folder, stored size, subset
     target = cache / f"{variant}-{content_key(index, max_resolution, square)}.beton"
     with exclusive(target):  # processes building this cache take turns: the second one reuses it
         if not target.exists() or not sidecar_path(target).exists():
@@ -81,7 +95,7 @@ def beton_for_folder(path: Path, on_error: str, max_resolution: int | None = Non
             for old in cache.glob(f"{variant}-*.beton*"):
                 if old.name not in (target.name, sidecar_path(target).name):
                     old.unlink(missing_ok=True)
-    return target, index.skipped
+    return target, index.skipped, kept
 
 
 def open_beton(path: Path) -> tuple[int, list[str] | None]:
@@ -124,18 +138,24 @@ class Backend:
 
         path = Path(path)
         self.config = config
-        self.skipped = []
+        self.skipped, self._held, chosen = [], None, []
         if path.suffix == ".beton":
             if not path.is_file():
                 raise FileNotFoundError(f"{path}: no such .beton file")
             self.beton = path
         else:
             square = config.image_size if config.random_crop is None else None
-            self.beton, self.skipped = beton_for_folder(path, config.on_error, progress=config.progress,
-                                                           square=square)
+            def members(n):  # a subset: convert only its images (the shared Selection of the scan)
+                chosen.append(Selection(n, config))
+                return chosen[0].members
+            self.beton, self.skipped, self._held = beton_for_folder(path, config.on_error, progress=config.progress,
+                                                                    square=square,
+                                                                    members=members if config.subset else None)
         num_samples, classes = open_beton(self.beton)
+        self._samples = num_samples
         self.classes = classes  # None: a bare .beton has labels but no class names
-        self.selection = Selection(num_samples, config)  # sample i of the file is image i of the scan
+        # sample i of the file is image i of the scan, or, in a subset's file, image `_held[i]`
+        self.selection = Selection(num_samples, config) if self._held is None else chosen[0]
         self.size = self.selection.size
         self._ffcv = None
         self._compiled = False  # numba compiles FFCV's pipeline on the first batch
@@ -175,6 +195,10 @@ class Backend:
             # place the order is FFCV's own, since its Loader takes a fixed index list), and each
             # new Loader would regenerate and recompile its pipeline (about a second).
             indices = self.selection.epoch_order(0)
+            if self._held is not None:  # scan indices -> positions in the subset's file
+                indices = np.searchsorted(self._held, indices)
+            if len(indices) and int(indices.max()) >= self._samples:  # FFCV would hang on it, not fail
+                raise RuntimeError(f"{self.beton}: sample {int(indices.max())} asked of a file of {self._samples}")
             if len(indices) == 0:
                 return
             self._ffcv = self._loader(indices, ordered=not c.shuffle)
