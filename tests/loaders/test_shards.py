@@ -106,3 +106,21 @@ def test_ddp_ranks_get_equal_full_batches_with_drop_last(shards):
                                                         rank=r, world_size=3, drop_last=True, seed=2)]
              for r in range(3)]
     assert sizes == [[20] * 5] * 3  # 115 // 20 = 5 batches on every rank (120 alone would give 6), all full
+
+
+def test_concurrent_prepares_into_one_destination_both_succeed(tmp_path):
+    """Two `prepare --overwrite` processes into one folder (each stages its own folder, and they take
+    turns to swap it in: atomicio.exclusive): both exit 0 and the folder is one whole set of
+    shards, never a mix or a half."""
+    import subprocess
+    import sys
+    out = tmp_path / "wds"
+    assert prepare.main(["digits:test", str(out), "--format", "wds", "--shard-size", "100"]) == 0
+    procs = [subprocess.Popen([sys.executable, "-m", "loaders.prepare", "digits:test", str(out), "--format", "wds",
+                               "--shard-size", str(size), "--overwrite"], stderr=subprocess.PIPE, text=True)
+             for size in (50, 60)]
+    errors = [p.communicate(timeout=300)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], errors
+    index = json.loads((out / "index.json").read_text())
+    assert sorted(index["counts"]) == sorted(p.name for p in out.glob("*.tar"))  # one writer's whole set
+    assert sum(index["counts"].values()) == 355 and sorted(p.name for p in tmp_path.iterdir()) == ["wds"]
