@@ -106,21 +106,20 @@ def dataset(shards: list[str], *, seed: int, epoch: int, rank: int, shuffle_buff
 
 
 def write_shards(files: list[str], labels: list[int], classes: list[str], out: Path, shard_size: int) -> list[str]:
-    """`files` (with `labels`) as shards of `shard_size` samples in the new folder `out` (written into a
-    temporary folder beside it, renamed into place), with `index.json`; the images' own bytes are stored."""
+    """`files` (with `labels`) as shards of `shard_size` samples in the new folder `out`, with
+    `index.json`; the images' own bytes are stored. `out` is the caller's staging folder
+    (`loaders.prepare.replace_shards` renames it into place)."""
     import webdataset as wds
-    tmp = out.parent / f".{out.name}.{os.getpid()}.writing"
-    tmp.mkdir(parents=True)
+    out.mkdir(parents=True)
     counts: dict[str, int] = {}
     for start in range(0, len(files), shard_size):
         name = f"shard-{start // shard_size:06d}.tar"
-        with wds.TarWriter(str(tmp / name)) as sink:
+        with wds.TarWriter(str(out / name)) as sink:
             for i in range(start, min(start + shard_size, len(files))):
                 ext = Path(files[i]).suffix.lower().lstrip(".") or "png"
                 sink.write({"__key__": f"{i:08d}", ext: Path(files[i]).read_bytes(), "cls": str(labels[i]).encode()})
         counts[name] = min(shard_size, len(files) - start)
-    (tmp / INDEX).write_text(json.dumps({"classes": classes, "counts": counts}, indent=1) + "\n")
-    os.rename(tmp, out)
+    (out / INDEX).write_text(json.dumps({"classes": classes, "counts": counts}, indent=1) + "\n")
     return sorted(str(out / name) for name in counts)
 
 
