@@ -6,10 +6,9 @@ from pathlib import Path
 
 import torch
 
-from loaders.base import BACKENDS, LoaderConfig
+from loaders.base import BACKENDS, SHARD_READERS, LoaderConfig
 from loaders.datasets import resolve_source
-from loaders.shard_backend import ShardBackend
-from loaders.shards import as_folder, shard_list
+from loaders.shards import as_folder, label_component, shard_list
 from loaders.order import num_batches
 
 DEFAULT_RANDOM_CROP = ((0.08, 1.0), (3 / 4, 4 / 3))  # random_crop=True: torchvision's (scale, ratio)
@@ -52,13 +51,15 @@ def _check_positive(name: str, value: int) -> None:
 
 
 def _open(kind: str, source, config: LoaderConfig):
-    """(the source's folder, the backend reading it): WebDataset shards streamed by the torch
-    backend (unpacked into the cache for the others), anything else resolved to a folder (or
-    `.beton`) for the backend `kind`."""
+    """(the source's folder, the backend reading it): WebDataset shards streamed by the backends
+    that read them (`SHARD_READERS`: torch, DALI) and unpacked once into the cache for the others;
+    anything else resolved to a folder (or `.beton`) for the backend `kind`."""
     shards = shard_list(source)
-    if shards is not None and kind == "torch":
-        return Path(shards[0]).parent, ShardBackend(shards, config)
-    # other backends read shards unpacked once into the cache (FFCV then converts that folder)
+    if shards is not None and kind in SHARD_READERS:
+        if kind == "dali" and label_component(shards[0]) == "json":
+            shards_folder = as_folder(shards)  # DALI has no JSON parser: read the unpacked folder
+            return shards_folder, BACKENDS[kind](shards_folder, config)
+        return Path(shards[0]).parent, SHARD_READERS[kind](shards, config)
     path = as_folder(shards) if shards is not None else resolve_source(source)
     return path, BACKENDS[kind](path, config)
 
@@ -75,8 +76,8 @@ def build_loader(kind: str, source: str | os.PathLike, *, batch_size: int, image
     kind:        `torch`, `dali`, `ffcv`, or a backend registered with `register_backend`.
     source:      an ImageFolder root, an archive of one, a dataset name (`digits`, `cifar10:test`...:
                  `loaders.datasets`), WebDataset shards (`train-{000000..000127}.tar`, a folder
-                 of `.tar` files, or a list: `loaders.shards`; streamed by `torch`, unpacked
-                 once into the cache for `dali` and `ffcv`), or for `ffcv` also
+                 of `.tar` files, or a list: `loaders.shards`; streamed by `torch` and `dali`,
+                 unpacked once into the cache for `ffcv`), or for `ffcv` also
                  a `.beton` file (any other source is converted once into the cache).
     random_crop: None/False for the centre square resized to `image_size`; True or
                  `(scale, ratio)` for a random resized crop at decode time (DALI

@@ -75,6 +75,12 @@ for _name in ("torch", "dali", "ffcv"):  # built-ins, imported on first use (DAL
     BACKENDS.register(_name, f"loaders.{_name}_backend:Backend")
 
 
+# Backends that stream WebDataset shards themselves (constructed with the shard list, not a folder);
+# any other backend reads shards unpacked once into the cache (`loaders.shards.as_folder`).
+SHARD_READERS: Registry[type] = Registry("shard reader", "SHARD_READERS.register")
+SHARD_READERS.register("torch", "loaders.shard_backend:ShardBackend")
+SHARD_READERS.register("dali", "loaders.dali_shard_backend:DaliShardBackend")
+
 register_backend = BACKENDS.class_decorator(
     """Class decorator: `@register_backend` above a class meeting the `Backend` contract; its
     `name` becomes a valid `build_loader` kind and `--loader`. A taken name raises unless replace=True.""")

@@ -50,6 +50,29 @@ from loaders.scan import failure_reason, unreadable_at_load_time
 PREFETCH = 3
 
 
+def decode_square(encoded, config):
+    """DALI graph: encoded images -> HWC uint8 `[S, S, 3]`: the centre square (the reference
+    geometry) or `config.random_crop` decoded on the CPU or, for a CUDA device, by nvJPEG
+    (`mixed`), then resized to `config.image_size`. Shared by the folder and shard readers."""
+    from nvidia.dali import fn, types
+    from nvidia.dali import math as dmath
+
+    decoder = "mixed" if config.device.type == "cuda" else "cpu"
+    if config.random_crop is None:
+        hw = fn.peek_image_shape(encoded)
+        h, w = hw[0], hw[1]
+        side = dmath.min(h, w)
+        anchor = fn.stack((h - side) // 2, (w - side) // 2)
+        images = fn.decoders.image_slice(encoded, anchor, fn.stack(side, side), axis_names="HW",
+                                         device=decoder, output_type=types.RGB)
+    else:
+        scale, ratio = config.random_crop
+        images = fn.decoders.image_random_crop(encoded, device=decoder, output_type=types.RGB,
+                                               random_area=list(scale), random_aspect_ratio=list(ratio))
+    size = config.image_size
+    return fn.resize(images, size=(size, size), antialias=True)
+
+
 class _EpochSource:
     """Batches of (encoded path, label) of one epoch, from batch `first` on; StopIteration ends
     the epoch. Remembers which batches DALI took and has not handed out yet (`in_flight`)."""
@@ -110,11 +133,9 @@ class Backend(ScannedBackend):
 
     def _pipeline(self):
         from nvidia.dali import fn, pipeline_def, types
-        from nvidia.dali import math as dmath
 
         c = self.config
         on_gpu = c.device.type == "cuda"
-        size = c.image_size
 
         @pipeline_def(batch_size=c.batch_size, num_threads=max(1, c.num_workers),
                       device_id=(c.device.index or 0) if on_gpu else None, seed=c.seed,
@@ -122,21 +143,7 @@ class Backend(ScannedBackend):
         def pipe():
             path, label = fn.external_source(source=lambda: self._source(), num_outputs=2, batch=True,
                                              dtype=[types.UINT8, types.INT64])
-            encoded = fn.io.file.read(path)
-            decoder = "mixed" if on_gpu else "cpu"
-            if c.random_crop is None:
-                hw = fn.peek_image_shape(encoded)
-                h, w = hw[0], hw[1]
-                side = dmath.min(h, w)
-                anchor = fn.stack((h - side) // 2, (w - side) // 2)
-                images = fn.decoders.image_slice(encoded, anchor, fn.stack(side, side), axis_names="HW",
-                                                 device=decoder, output_type=types.RGB)
-            else:
-                scale, ratio = c.random_crop
-                images = fn.decoders.image_random_crop(encoded, device=decoder, output_type=types.RGB,
-                                                       random_area=list(scale),
-                                                       random_aspect_ratio=list(ratio))
-            images = fn.resize(images, size=(size, size), antialias=True)
+            images = decode_square(fn.io.file.read(path), c)
             if on_gpu:
                 label = label.gpu()
             return images, label

@@ -17,6 +17,7 @@ list them).
 from __future__ import annotations
 
 import os
+import re
 import threading
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
@@ -34,7 +35,8 @@ class DatasetError(ValueError):
 
 def failure_reason(err: BaseException) -> str:
     """One line: the exception's type and message."""
-    return f"{type(err).__name__}: {' '.join(str(err).split())}"
+    message = re.sub(r"<_io\.BytesIO object at 0x[0-9a-f]+>", "the image's bytes", " ".join(str(err).split()))
+    return f"{type(err).__name__}: {message}"
 
 
 def unreadable_at_load_time(path: str, reason: str) -> DatasetError:

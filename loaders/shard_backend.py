@@ -8,9 +8,10 @@ partial batch at the end unless `drop_last`). With `drop_last` and several ranks
 every rank yields the same number of batches, the smallest rank's (from the shard sizes in
 `index.json`), so no rank waits alone in a collective: with equal shards nothing more is left out
 than `drop_last` leaves anyway. Not for shards: `subset` and decode-time
-`random_crop` (one line says so). DALI and FFCV read shards unpacked once into the cache as an
-ImageFolder (`loaders.shards.as_folder`; FFCV then converts that folder to its `.beton`), with the
-folder's rules for ranks.
+`random_crop` (one line says so). A sample that does not decode is named (`shard.tar:key`) in
+one line, or with `on_error="skip"` left out and listed in `loader.skipped`. DALI streams shards
+itself (`loaders.dali_shard_backend`); FFCV reads them unpacked once into the cache as an
+ImageFolder (`loaders.shards.as_folder`), then converts that folder to its `.beton`.
 """
 from __future__ import annotations
 
@@ -22,14 +23,19 @@ from torch.utils.data import DataLoader
 
 from loaders.decode import center_resized
 from loaders.forking import fork_safe
-from loaders.shards import dataset, describe, epoch_shards, open_image
+from loaders.scan import unreadable_at_load_time
+from loaders.shards import dataset, describe, epoch_shards, full_batches_per_rank, open_image
 
 SHUFFLE_BUFFER = 1000  # samples per worker held for the seeded in-shard shuffle
 
 
 def _collate(samples):
-    images = torch.from_numpy(np.stack([s[0] for s in samples])).permute(0, 3, 1, 2)
-    return images, torch.tensor([s[1] for s in samples], dtype=torch.int64)
+    """(images, labels, failures) of a worker's piece: the samples that decoded, and the
+    (name, reason) of those that did not."""
+    good = [s for s in samples if s[2] is None]
+    images = torch.from_numpy(np.stack([s[0] for s in good])) if good else torch.empty(0, 1, 1, 3, dtype=torch.uint8)
+    return images.permute(0, 3, 1, 2), torch.tensor([s[1] for s in good], dtype=torch.int64), \
+        [s[2] for s in samples if s[2] is not None]
 
 
 class ShardBackend:
@@ -60,20 +66,23 @@ class ShardBackend:
                             batch_size=None, num_workers=workers, pin_memory=c.device.type == "cuda")
         with fork_safe() if workers else nullcontext():
             pieces = iter(loader)
-        limit = self.batches_per_rank(epoch) if c.drop_last else None
-        for count, (images, labels) in enumerate(_exact_batches(pieces, c.batch_size, c.drop_last)):
+        limit = full_batches_per_rank(self.shards, self.counts, epoch=epoch, seed=c.seed, shuffle=c.shuffle,
+                                      world_size=c.world_size, batch_size=c.batch_size) if c.drop_last else None
+        for count, (images, labels) in enumerate(_exact_batches(self._checked(pieces), c.batch_size, c.drop_last)):
             if limit is not None and count == limit:
                 break
             yield images.to(c.device, non_blocking=True), labels.to(c.device, non_blocking=True)
 
-    def batches_per_rank(self, epoch: int) -> int:
-        """The full batches of the rank with the fewest samples this epoch."""
-        c = self.config
-        counts = dict(zip(self.shards, self.counts))
-        totals = [sum(counts[s] for s in epoch_shards(self.shards, epoch=epoch, seed=c.seed, shuffle=c.shuffle,
-                                                      rank=r, world_size=c.world_size))
-                  for r in range(c.world_size)]
-        return min(totals) // c.batch_size
+
+    def _checked(self, pieces):
+        """The workers' pieces without their failed samples: each named in one line
+        (`on_error="raise"`), or listed in `skipped`."""
+        for images, labels, failures in pieces:
+            if failures and self.config.on_error == "raise":
+                raise unreadable_at_load_time(*failures[0])
+            self.skipped.extend(tuple(f) for f in failures)
+            if len(labels):
+                yield images, labels
 
 
 def _exact_batches(pieces, batch_size: int, drop_last: bool):

@@ -12,8 +12,9 @@ shuffling), rank r of W takes every W-th shard, and each DataLoader worker every
 sample is seen exactly once per epoch across all ranks and workers. That needs the shards to
 split evenly over the ranks: a shard count that W does not divide is refused, naming both
 (write a multiple of W shards: `--shard-size`). Shards are whole units of work, so sample counts
-per rank match only when shard sizes do (prepare writes equal shards but the last). DALI and FFCV
-read shards unpacked once into the cache (`as_folder`).
+per rank match only when shard sizes do (prepare writes equal shards but the last). The torch
+backend (`loaders.shard_backend`) and DALI (`loaders.dali_shard_backend`) stream shards; FFCV
+reads them unpacked once into the cache (`as_folder`).
 """
 from __future__ import annotations
 
@@ -76,6 +77,17 @@ def epoch_shards(shards: list[str], *, epoch: int, seed: int, shuffle: bool, ran
     return [shards[i] for i in order][rank::world_size]
 
 
+def full_batches_per_rank(shards: list[str], counts: list[int], *, epoch: int, seed: int, shuffle: bool,
+                          world_size: int, batch_size: int) -> int:
+    """The full batches of the rank with the fewest samples in `epoch`: with `drop_last` every rank
+    yields this many, so no rank waits alone in a collective."""
+    count = dict(zip(shards, counts))
+    totals = [sum(count[s] for s in epoch_shards(shards, epoch=epoch, seed=seed, shuffle=shuffle, rank=r,
+                                                 world_size=world_size))
+              for r in range(world_size)]
+    return min(totals) // batch_size
+
+
 def sample_label(sample: dict) -> int:
     """The label of a WebDataset sample: `.cls` (an integer), `.json` (`{"label": N}`), else unlabeled (-1)."""
     if "cls" in sample:
@@ -89,8 +101,8 @@ def sample_image(sample: dict) -> bytes:
     for ext in IMAGE_EXTENSIONS:
         if ext in sample:
             return sample[ext]
-    raise ValueError(f"{sample.get('__url__', '?')}: sample {sample.get('__key__', '?')} holds no image "
-                     f"({', '.join(IMAGE_EXTENSIONS)}); it holds {', '.join(k for k in sample if not k.startswith('__'))}")
+    held = ", ".join(k for k in sample if not k.startswith("__"))
+    raise ValueError(f"no image ({', '.join(IMAGE_EXTENSIONS)}) in the sample; it holds {held}")
 
 
 def dataset(shards: list[str], *, seed: int, epoch: int, rank: int, shuffle_buffer: int, decode):
@@ -102,7 +114,23 @@ def dataset(shards: list[str], *, seed: int, epoch: int, rank: int, shuffle_buff
     if shuffle_buffer > 0:
         rng = random.Random(int(np.random.SeedSequence([seed, epoch, rank]).generate_state(1)[0]))
         pipeline = pipeline.shuffle(shuffle_buffer, rng=rng)
-    return pipeline.map(lambda sample: (decode(sample_image(sample)), sample_label(sample)))
+    return pipeline.map(lambda sample: _decoded(sample, decode))
+
+
+def _decoded(sample: dict, decode) -> tuple:
+    """(image, label, None), or (None, -1, (name, reason)) for a sample that does not decode: handed
+    back, not raised, so the main process names it in one line (a worker's exception would reach
+    the caller wrapped in the worker's whole traceback) or leaves it out (`on_error="skip"`)."""
+    try:
+        return decode(sample_image(sample)), sample_label(sample), None
+    except Exception as err:  # Pillow and int() raise many types for a damaged sample
+        from loaders.scan import failure_reason
+        return None, -1, (sample_name(sample), failure_reason(err))
+
+
+def sample_name(sample: dict) -> str:
+    """`shard.tar:key`: how errors and `loader.skipped` name a sample."""
+    return f"{sample.get('__url__', '?')}:{sample.get('__key__', '?')}"
 
 
 def write_shards(files: list[str], labels: list[int], classes: list[str], out: Path, shard_size: int) -> list[str]:
@@ -127,19 +155,13 @@ def as_folder(shards: list[str]) -> Path:
     """The shards unpacked once into the cache as an ImageFolder (`<class>/<key>.<ext>`; unlabeled
     samples at the top), for the backends that read files (DALI) or convert them (FFCV's `.beton`).
     Keyed by the shards' paths, sizes and mtimes; written through a temporary folder."""
-    import hashlib
     from loaders.datasets import cache_dir, written_once
-    meta = describe(shards)
-    h = hashlib.sha256()
-    for shard in shards:
-        st = os.stat(shard)
-        h.update(os.fsencode(os.path.abspath(shard)) + f"|{st.st_size}|{st.st_mtime_ns}\n".encode())
-    names = meta["classes"]
+    names = describe(shards)["classes"]
 
     def unpack(folder: Path) -> None:
         for shard in shards:
             with tarfile.open(shard) as tar:
-                for key, sample in _samples(tar):
+                for key, sample in samples_of(tar):
                     label, ext = sample_label(sample), next((e for e in IMAGE_EXTENSIONS if e in sample), None)
                     if ext is None:
                         raise ValueError(f"{shard}: sample {key} holds no image ({', '.join(IMAGE_EXTENSIONS)})")
@@ -147,10 +169,42 @@ def as_folder(shards: list[str]) -> Path:
                     target = folder if label < 0 else folder / (names[label] if names else f"{label:06d}")
                     target.mkdir(parents=True, exist_ok=True)
                     (target / f"{key}.{ext}").write_bytes(sample[ext])
-    return written_once(cache_dir() / "shards" / f"{Path(shards[0]).parent.name}-{h.hexdigest()[:12]}", unpack)
+    return written_once(cache_dir() / "shards" / _cache_name(shards), unpack)
 
 
-def _samples(tar: tarfile.TarFile):
+def _cache_name(shards: list[str]) -> str:
+    """A cache entry's name for `shards`: their folder's name and a key of their paths, sizes and mtimes."""
+    import hashlib
+    h = hashlib.sha256()
+    for shard in shards:
+        st = os.stat(shard)
+        h.update(os.fsencode(os.path.abspath(shard)) + f"|{st.st_size}|{st.st_mtime_ns}\n".encode())
+    return f"{Path(shards[0]).parent.name}-{h.hexdigest()[:12]}"
+
+
+def dali_index(shards: list[str]) -> list[str]:
+    """DALI's index file of each shard (`wds2idx`, shipped with DALI), written once into the cache:
+    without them `fn.readers.webdataset` re-reads every tar header each time a pipeline starts."""
+    from wds2idx import IndexCreator
+    from loaders.datasets import cache_dir, written_once
+
+    def write(folder: Path) -> None:
+        for i, shard in enumerate(shards):
+            with IndexCreator(shard, str(folder / f"{i:06d}.idx"), verbose=False) as creator:
+                creator.create_index()
+    folder = written_once(cache_dir() / "dali-index" / _cache_name(shards), write)
+    return [str(folder / f"{i:06d}.idx") for i in range(len(shards))]
+
+
+def label_component(shard: str) -> str | None:
+    """Which component of the first sample of `shard` holds its label: `cls`, `json`, or None."""
+    with tarfile.open(shard) as tar:
+        for _, sample in samples_of(tar):
+            return next((ext for ext in ("cls", "json") if ext in sample), None)
+    return None
+
+
+def samples_of(tar: tarfile.TarFile):
     """(key, {extension: bytes}) of each sample of an open shard, in order."""
     current, sample = None, {}
     for member in tar:

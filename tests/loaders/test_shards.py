@@ -1,7 +1,9 @@
-"""WebDataset shards (loaders/shards.py, loaders/shard_backend.py): written by `loaders.prepare
---format wds`, streamed by the torch backend, every sample exactly once per epoch across ranks
+"""WebDataset shards (loaders/shards.py, loaders/shard_backend.py, loaders/dali_shard_backend.py):
+written by `loaders.prepare --format wds`, streamed by the torch backend (the `webdataset`
+library) and by DALI (`fn.readers.webdataset`), every sample exactly once per epoch across ranks
 and workers."""
 import importlib.util
+import io
 import json
 import tarfile
 
@@ -9,6 +11,16 @@ import pytest
 import torch
 
 from loaders import build_loader, prepare
+from loaders.scan import DatasetError
+
+
+def installed(module: str) -> bool:
+    parent = module.split(".")[0]
+    return importlib.util.find_spec(parent) is not None and importlib.util.find_spec(module) is not None
+
+
+DALI = pytest.mark.skipif(not installed("nvidia.dali"), reason="dali not installed")
+STREAMERS = ["torch", pytest.param("dali", marks=DALI)]  # the backends that read shards themselves
 
 
 def pairs(loader):
@@ -36,53 +48,119 @@ def test_prepare_writes_shards_that_round_trip_the_folder(shards, reference):
     loader = build_loader("torch", shards, batch_size=64, image_size=32, num_workers=0)
     assert loader.classes == index["classes"] and loader.dataset_size == 355
     assert pairs(loader) == reference  # the same pixels and labels as the folder (native size)
-    brace = build_loader("torch", f"{shards}/shard-{{000000..000005}}.tar", batch_size=64, image_size=32,
-                         num_workers=0)
-    assert pairs(brace) == reference
 
 
+@pytest.mark.parametrize("kind", STREAMERS)
+def test_brace_notation_streams_the_same_samples(kind, shards, reference):
+    brace = build_loader(kind, f"{shards}/shard-{{000000..000005}}.tar", batch_size=64, image_size=32,
+                         num_workers=1)
+    assert brace.classes == [str(i) for i in range(10)] and pairs(brace) == reference
+
+
+@pytest.mark.parametrize("kind", STREAMERS)
 @pytest.mark.parametrize("world_size", [1, 2, 3])
-def test_every_sample_once_per_epoch_across_ranks_and_workers(world_size, shards, reference):
-    per_rank = [pairs(build_loader("torch", shards, batch_size=50, image_size=32, num_workers=2, rank=r,
+def test_every_sample_once_per_epoch_across_ranks_and_workers(kind, world_size, shards, reference):
+    per_rank = [pairs(build_loader(kind, shards, batch_size=50, image_size=32, num_workers=2, rank=r,
                                    world_size=world_size, seed=4)) for r in range(world_size)]
     union = sorted(p for rank in per_rank for p in rank)
     assert union == reference  # disjoint (no duplicates in the union) and complete
 
 
-def test_epochs_reshuffle_deterministically_and_uneven_shards_are_refused(shards):
+@pytest.mark.parametrize("kind", STREAMERS)
+def test_epochs_reshuffle_deterministically_and_uneven_shards_are_refused(kind, shards):
     def order(epoch, seed=0):
-        loader = build_loader("torch", shards, batch_size=355, image_size=8, num_workers=0, seed=seed)
+        loader = build_loader(kind, shards, batch_size=355, image_size=8, num_workers=1, seed=seed)
         loader.set_epoch(epoch)
         return next(iter(loader))[1].tolist()
     assert order(0) == order(0) and order(0) != order(1) and order(1) != order(1, seed=1)
     with pytest.raises(ValueError, match="6 shards do not split evenly over 4 ranks"):
-        build_loader("torch", shards, batch_size=8, image_size=8, world_size=4)
+        build_loader(kind, shards, batch_size=8, image_size=8, world_size=4)
 
 
-def installed(module: str) -> bool:
-    parent = module.split(".")[0]
-    return importlib.util.find_spec(parent) is not None and importlib.util.find_spec(module) is not None
-
-
-@pytest.mark.parametrize("kind", [
-    pytest.param("dali", marks=pytest.mark.skipif(not installed("nvidia.dali"), reason="dali not installed")),
-    pytest.param("ffcv", marks=[pytest.mark.skipif(not installed("ffcv"), reason="ffcv not installed"),
-                                pytest.mark.slow])])  # FFCV compiles its pipeline (seconds)
-def test_dali_and_ffcv_read_shards_unpacked_once_into_the_cache(kind, shards, reference, tmp_path, monkeypatch):
+@pytest.mark.skipif(not installed("ffcv"), reason="ffcv not installed")
+@pytest.mark.slow  # FFCV compiles its pipeline (seconds)
+def test_ffcv_reads_shards_unpacked_once_into_the_cache(shards, reference, tmp_path, monkeypatch):
     monkeypatch.setenv("AUGPIPE_CACHE", str(tmp_path / "cache"))
-    loader = build_loader(kind, shards, batch_size=64, image_size=32, num_workers=1)
+    loader = build_loader("ffcv", shards, batch_size=64, image_size=32, num_workers=1)
     assert loader.classes == [str(i) for i in range(10)] and pairs(loader) == reference
     assert len(list((tmp_path / "cache" / "shards").iterdir())) == 1  # unpacked once, keyed by the shards
 
 
-def test_unlabeled_shards_load_with_label_minus_one(tmp_path, shards):
-    with tarfile.open(shards / "shard-000000.tar") as src, tarfile.open(tmp_path / "a.tar", "w") as dst:
+@DALI
+def test_dali_streams_shards_with_its_index_written_once(shards, tmp_path, monkeypatch):
+    monkeypatch.setenv("AUGPIPE_CACHE", str(tmp_path / "cache"))
+    for _ in range(2):
+        build_loader("dali", shards, batch_size=64, image_size=32, num_workers=1)
+    assert not (tmp_path / "cache" / "shards").exists()  # streamed, not unpacked
+    (index,) = (tmp_path / "cache" / "dali-index").iterdir()
+    assert sorted(p.name for p in index.iterdir()) == [f"{i:06d}.idx" for i in range(6)]
+    assert (index / "000005.idx").read_text().startswith("v1.2 55\n")  # DALI's format, the last shard's 55
+
+
+@DALI
+def test_dali_decodes_random_crops_from_shards_with_the_seed(shards):
+    def first(seed):
+        loader = build_loader("dali", shards, batch_size=16, image_size=16, num_workers=1, seed=seed,
+                              shuffle=False, random_crop=True)
+        return next(iter(loader))[0]
+    plain = next(iter(build_loader("dali", shards, batch_size=16, image_size=16, num_workers=1, shuffle=False)))[0]
+    assert first(3).shape == (16, 3, 16, 16) and torch.equal(first(3), first(3))
+    assert not torch.equal(first(3), plain) and not torch.equal(first(3), first(4))
+
+
+def test_parse_labels_reads_ascii_cls_bytes_on_the_device():
+    from loaders.dali_shard_backend import parse_labels
+    raw = torch.tensor([[ord(c) for c in text.ljust(5, "\0")] for text in ["7", "123\n", "", "0", "42 "]],
+                       dtype=torch.uint8)
+    assert parse_labels(raw).tolist() == [7, 123, -1, 0, 42]
+    assert parse_labels(torch.zeros(3, 0, dtype=torch.uint8)).tolist() == [-1, -1, -1]  # a batch without .cls
+
+
+def _copy_shard(src_path, dst_path, keep=lambda member: True, change=lambda member, data: data):
+    with tarfile.open(src_path) as src, tarfile.open(dst_path, "w") as dst:
         for member in src:
-            if not member.name.endswith(".cls"):
-                dst.addfile(member, src.extractfile(member))
-    loader = build_loader("torch", [tmp_path / "a.tar"], batch_size=64, image_size=16, num_workers=0)
+            if keep(member):
+                data = change(member, src.extractfile(member).read())
+                member.size = len(data)
+                dst.addfile(member, io.BytesIO(data))
+
+
+@pytest.mark.parametrize("kind", STREAMERS)
+def test_unlabeled_shards_load_with_label_minus_one(kind, tmp_path, shards):
+    _copy_shard(shards / "shard-000000.tar", tmp_path / "a.tar", keep=lambda m: not m.name.endswith(".cls"))
+    loader = build_loader(kind, [tmp_path / "a.tar"], batch_size=64, image_size=16, num_workers=1)
     images, labels = next(iter(loader))
     assert loader.classes == [] and images.shape == (60, 3, 16, 16) and torch.equal(labels, torch.full((60,), -1))
+
+
+@pytest.mark.parametrize("kind", STREAMERS)
+def test_json_labels_are_read(kind, tmp_path, shards, monkeypatch):
+    monkeypatch.setenv("AUGPIPE_CACHE", str(tmp_path / "cache"))
+
+    def to_json(member, data):
+        if member.name.endswith(".cls"):
+            member.name = member.name[:-4] + ".json"
+            return json.dumps({"label": int(data)}).encode()
+        return data
+    _copy_shard(shards / "shard-000000.tar", tmp_path / "a.tar", change=to_json)
+    _copy_shard(shards / "shard-000000.tar", tmp_path / "b.tar")
+    as_json, as_cls = (pairs(build_loader(kind, [tmp_path / name], batch_size=64, image_size=16, num_workers=1))
+                       for name in ("a.tar", "b.tar"))
+    assert as_json == as_cls and len(as_json) == 60 and min(label for label, _ in as_json) >= 0
+
+
+@pytest.mark.parametrize("kind", STREAMERS)
+def test_a_damaged_sample_is_named_in_one_line(kind, tmp_path, shards):
+    _copy_shard(shards / "shard-000000.tar", tmp_path / "a.tar",
+                change=lambda m, data: data[:40] if m.name == "00000006.png" else data)
+    loader = build_loader(kind, [tmp_path / "a.tar"], batch_size=16, image_size=8, num_workers=2)
+    with pytest.raises(DatasetError, match=r"a\.tar:00000006: unreadable at load time \(UnidentifiedImageError") as err:
+        list(loader)
+    assert "\n" not in str(err.value) and "BytesIO" not in str(err.value)
+    if kind == "torch":  # DALI cannot leave one sample of a stream out
+        loader = build_loader(kind, [tmp_path / "a.tar"], batch_size=16, image_size=8, num_workers=2, on_error="skip")
+        assert sum(len(labels) for _, labels in loader) == 59
+        assert [name for name, _ in loader.skipped] == [f"{tmp_path / 'a.tar'}:00000006"]
 
 
 def test_prepare_replaces_only_its_own_shard_folders(tmp_path, capsys):
@@ -99,10 +177,11 @@ def test_prepare_replaces_only_its_own_shard_folders(tmp_path, capsys):
     assert len(list(out.glob("*.tar"))) == 4 and sorted(p.name for p in tmp_path.iterdir()) == ["notes", "wds"]
 
 
-def test_ddp_ranks_get_equal_full_batches_with_drop_last(shards):
+@pytest.mark.parametrize("kind", STREAMERS)
+def test_ddp_ranks_get_equal_full_batches_with_drop_last(kind, shards):
     """Shards of 60 and one of 55 over 3 ranks (120, 120 and 115 samples): with drop_last every
     rank yields the same number of full batches (the smallest rank's), so no rank waits alone."""
-    sizes = [[len(labels) for _, labels in build_loader("torch", shards, batch_size=20, image_size=8, num_workers=2,
+    sizes = [[len(labels) for _, labels in build_loader(kind, shards, batch_size=20, image_size=8, num_workers=2,
                                                         rank=r, world_size=3, drop_last=True, seed=2)]
              for r in range(3)]
     assert sizes == [[20] * 5] * 3  # 115 // 20 = 5 batches on every rank (120 alone would give 6), all full

@@ -179,32 +179,71 @@ def test_resume_refuses_a_changed_config(tmp_path, capsys):
     assert code == 2 and "differs from the checkpoint's in lr" in err
 
 
+NODE_FAILURE_PLUGIN = """
+import os
+from ssl_train import register_method
+from ssl_train.methods.simclr import SimCLR
+
+
+@register_method
+class FailingSimCLR(SimCLR):  # SimCLR whose process dies as epoch FAIL_AT_EPOCH begins
+    name = "simclr-failing"
+    epochs_begun = 0
+
+    def begin_epoch(self, generator):
+        FailingSimCLR.epochs_begun += 1
+        if FailingSimCLR.epochs_begun == int(os.environ.get("FAIL_AT_EPOCH", "0")):
+            os._exit(3)  # like a lost node: no cleanup, no result
+        super().begin_epoch(generator)
+"""
+
+
 @pytest.mark.slow
-def test_two_nodes_of_two_processes_train_from_shards(tmp_path):
+def test_two_nodes_of_two_processes_train_from_shards_and_resume(tmp_path):
     """torchrun --nnodes 2 --nproc-per-node 2 on localhost (gloo, 4 ranks): the training split as
-    WebDataset shards (4, one per rank), one result and one checkpoint, written by rank 0."""
+    WebDataset shards (4, one per rank). Every process dies as epoch 2 begins (after epoch 1's
+    checkpoint: the epoch ends in a barrier); the same command with --resume continues at epoch 2
+    from that checkpoint and writes one result and one checkpoint, from rank 0."""
+    import csv
     import socket
     from loaders import prepare
     data = tmp_path / "data"
     # small on purpose (4 processes share 2 cores): the 355 test digits as both splits, 4 training shards
     assert prepare.main(["digits:test", str(data / "train"), "--format", "wds", "--shard-size", "89"]) == 0
     assert prepare.main(["digits:test", str(data / "test"), "--format", "wds", "--shard-size", "400"]) == 0
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    (tmp_path / "failing.py").write_text(NODE_FAILURE_PLUGIN)
     out = tmp_path / "ddp"
-    nodes = [subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--node-rank", str(n),
-                               "--nproc-per-node", "2", "--master-addr", "127.0.0.1", "--master-port", str(port),
-                               "-m", "ssl_train", *TINY, "--data", str(data), "--epochs", "1", "--out", str(out),
-                               "--device", "cpu"],
-                              cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                              env={**os.environ, "OMP_NUM_THREADS": "1"})
-             for n in range(2)]
-    outputs = [node.communicate(timeout=600) for node in nodes]
-    assert [node.returncode for node in nodes] == [0, 0], outputs[0][1][-2000:] + outputs[1][1][-2000:]
+
+    def two_nodes(*extra, env=()):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        nodes = [subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--node-rank",
+                                   str(n), "--nproc-per-node", "2", "--master-addr", "127.0.0.1", "--master-port",
+                                   str(port), "-m", "ssl_train", *TINY, "--data", str(data), "--epochs", "2",
+                                   "--out", str(out), "--device", "cpu", "--plugin", str(tmp_path / "failing.py"),
+                                   "--method", "simclr-failing", *extra],
+                                  cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                  env={**os.environ, "OMP_NUM_THREADS": "1", **dict(env)})
+                 for n in range(2)]
+        outputs = [node.communicate(timeout=600) for node in nodes]
+        return [node.returncode for node in nodes], outputs
+
+    codes, outputs = two_nodes(env={"FAIL_AT_EPOCH": "2"})
+    assert codes[0] != 0 and codes[1] != 0 and not (out / "result.json").exists()
+    with open(out / "log.csv") as f:
+        before = list(csv.DictReader(f))
+    assert [row["epoch"] for row in before] == ["1"] and (out / "checkpoint.pt").is_file()
+
+    codes, outputs = two_nodes("--resume")
+    assert codes == [0, 0], outputs[0][1][-2000:] + outputs[1][1][-2000:]
+    assert "resuming" in outputs[0][0] + outputs[1][0]
     result = json.loads((out / "result.json").read_text())
     assert result["world_size"] == 4 and result["knn_top1"] > 0.1
-    assert (out / "checkpoint.pt").is_file()
+    assert [row["epoch"] for row in result["epochs"]] == [1, 2]
+    assert result["epochs"][0]["loss"] == pytest.approx(float(before[0]["loss"]))  # epoch 1 kept, not retrained
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == \
+        ["checkpoint.pt", "config.json", "log.csv", "result.json"]
     assert sum(stdout.count("wrote") for stdout, _ in outputs) == 1  # results written once, by rank 0
 
 
