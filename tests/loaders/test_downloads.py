@@ -1,5 +1,6 @@
 """Datasets by name (loaders/downloads.py), without the network: torchvision's downloader is pointed
 at local fixture files in its own format, or made to fail as it does offline."""
+import importlib.util
 import pickle
 import urllib.error
 
@@ -11,7 +12,11 @@ import torchvision.datasets.cifar as tv_cifar
 import loaders
 from loaders import build_loader
 from loaders.datasets import splits
+from tests.loaders.test_loaders import epoch_pairs
 
+DALI = pytest.mark.skipif(importlib.util.find_spec("nvidia") is None or importlib.util.find_spec("nvidia.dali") is None,
+                          reason="dali not installed")
+FFCV = pytest.mark.skipif(importlib.util.find_spec("ffcv") is None, reason="ffcv not installed")
 CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 
 
@@ -57,6 +62,15 @@ def test_cifar10_by_name_is_written_once_as_an_image_folder(cache, monkeypatch):
     assert loaders.resolve_source("cifar10:test") == cache / "cifar10-v1" / "test"  # written once
     with pytest.raises(ValueError, match="'cifar10:unlabeled': split must be one of train, test"):
         loaders.resolve_source("cifar10:unlabeled")
+
+
+@pytest.mark.parametrize("kind", [pytest.param("dali", marks=DALI), pytest.param("ffcv", marks=[FFCV, pytest.mark.slow])])
+def test_cifar10_by_name_loads_on_every_backend(kind, cache, monkeypatch):
+    fake_cifar10(cache, monkeypatch)
+    torch_loader = build_loader("torch", "cifar10:test", batch_size=10, image_size=32, num_workers=0)
+    loader = build_loader(kind, "cifar10:test", batch_size=10, image_size=32, num_workers=1)
+    assert loader.classes == torch_loader.classes == sorted(CLASSES)
+    assert epoch_pairs(loader) == epoch_pairs(torch_loader)  # PNGs at native size: the same pixels
 
 
 def test_offline_names_what_is_missing_the_url_and_the_way_around(cache, monkeypatch):

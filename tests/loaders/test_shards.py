@@ -81,7 +81,8 @@ def test_epochs_reshuffle_deterministically_and_uneven_shards_are_refused(kind, 
 @pytest.mark.slow  # FFCV compiles its pipeline (seconds)
 def test_ffcv_reads_shards_unpacked_once_into_the_cache(shards, reference, tmp_path, monkeypatch):
     monkeypatch.setenv("AUGPIPE_CACHE", str(tmp_path / "cache"))
-    loader = build_loader("ffcv", shards, batch_size=64, image_size=32, num_workers=1)
+    loader = build_loader("ffcv", f"{shards}/shard-{{000000..000005}}.tar", batch_size=64, image_size=32,
+                          num_workers=1)
     assert loader.classes == [str(i) for i in range(10)] and pairs(loader) == reference
     assert len(list((tmp_path / "cache" / "shards").iterdir())) == 1  # unpacked once, keyed by the shards
 
