@@ -78,6 +78,9 @@ def build_policy(spec: str, *, size: int | tuple[int, int], views: int | str = 2
     options:   how it runs, `PolicyOptions`' fields: dtype, channels_last, time_ops, gating,
                compile, cpu_threads.
     """
+    if not isinstance(spec, str):
+        raise TypeError(f"build_policy: spec must be a preset name or a spec string like 'rrc+flip', "
+                        f"got {type(spec).__name__}")
     name, _ = split_preset(spec)
     valid = {f.name for f in fields(PolicyOptions)} - {"name"}
     unknown = sorted(set(options) - valid)

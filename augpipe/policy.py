@@ -40,6 +40,8 @@ def check_images(images: torch.Tensor, *, sync_free: bool = False) -> None:
         raise ValueError(f"images must have shape [N,3,H,W], got rank {images.dim()} shape {tuple(images.shape)}")
     if images.shape[1] != 3:
         raise ValueError(f"images must have 3 channels in dim 1 ([N,3,H,W]), got shape {tuple(images.shape)}")
+    if images.shape[2] < 1 or images.shape[3] < 1:
+        raise ValueError(f"images must be at least 1x1 pixels, got shape {tuple(images.shape)}")
     if images.dtype == torch.uint8:
         return
     if not images.is_floating_point():
@@ -122,6 +124,8 @@ class Policy:
         Views of one group are drawn together (`len(views) * N` rows), then split per view.
         """
         check_images(images)  # the type first: only a tensor has a device to ask
+        if generator is not None and not isinstance(generator, torch.Generator):
+            raise TypeError(f"generator must be a torch.Generator (or None), got {type(generator).__name__}")
         check_images(images, sync_free=self.gating_for(images.device) == "blend")
         n, device = images.shape[0], images.device
         per_view: list[ViewParams] = [[] for _ in self.views]

@@ -91,6 +91,8 @@ def parse_op(text: str) -> Op:
                 key, value = cls.positional[i], arg
             if key not in defaults:
                 raise SpecError(f"{name}: unknown argument {key!r}; valid: {', '.join(defaults)}")
+            if key in values:
+                raise SpecError(f"{name}: argument {key!r} given twice")
             values[key] = _convert(name, key, defaults[key], value)
     op = cls(**values)
     try:

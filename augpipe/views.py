@@ -20,7 +20,7 @@ def parse_views(views: int | str, size: int | tuple[int, int]) -> list[ViewSpec]
         count = int(views)
         if count < 1:
             raise ValueError(f"views must be >= 1, got {views}")
-        hw = (size, size) if isinstance(size, int) else tuple(size)
+        hw = (size, size) if isinstance(size, int) else tuple(size) if isinstance(size, (tuple, list)) else ()
         if len(hw) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in hw):
             raise ValueError(f"size must be a whole number of pixels >= 1 (or two: height, width), got {size!r}")
         return [(hw, None)] * count

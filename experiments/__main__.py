@@ -22,8 +22,9 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run a named experiment (finished runs are skipped)")
     run.add_argument("name", help=f"one of: {', '.join(list_experiments())}")
     run.add_argument("--data", required=True,
-                     help="folder with train/ and test/ ImageFolders, or an archive (.tar, .tar.gz, .tgz, "
-                          ".zip) holding one, e.g. CIFAR-10 as JPEGs: cifar10/{train,test}/<class>/*.jpg")
+                     help="what ssl_train's --data takes: a dataset name (cifar10, ...), an archive (.tar, "
+                          ".tar.gz, .tgz, .zip) of a dataset, or a folder with train/ and test/, e.g. CIFAR-10 as "
+                          "JPEGs: cifar10/{train,test}/<class>/*.jpg")
     run.add_argument("--scale", default="cpu", choices=list(load_scales()),
                      help="smoke: a few runs that show the trend in minutes (policies: 6 min on 2 cores); cpu: the published scale; gpu: one GPU")
     run.add_argument("--seeds", default=None, help="comma-separated seeds (default: the scale's, e.g. 0,1,2 for cpu)")
@@ -37,6 +38,14 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--results", type=Path, default=RESULTS)
     sub.add_parser("list", help="the experiments and their claims")
     return parser
+
+
+def _not_a_folder(path: Path) -> str | None:
+    """Why `path` cannot be (or become) a folder: it, or a folder above it, is a file."""
+    for place in (path, *path.parents):
+        if place.exists():
+            return None if place.is_dir() else ("is a file" if place == path else f"{place} is a file")
+    return None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -63,7 +72,12 @@ def main(argv: list[str] | None = None) -> int:
         try:
             seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
         except ValueError:
-            parser.error(f"--seeds: expected comma-separated integers, got {args.seeds!r}")
+            seeds = []
+        if not seeds or min(seeds) < 0:
+            parser.error(f"--seeds: expected comma-separated integers >= 0, got {args.seeds!r}")
+    problem = _not_a_folder(args.results) if args.results is not None else None
+    if problem:
+        parser.error(f"--results {args.results}: {problem}; --results names a folder")
     results = args.results or fresh_results()
     try:
         data = resolve_data(args.data)

@@ -45,9 +45,12 @@ class Loader:
             yield images, labels.reshape(images.shape[0])
 
 
-def _check_positive(name: str, value: int) -> None:
-    if not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+def _check_source(source) -> None:
+    if isinstance(source, (list, tuple)):
+        if not source or not all(isinstance(s, (str, os.PathLike)) for s in source):
+            raise ValueError(f"source: a list must hold the paths of WebDataset shards (.tar), got {source!r}")
+    elif not isinstance(source, (str, os.PathLike)) or not str(source):
+        raise ValueError(f"source must be a folder, an archive, a dataset name or WebDataset shards, got {source!r}")
 
 
 def _open(kind: str, source, config: LoaderConfig):
@@ -90,23 +93,18 @@ def build_loader(kind: str, source: str | os.PathLike, *, batch_size: int, image
     if kind not in BACKENDS:
         raise ValueError(f"unknown loader kind {kind!r}; valid: {', '.join(BACKENDS)} (or --plugin a module that "
                          "registers one)")
-    _check_positive("batch_size", batch_size)
-    _check_positive("image_size", image_size)
-    if num_workers is None:
-        num_workers = min(4, os.cpu_count() or 1)
-    if on_error not in ("raise", "skip"):
-        raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
-    if ffcv_order not in ("random", "quasi_random"):
-        raise ValueError(f"ffcv_order must be 'random' or 'quasi_random', got {ffcv_order!r}")
-    device = torch.device(device)
+    _check_source(source)
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError) as err:
+        raise ValueError(f"device {device!r}: not a torch device ({' '.join(str(err).split())})") from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError("device='cuda' but CUDA is not available on this machine")
-    if random_crop is True:
-        random_crop = DEFAULT_RANDOM_CROP
     config = LoaderConfig(batch_size=batch_size, image_size=image_size, device=device, shuffle=shuffle, seed=seed,
-                          drop_last=drop_last, num_workers=num_workers, rank=rank, world_size=world_size,
-                          on_error=on_error, random_crop=random_crop or None, channels_last=channels_last,
-                          ffcv_order=ffcv_order, subset=subset, progress=progress)
+                          drop_last=drop_last, rank=rank, world_size=world_size, on_error=on_error,
+                          num_workers=min(4, os.cpu_count() or 1) if num_workers is None else num_workers,
+                          random_crop=DEFAULT_RANDOM_CROP if random_crop is True else random_crop or None,
+                          channels_last=channels_last, ffcv_order=ffcv_order, subset=subset, progress=progress)
     path, backend = _open(kind, source, config)
     size = backend.size
     per_rank = size // world_size if drop_last else -(-size // world_size)

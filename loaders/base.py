@@ -16,6 +16,7 @@ See docs/ARCHITECTURE.md ("loaders: the Backend contract").
 """
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,6 +47,33 @@ class LoaderConfig:
     ffcv_order: str = "random"
     subset: int | None = None
     progress: bool = True  # progress bars of one-time work (FFCV's .beton writer)
+
+    def __post_init__(self) -> None:
+        """Every field checked where it enters: one line naming it and what it allows."""
+        for name, low in (("batch_size", 1), ("image_size", 1), ("seed", 0), ("world_size", 1), ("num_workers", 0)):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < low:
+                raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+        if not isinstance(self.rank, int) or not 0 <= self.rank < self.world_size:
+            raise ValueError(f"rank must be an integer in [0, world_size={self.world_size}), got {self.rank!r}")
+        if self.subset is not None and (not isinstance(self.subset, int) or self.subset < 1):
+            raise ValueError(f"subset must be None (all) or an integer >= 1, got {self.subset!r}")
+        if self.on_error not in ("raise", "skip"):
+            raise ValueError(f"on_error must be 'raise' or 'skip', got {self.on_error!r}")
+        if self.ffcv_order not in ("random", "quasi_random"):
+            raise ValueError(f"ffcv_order must be 'random' or 'quasi_random', got {self.ffcv_order!r}")
+        if self.random_crop is not None and not _valid_crop(self.random_crop):
+            raise ValueError(f"random_crop must be True or ((scale_lo, scale_hi), (ratio_lo, ratio_hi)) with "
+                             f"0 < scale_lo <= scale_hi <= 1 and 0 < ratio_lo <= ratio_hi, got {self.random_crop!r}")
+
+
+def _valid_crop(crop) -> bool:
+    """`(scale, ratio)`: two ordered pairs of finite numbers, 0 < scale <= 1, 0 < ratio."""
+    try:
+        (s_lo, s_hi), (r_lo, r_hi) = crop
+        return all(math.isfinite(v) for v in (s_lo, s_hi, r_lo, r_hi)) and 0 < s_lo <= s_hi <= 1 and 0 < r_lo <= r_hi
+    except (TypeError, ValueError):
+        return False
 
 
 class Backend(Protocol):

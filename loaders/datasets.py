@@ -20,9 +20,11 @@ import shutil
 import tarfile
 import tempfile
 import zipfile
+import zlib
 from pathlib import Path
 
 from loaders.downloads import DOWNLOADS, materialize_download
+from loaders.scan import DatasetError, failure_reason
 
 EMBEDDED = ("digits",)
 DIGITS_SIZE = 32
@@ -53,7 +55,7 @@ def _write_digits(dest: Path) -> None:
 def materialize(name: str) -> Path:
     """Path of the embedded dataset `name` (with train/ and test/), writing it on first use."""
     if name not in EMBEDDED:
-        raise ValueError(f"unknown embedded dataset {name!r}; valid: {', '.join(EMBEDDED)}")
+        raise DatasetError(f"unknown embedded dataset {name!r}; valid: {', '.join(EMBEDDED)}")
     return written_once(cache_dir() / f"{name}-v1", _write_digits)
 
 
@@ -84,11 +86,20 @@ def _extract(archive: Path, folder: Path) -> None:
         with zipfile.ZipFile(archive) as z:
             for member in z.namelist():  # zipfile drops absolute paths and `..`; refuse them outright
                 if member.startswith("/") or ".." in Path(member).parts:
-                    raise ValueError(f"{archive}: member {member!r} would land outside the folder")
+                    raise DatasetError(f"{archive}: member {member!r} would land outside the folder")
             z.extractall(folder)
         return
     with tarfile.open(archive) as tar:
         tar.extractall(folder, filter="data")  # members that would land outside the folder are refused
+
+
+def _unpack(archive: Path, folder: Path) -> None:
+    """`_extract`, with a damaged archive named in one line."""
+    try:
+        _extract(archive, folder)
+    except (tarfile.TarError, zipfile.BadZipFile, EOFError, zlib.error) as err:
+        raise DatasetError(f"{archive}: cannot unpack it ({failure_reason(err)}); expected a readable "
+                           f"{', '.join(ARCHIVES)} archive") from None
 
 
 def _archive_key(archive: Path) -> str:
@@ -109,10 +120,10 @@ def unpacked(archive: Path, cache: Path | None = None) -> Path:
     if not archive.is_file():
         raise FileNotFoundError(f"{archive}: no such archive")
     if not archive.name.endswith(ARCHIVES):
-        raise ValueError(f"{archive}: not an archive ({', '.join(ARCHIVES)})")
+        raise DatasetError(f"{archive}: not an archive ({', '.join(ARCHIVES)})")
     cache = Path(cache) if cache is not None else cache_dir() / "archives"
     name = f"{archive.name.split('.')[0]}-{_archive_key(archive)}"
-    return written_once(cache / name, lambda folder: _extract(archive, folder))
+    return written_once(cache / name, lambda folder: _unpack(archive, folder))
 
 
 def dataset_root(folder: Path) -> Path:
@@ -141,19 +152,19 @@ def resolve_source(source: str | os.PathLike) -> Path:
     name, split = _split_source(text)
     if text.partition(":")[0] in EMBEDDED:
         if name not in EMBEDDED:
-            raise ValueError(f"{text!r}: split must be train or test")
+            raise DatasetError(f"{text!r}: split must be train or test")
         return materialize(name) / (split or "train")
     if text.partition(":")[0] in DOWNLOADS:
         download = DOWNLOADS[text.partition(":")[0]]
         if name not in DOWNLOADS or (split or "train") not in download.splits:
-            raise ValueError(f"{text!r}: split must be one of {', '.join(download.splits)}")
+            raise DatasetError(f"{text!r}: split must be one of {', '.join(download.splits)}")
         return materialize_download(name, cache_dir()) / (split or "train")
     if name.endswith(ARCHIVES):
         root = dataset_root(unpacked(Path(name)))
         if (root / "train").is_dir() and (root / "test").is_dir():
             return root / (split or "train")
         if split:
-            raise ValueError(f"{text}: the archive holds no {split}/ folder (it holds {root.name}/ as one dataset)")
+            raise DatasetError(f"{text}: the archive holds no {split}/ folder (it holds {root.name}/ as one dataset)")
         return root
     return Path(source)
 
@@ -165,7 +176,7 @@ def splits(source: str) -> tuple[str, str]:
         return f"{source}:train", f"{source}:test"
     root = Path(source)
     if not (root / "train").is_dir() or not (root / "test").is_dir():
-        raise ValueError(f"--data {source}: expected an embedded name ({', '.join(EMBEDDED)}), a dataset name "
+        raise DatasetError(f"--data {source}: expected an embedded name ({', '.join(EMBEDDED)}), a dataset name "
                          f"({', '.join(DOWNLOADS)}), an archive "
                          f"({', '.join(ARCHIVES)}) of a dataset, or a folder with train/ and test/ ImageFolders")
     return str(root / "train"), str(root / "test")

@@ -29,7 +29,7 @@ from loaders.datasets import resolve_source
 from loaders.decode import center_resized, load_rgb
 from loaders.forking import fork_safe
 from loaders.scan import DatasetError, ImageIndex, scan_image_folder
-from loaders.shards import INDEX, write_shards
+from loaders.shards import INDEX, as_folder, shard_list, write_shards
 
 RAW_MAX_SIDE = 64
 
@@ -188,10 +188,21 @@ def replace_shards(index: ImageIndex, dst: Path, shard_size: int) -> None:
         shutil.rmtree(staged, ignore_errors=True)
 
 
+def _check_flags(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """argparse's one-line error (exit 2) for a flag outside its domain, before anything is read."""
+    if args.format == "beton" and not args.dst.endswith(".beton"):
+        parser.error(f"dst {args.dst!r}: expected a file name ending in .beton")
+    for flag, value in (("--shard-size", args.shard_size), ("--workers", args.workers),
+                        ("--max-resolution", args.max_resolution)):
+        if value is not None and value < 1:
+            parser.error(f"{flag} must be >= 1, got {value}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m loaders.prepare", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("src", help="ImageFolder root (root/<class>/<image>), an archive of one, or a dataset name")
+    parser.add_argument("src", help="ImageFolder root (root/<class>/<image>), an archive of one, a dataset name, "
+                        "or WebDataset shards (a folder of .tar files, or brace notation)")
     parser.add_argument("dst", help="output .beton file (--format beton) or shard folder (--format wds)")
     parser.add_argument("--format", choices=["beton", "wds"], default="beton",
                         help="an FFCV .beton, or WebDataset shards (dst/shard-NNNNNN.tar + dst/index.json)")
@@ -200,24 +211,21 @@ def main(argv: list[str] | None = None) -> int:
                         help="downscale so the longer side is at most N pixels")
     parser.add_argument("--on-error", choices=["raise", "skip"], default="raise",
                         help="unreadable files: stop with an error naming them (raise) or leave them out (skip)")
-    parser.add_argument("--workers", type=int, default=None)
+    parser.add_argument("--workers", type=int, default=None,
+                        help="processes that encode images for the .beton (default: min(4, cores))")
     parser.add_argument("--overwrite", action="store_true", help="replace dst if it exists")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
-    if args.format == "beton" and not args.dst.endswith(".beton"):
-        parser.error(f"dst {args.dst!r}: expected a file name ending in .beton")
-    if args.shard_size < 1:
-        parser.error(f"--shard-size must be >= 1, got {args.shard_size}")
+    _check_flags(parser, args)
     check = check_destination if args.format == "beton" else check_shard_destination
     problem = check(Path(args.dst), args.overwrite)
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         return 2
-    if args.max_resolution is not None and args.max_resolution < 1:
-        parser.error(f"--max-resolution must be >= 1, got {args.max_resolution}")
     try:
-        index = scan_image_folder(resolve_source(args.src), on_error=args.on_error)
-    except DatasetError as err:
+        shards = shard_list(args.src)
+        index = scan_image_folder(as_folder(shards) if shards else resolve_source(args.src), on_error=args.on_error)
+    except (DatasetError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     for f, reason in index.skipped:

@@ -4,12 +4,15 @@ from __future__ import annotations
 import argparse
 import sys
 from dataclasses import fields
+from pathlib import Path
 
 from augpipe.plugins import add_plugin_flag, load_plugins
 from ssl_train.config import TrainConfig
 
 HELP = {
-    "data": "embedded dataset name (digits) or a folder with train/ and test/ ImageFolders",
+    "data": "digits (embedded), a dataset name (cifar10, cifar100, stl10: downloaded once into the cache), an "
+            "archive (.tar, .tar.gz, .tgz, .zip) of a dataset, or a folder with train/ and test/ (ImageFolders or "
+            "folders of WebDataset shards)",
     "loader": "loader backend",
     "train_subset": "train on a seeded random subset of this many images (0 = all); kNN uses the same subset",
     "test_subset": "evaluate on a random subset of this many test images, the same for every seed (0 = all)",
@@ -84,6 +87,10 @@ def main(argv: list[str] | None = None) -> int:
         cfg.validate()
     except ValueError as err:
         parser.error(str(err))
+    if args.resume and args.overwrite:
+        parser.error("--resume continues the run in --out and --overwrite replaces it: pass one of them")
+    if args.resume and not (Path(cfg.out) / "checkpoint.pt").exists():
+        print(f"--resume: no checkpoint in {cfg.out} yet; starting the run", flush=True)
     from augpipe import SpecError
     from ssl_train.loop import NonFiniteLoss, RunError, summary, train
     try:

@@ -96,15 +96,15 @@ class TrainConfig:
                 raise ValueError(f"--{key.replace('_', '-')}: must be > 0, got {getattr(self, key)}")
         if not 0 <= self.ema < 1:
             raise ValueError(f"--ema: must be in [0, 1), got {self.ema}")
-        for key in ("weight_decay", "warmup_epochs", "momentum"):
+        for key in ("weight_decay", "warmup_epochs", "momentum", "barlow_lambda", "num_workers"):
             if getattr(self, key) < 0:
                 raise ValueError(f"--{key.replace('_', '-')}: must be >= 0, got {getattr(self, key)}")
         if self.momentum >= 1:
             raise ValueError(f"--momentum: must be in [0, 1), got {self.momentum}")
         if self.proj_layers < 1:
             raise ValueError(f"--proj-layers: must be >= 1 (linear layers of the projector), got {self.proj_layers}")
-        if self.seed < 0:
-            raise ValueError(f"--seed: must be a non-negative integer, got {self.seed}")
+        if not 0 <= self.seed < 2**32:  # a step's seed is seed x 1,000,003 + epoch: torch takes 64 bits
+            raise ValueError(f"--seed: must be an integer in [0, 2**32), got {self.seed}")
         if not MIN_IMAGE_SIZE <= self.image_size <= MAX_IMAGE_SIZE:
             raise ValueError(f"--image-size: must be in [{MIN_IMAGE_SIZE}, {MAX_IMAGE_SIZE}] px, got {self.image_size}")
         from augpipe.views import parse_views

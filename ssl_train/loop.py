@@ -106,7 +106,8 @@ def run_epochs(cfg: TrainConfig, parts: Parts, work: Path, resume: bool, device:
         dist.barrier()
     if not main:
         return None
-    result = result_record(cfg, device, world, state, steps_per_epoch)
+    images = {"train": parts.data.train.dataset_size, "test": parts.data.eval_test.dataset_size}
+    result = result_record(cfg, device, world, state, steps_per_epoch, images)
     write_json(result, work / "result.json")
     return result
 

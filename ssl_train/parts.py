@@ -96,6 +96,9 @@ def build_data(cfg: TrainConfig, device: torch.device, rank: int, world: int, pr
     if len(train) == 0:
         raise RunError(f"--batch-size {cfg.batch_size}: larger than the training split ({train_src}); "
                        "lower it or use more images")
+    if subset and train.dataset_size < subset and rank == 0:  # result.json's train_images says what was used
+        print(f"note: --train-subset {subset} is more than the {train.dataset_size} images of {train_src}; "
+              "training on all of them", flush=True)
     eval_train = loaders.build_loader(cfg.loader, train_src, batch_size=512, shuffle=False, subset=subset, **common)
     eval_test = loaders.build_loader(cfg.loader, test_src, batch_size=512, shuffle=False,
                                      subset=cfg.test_subset or None, **{**common, "seed": 0})

@@ -12,8 +12,10 @@ from atomicio import write_text
 from ssl_train.provenance import run_versions
 
 
-def result_record(cfg, device: torch.device, world: int, state, steps_per_epoch: int) -> dict:
-    """result.json: final metrics, the time account (cost), the config and what made it."""
+def result_record(cfg, device: torch.device, world: int, state, steps_per_epoch: int,
+                  images: dict[str, int]) -> dict:
+    """result.json: final metrics, the time account (cost), the config, the images each split
+    had (`images`: after the subsets), and what made it."""
     final, totals = state.history[-1], state.totals
     train_s = totals["data"] + totals["augment"] + totals["model"]
     images_seen = steps_per_epoch * cfg.batch_size * cfg.epochs
@@ -27,6 +29,7 @@ def result_record(cfg, device: torch.device, world: int, state, steps_per_epoch:
                  "augment_ms_per_image": 1000 * totals["augment"] / max(images_seen, 1),
                  "images_per_s": images_seen / max(train_s, 1e-9)},
         "epochs": state.history,
+        "images": images,
         "config": cfg.to_dict(),
         "device": str(device) + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""),
         "world_size": world,

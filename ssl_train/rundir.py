@@ -41,6 +41,8 @@ class RunDir:
     `commit()` when it has finished (swaps a staged overwrite into place)."""
 
     def __init__(self, out: Path, *, resume: bool, overwrite: bool):
+        if resume and overwrite:
+            raise RunError("--resume continues the run in --out and --overwrite replaces it: pass one of them")
         self.out = Path(out).absolute()
         self.resume, self.overwrite = resume, overwrite
         self.lock_path = self.out.parent / f".{self.out.name}.lock"

@@ -59,10 +59,18 @@ def test_input_is_not_modified(photo_batch):
     (torch.rand(4, 1, 8, 8), "3 channels"),
     (torch.zeros(4, 3, 8, 8, dtype=torch.int32), "uint8"),
     (torch.rand(4, 3, 8, 8) - 0.5, "in \\[0, 1\\]"),
+    (torch.zeros(4, 3, 0, 0, dtype=torch.uint8), "at least 1x1 pixels, got shape \\(4, 3, 0, 0\\)"),
 ])
 def test_bad_inputs_are_rejected_clearly(bad, message):
     with pytest.raises((ValueError, TypeError), match=message):
         build_policy("crop", size=8)(bad)
+
+
+def test_a_generator_that_is_not_one_and_a_spec_that_is_not_text_are_named():
+    with pytest.raises(TypeError, match="generator must be a torch.Generator \\(or None\\), got str"):
+        build_policy("crop", size=8)(torch.zeros(2, 3, 8, 8, dtype=torch.uint8), generator="seed")
+    with pytest.raises(TypeError, match="spec must be a preset name or a spec string like 'rrc\\+flip', got NoneType"):
+        build_policy(None, size=8)
 
 
 def test_custom_spec_from_the_issue(photo_batch, gen):
@@ -132,6 +140,8 @@ def test_small_image_presets_follow_the_cifar_recipes():
     ("blur(sigma=0.1:inf)", "blur: sigma must be finite, got 0.1:inf"),
     ("affine(translate_x=nan)", "affine: translate_x must be finite"),
     ("noise(std=0.2:0.1)", "noise: std range must be ordered LO:HI, got 0.2:0.1"),
+    ("flip(p=0.5,p=0.2)", "flip: argument 'p' given twice"),
+    ("flip(0.5,p=0.2)", "flip: argument 'p' given twice"),
 ])
 def test_bad_specs_give_one_line_errors(spec, message):
     with pytest.raises(SpecError, match=message) as err:
@@ -143,6 +153,7 @@ def test_bad_specs_give_one_line_errors(spec, message):
     (0, 2, "size must be a whole number of pixels >= 1 \\(or two: height, width\\), got 0"),
     (-3, 2, "size must be a whole number of pixels >= 1"),
     ((8, 0), 2, "got \\(8, 0\\)"),
+    (16.5, 2, "size must be a whole number of pixels >= 1 \\(or two: height, width\\), got 16.5"),
     (8, "2x16@0.5:0.1", "views '2x16@0.5:0.1': crop scale must satisfy 1e-06 <= lo <= hi <= 1, got 0.5:0.1"),
     (8, "2x16@5:9", "views '2x16@5:9': crop scale must satisfy"),
 ])

@@ -96,6 +96,25 @@ def test_unknown_names_are_clear_errors(tmp_path, capsys):
     assert "no such archive" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("args, message", [
+    (["--data", "{tmp}/nothing"], "--data {tmp}/nothing: expected an embedded name"),  # checked even for --dry-run
+    (["--seeds", ""], "--seeds: expected comma-separated integers >= 0, got ''"),
+    (["--seeds", "1,-2"], "--seeds: expected comma-separated integers >= 0, got '1,-2'"),
+    (["--results", "{tmp}/file"], "--results {tmp}/file: is a file; --results names a folder"),
+    (["--results", "{tmp}/file/under"], "--results {tmp}/file/under: {tmp}/file is a file"),
+])
+def test_bad_run_flags_are_one_line_errors_before_anything_is_planned(args, message, tmp_path, capsys):
+    (tmp_path / "file").write_text("mine")
+    argv = ["run", "policies", "--data", "digits", "--dry-run", *[a.format(tmp=tmp_path) for a in args]]
+    try:
+        code = main(argv)
+    except SystemExit as exit_:  # argparse's usage errors
+        code = exit_.code
+    captured = capsys.readouterr()
+    assert code == 2 and message.format(tmp=tmp_path) in captured.err.strip().splitlines()[-1]
+    assert "Traceback" not in captured.err and "run " not in captured.out  # nothing planned
+
+
 @pytest.mark.slow
 def test_run_skip_and_report_end_to_end(tmp_path, monkeypatch):
     configs = tmp_path / "configs"

@@ -100,6 +100,30 @@ def test_an_archive_unpacks_once_keyed_by_its_content(digits_archives, tmp_path)
         build_loader("torch", tmp_path / "missing.tar.gz", batch_size=4, image_size=8)
 
 
+@pytest.mark.parametrize("name, reason", [("bad.tar.gz", "ReadError"), ("bad.zip", "BadZipFile"),
+                                          ("cut.tar.gz", "EOFError")])
+def test_a_damaged_archive_is_named_in_one_line_and_leaves_nothing(name, reason, tmp_path, monkeypatch, capsys):
+    import gzip
+    import io
+    import tarfile
+    monkeypatch.setenv("AUGPIPE_CACHE", str(tmp_path / "cache"))
+    archive = tmp_path / name
+    if name.startswith("cut"):  # a download cut short: a valid start, no end
+        data = io.BytesIO()
+        with tarfile.open(fileobj=data, mode="w") as tar:
+            tar.add(loaders.materialize("digits") / "test", arcname="test")
+        archive.write_bytes(gzip.compress(data.getvalue())[:20000])
+    else:
+        archive.write_bytes(b"not an archive at all")
+    with pytest.raises(DatasetError, match=rf"{name}: cannot unpack it \({reason}"):
+        loaders.resolve_source(archive)
+    assert not list((tmp_path / "cache" / "archives").iterdir())  # no half-unpacked folder left
+    from loaders import prepare
+    assert prepare.main([str(archive), str(tmp_path / "x.beton")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and f"{name}: cannot unpack it" in err
+
+
 def test_an_archive_member_outside_its_folder_is_refused(tmp_path):
     import zipfile
     with zipfile.ZipFile(tmp_path / "evil.zip", "w") as z:
@@ -303,10 +327,50 @@ def test_bad_arguments_give_clear_errors():
         build_loader("torch", "digits:test", batch_size=1000, image_size=8, drop_last=True)
     with pytest.raises(ValueError, match="unknown loader kind 'jax'; valid: torch, dali, ffcv"):
         build_loader("jax", "digits", batch_size=2, image_size=8)
-    with pytest.raises(ValueError, match="batch_size must be a positive integer"):
-        build_loader("torch", "digits", batch_size=0, image_size=8)
     with pytest.raises(ValueError, match="on_error must be"):
         build_loader("torch", "digits", batch_size=2, image_size=8, on_error="ignore")
+
+
+@pytest.mark.parametrize("arguments, message", [
+    ({"batch_size": 0}, "batch_size must be an integer >= 1, got 0"),
+    ({"batch_size": 4.0}, "batch_size must be an integer >= 1, got 4.0"),
+    ({"world_size": 0}, "world_size must be an integer >= 1, got 0"),
+    ({"rank": 2, "world_size": 2}, r"rank must be an integer in \[0, world_size=2\), got 2"),
+    ({"num_workers": -1}, "num_workers must be an integer >= 0, got -1"),
+    ({"seed": -1}, "seed must be an integer >= 0, got -1"),
+    ({"device": "tpu"}, "device 'tpu': not a torch device"),
+    # checked where it enters, not blamed on the first image at load time
+    ({"random_crop": ((0.9, 0.1), (1, 1))}, r"random_crop must be True or \(\(scale_lo"),
+    ({"random_crop": ((float("nan"), 1), (1, 1))}, r"random_crop must be True or"),
+    ({"random_crop": (0.5, 1)}, r"random_crop must be True or"),
+    ({"source": None}, "source must be a folder, an archive, a dataset name or WebDataset shards, got None"),
+    ({"source": []}, r"source: a list must hold the paths of WebDataset shards \(.tar\), got \[\]"),
+])
+def test_bad_arguments_are_named_where_they_enter(arguments, message):
+    arguments = {"source": "digits", "batch_size": 2, "image_size": 8, "num_workers": 0, **arguments}
+    with pytest.raises(ValueError, match=message):
+        build_loader("torch", **arguments)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--format", "wds", "--shard-size", "0"], "--shard-size must be >= 1, got 0"),
+    (["--max-resolution", "0"], "--max-resolution must be >= 1, got 0"),
+    (["--workers", "0"], "--workers must be >= 1, got 0"),
+    (["--workers", "-1"], "--workers must be >= 1, got -1"),
+])
+def test_prepare_flags_are_checked_before_anything_is_read(args, message, tmp_path, capsys):
+    dst = str(tmp_path / ("out" if "wds" in args else "out.beton"))
+    with pytest.raises(SystemExit) as exit_:
+        from loaders import prepare
+        prepare.main(["digits:test", dst, *args])
+    err = capsys.readouterr().err.strip()
+    assert exit_.value.code == 2 and err.splitlines()[-1].endswith(message) and not list(tmp_path.iterdir())
+
+
+def test_prepare_names_a_bad_source_in_one_line(tmp_path, capsys):
+    from loaders import prepare
+    assert prepare.main(["digits:valid", str(tmp_path / "x.beton")]) == 2
+    assert capsys.readouterr().err.strip() == "error: 'digits:valid': split must be train or test"
 
 
 @pytest.mark.skipif(not HAVE["ffcv"], reason="ffcv not installed")

@@ -50,6 +50,15 @@ def test_prepare_writes_shards_that_round_trip_the_folder(shards, reference):
     assert pairs(loader) == reference  # the same pixels and labels as the folder (native size)
 
 
+def test_prepare_reshards_shards(shards, reference, tmp_path, monkeypatch):
+    monkeypatch.setenv("AUGPIPE_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "resharded"
+    assert prepare.main([str(shards), str(out), "--format", "wds", "--shard-size", "200"]) == 0
+    assert len(list(out.glob("*.tar"))) == 2
+    loader = build_loader("torch", out, batch_size=64, image_size=32, num_workers=0)
+    assert loader.classes == [str(i) for i in range(10)] and pairs(loader) == reference
+
+
 @pytest.mark.parametrize("kind", STREAMERS)
 def test_brace_notation_streams_the_same_samples(kind, shards, reference):
     brace = build_loader(kind, f"{shards}/shard-{{000000..000005}}.tar", batch_size=64, image_size=32,

@@ -61,6 +61,17 @@ def test_run_writes_result_with_accuracies_and_time_account(tmp_path, capsys):
 
 
 @pytest.mark.slow
+def test_resume_of_nothing_and_a_subset_larger_than_the_data_say_so(tmp_path, capsys):
+    out = tmp_path / "r"
+    assert main([*TINY, "--epochs", "1", "--out", str(out), "--resume", "--train-subset", "99999",
+                 "--test-subset", "100"]) == 0
+    printed = capsys.readouterr().out
+    assert f"--resume: no checkpoint in {out} yet; starting the run" in printed
+    assert "note: --train-subset 99999 is more than the 1442 images of digits:train; training on all" in printed
+    assert json.loads((out / "result.json").read_text())["images"] == {"train": 1442, "test": 100}
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["vicreg", "byol", "barlow", "supervised"])
 def test_other_methods_run(method, tmp_path):
     assert main([*TINY, "--epochs", "1", "--out", str(tmp_path / method), "--method", method,
@@ -98,6 +109,10 @@ def test_help_documents_every_flag():
     (["--views", "2x32@0.9:0.1"], "--views: views '2x32@0.9:0.1': crop scale must satisfy 1e-06 <= lo <= hi <= 1"),
     (["--policy", "crop+jitter(nan,0,0,0)"], "--policy: jitter: brightness must be finite, got nan"),
     (["--policy", "noise(std=inf)"], "--policy: noise: std must be finite, got inf:inf"),
+    (["--method", "barlow", "--barlow-lambda", "-1"], "--barlow-lambda: must be >= 0, got -1.0"),
+    (["--num-workers", "-1"], "--num-workers: must be >= 0, got -1"),
+    (["--seed", str(2**70)], "--seed: must be an integer in [0, 2**32)"),
+    (["--resume", "--overwrite"], "--resume continues the run in --out and --overwrite replaces it"),
 ])
 def test_bad_flags_give_one_line_errors(args, message, tmp_path, capsys):
     """In process (an uncaught exception would fail the test): the exit status and one line;
