@@ -3,7 +3,7 @@ VENV  := .venv
 PY    := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install test test-fast demo bench-aug bench-load mutate gpu-check gpu-check-dry gpu-wheels clean
+.PHONY: install test test-fast demo bench-aug bench-load mutate probe gpu-check gpu-check-dry gpu-wheels clean
 
 install: $(STAMP)
 
@@ -40,6 +40,10 @@ bench-load: install
 mutate: install
 	$(VENV)/bin/mutmut run --max-children 2
 	$(PY) scripts/mutation_report.py
+
+# Bad input through the five CLIs, each case in a fresh process (scripts/probe_bad_input.py): 90 s on 2 cores
+probe: install
+	$(PY) scripts/probe_bad_input.py
 
 demo: install
 	$(PY) -m ssl_train --data digits --num-workers 0 --out runs/demo --overwrite

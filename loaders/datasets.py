@@ -98,7 +98,10 @@ def _unpack(archive: Path, folder: Path) -> None:
     try:
         _extract(archive, folder)
     except (tarfile.TarError, zipfile.BadZipFile, EOFError, zlib.error) as err:
-        raise DatasetError(f"{archive}: cannot unpack it ({failure_reason(err)}); expected a readable "
+        # tarfile's ReadError lists every compression it tried: one line says the same
+        reason = "ReadError: not a tar stream, plain or compressed" if isinstance(err, tarfile.ReadError) \
+            else failure_reason(err)
+        raise DatasetError(f"{archive}: cannot unpack it ({reason}); expected a readable "
                            f"{', '.join(ARCHIVES)} archive") from None
 
 

@@ -150,9 +150,16 @@ def check_destination(dst: Path, overwrite: bool) -> str | None:
     if dst.exists() and not sidecar_path(dst).exists():  # --overwrite replaces prepared files only
         return (f"dst {dst}: exists and was not written by loaders.prepare (no {sidecar_path(dst).name} beside it); "
                 "--overwrite replaces only files it wrote: choose another dst or move it away")
+    return _place_problem(dst)
+
+
+def _place_problem(dst: Path) -> str | None:
+    """Why nothing can be written at `dst`: the nearest existing folder above it is a file, or not writable."""
     folder = dst.parent
     while not folder.exists() and folder != folder.parent:
         folder = folder.parent
+    if not folder.is_dir():
+        return f"dst {dst}: {folder} is a file, so no folder can be made there"
     if not os.access(folder, os.W_OK | os.X_OK):
         return f"dst {dst}: cannot write into {folder} (permission denied)"
     return None
@@ -167,7 +174,7 @@ def check_shard_destination(dst: Path, overwrite: bool) -> str | None:
     if dst.exists() and not (dst / INDEX).is_file():
         return (f"dst {dst}: exists and was not written by loaders.prepare (no {INDEX} in it); --overwrite "
                 "replaces only shard folders it wrote: choose another dst or move it away")
-    return None
+    return _place_problem(dst)
 
 
 def replace_shards(index: ImageIndex, dst: Path, shard_size: int) -> None:

@@ -367,6 +367,15 @@ def test_prepare_flags_are_checked_before_anything_is_read(args, message, tmp_pa
     assert exit_.value.code == 2 and err.splitlines()[-1].endswith(message) and not list(tmp_path.iterdir())
 
 
+@pytest.mark.parametrize("fmt, name", [("beton", "x.beton"), ("wds", "shards")])
+def test_prepare_under_a_file_says_so(fmt, name, tmp_path, capsys):
+    from loaders import prepare
+    (tmp_path / "file").write_text("mine")
+    dst = tmp_path / "file" / "deeper" / name
+    assert prepare.main(["digits:test", str(dst), "--format", fmt]) == 2
+    assert capsys.readouterr().err.strip() == f"error: dst {dst}: {tmp_path / 'file'} is a file, so no folder can be made there"
+
+
 def test_prepare_names_a_bad_source_in_one_line(tmp_path, capsys):
     from loaders import prepare
     assert prepare.main(["digits:valid", str(tmp_path / "x.beton")]) == 2

@@ -63,6 +63,22 @@ def test_a_crafted_checkpoint_never_runs_code(tmp_path, module, args):
     assert not marker.exists()
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and str(out / "checkpoint.pt") in lines[0] and "not a loadable checkpoint" in lines[0]
+    assert "a pickle holding more than tensors and plain data (getattr), which is never unpickled here" in lines[0]
+
+
+@pytest.mark.parametrize("data, reason", [(b"garbage", "not a torch.save file, or a truncated one"),
+                                          (None, "not a torch.save file, or a truncated one")])
+def test_a_damaged_checkpoint_is_named_with_the_reason_in_one_line(tmp_path, data, reason):
+    from ssl_train.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+    path = tmp_path / "checkpoint.pt"
+    if data is None:  # a checkpoint cut short, as a full disk leaves one written in place
+        save_checkpoint({"weights": torch.zeros(1000)}, path)
+        path.write_bytes(path.read_bytes()[:3000])
+    else:
+        path.write_bytes(data)
+    with pytest.raises(CheckpointError, match=f"{path}: not a loadable checkpoint \\({reason}\\); delete it") as err:
+        load_checkpoint(path)
+    assert "\n" not in str(err.value)
 
 
 @pytest.mark.slow
