@@ -113,7 +113,8 @@ class _AutoAugment(Op):
             m = params[f"magnitude{slot}"]
             branches = [(k, lambda x, idx, name=name: apply_one(name, x, rows(m, idx), self.mode, fill))
                         for k, (name, _, _) in enumerate(self.space) if name != "Identity"]
-            out = per_row(out, params[f"op{slot}"], branches, ctx)
+            owned = ctx.inplace or out is not images  # after the first slot `out` is a copy of ours
+            out = per_row(out, params[f"op{slot}"], branches, ctx.but(inplace=owned))
         return out
 
 

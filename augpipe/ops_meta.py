@@ -29,13 +29,15 @@ def rows(t: torch.Tensor, idx: torch.Tensor | None) -> torch.Tensor:
 def per_row(images: torch.Tensor, pick: torch.Tensor, branches, ctx) -> torch.Tensor:
     """Row i of the result is `branches[pick[i]]`'s: each branch is `(k, fn)`, `fn(images, idx)`
     transforming the rows `idx` (None: all). Blend: every branch on every row, `torch.where` per
-    row (no host read). Subset (the CPU default): each branch on its own rows only."""
+    row (no host read). Subset (the CPU default): each branch on its own rows only, its result
+    written back into `images` when `ctx.inplace` says they are the policy's (each branch reads
+    its rows before any is written, and no two branches share a row), else into a copy."""
     if ctx.gating != "subset":
         out = images
         for k, fn in branches:
             out = torch.where((pick == k).view(-1, 1, 1, 1), fn(images, None), out)
         return out
-    out = images.clone()
+    out = images if ctx.inplace else images.clone()
     for k, fn in branches:
         idx = (pick == k).nonzero().squeeze(1)
         if idx.numel():
@@ -125,5 +127,7 @@ class InRandomOrder(Op):
         out = images
         for step in range(len(self.ops)):  # at each step each row runs the op its order puts there
             pick = torch.where(params["apply"], params["order"][:, step], -1)
-            out = per_row(out, pick, [(i, _branch(op, params, i, ctx)) for i, op in enumerate(self.ops)], ctx)
+            owned = ctx.inplace or out is not images  # after the first step `out` is a copy of ours
+            out = per_row(out, pick, [(i, _branch(op, params, i, ctx)) for i, op in enumerate(self.ops)],
+                          ctx.but(inplace=owned))
         return out
