@@ -45,11 +45,24 @@ def test_uint8_and_float_inputs_agree(photo_batch):
         torch.testing.assert_close(x, y)
 
 
-def test_input_is_not_modified(photo_batch):
+def _random_order(size):
+    import torchvision.transforms.v2 as T
+    from augpipe import from_torchvision
+    return from_torchvision(T.RandomOrder([T.RandomHorizontalFlip(), T.RandomSolarize(0.5, p=1.0),
+                                           T.RandomInvert(p=1.0)]), size=size)
+
+
+@pytest.mark.parametrize("spec", ["simclr", "noise", "trivial_augment", "auto_augment(policy=cifar10)",
+                                  "rand_augment(num_ops=3)", "random order"])
+def test_input_is_not_modified(photo_batch, spec):
+    """Float input reaches the ops as it is (no conversion copy): every kernel, and every per-sample
+    op choice that writes its rows back in place (first in the chain: nothing copied before it),
+    must leave the caller's tensor alone."""
     images = photo_batch.float() / 255
     before = images.clone()
-    build_policy("simclr", size=48)(images)
-    build_policy("noise", size=48)(images)
+    size = tuple(images.shape[-2:])
+    policy = _random_order(size) if spec == "random order" else build_policy(spec, size=size, views=1)
+    policy(images, generator=torch.Generator().manual_seed(0))
     assert torch.equal(images, before)
 
 
