@@ -14,7 +14,7 @@ from contextlib import nullcontext
 import torch
 
 from augpipe.chain import Output, run_chain
-from augpipe.chunking import ThreadChooser, run_in_chunks
+from augpipe.chunking import OutputBuffers, ThreadChooser, run_in_chunks
 from augpipe.compiling import LazyCompiled
 from augpipe.cpu import CompiledHue
 from augpipe.grouping import View, ViewGroup, group_views, join_rows, repeat_rows
@@ -81,6 +81,7 @@ class Policy:
         self._compiled = LazyCompiled(self._apply)
         self._threads = ThreadChooser() if self.options.cpu_threads == "adapt" else None
         self._hue = CompiledHue(enabled=self.options.compile == "auto")
+        self._outputs = OutputBuffers()  # the CPU path's output batches, reused when free
 
     def __len__(self) -> int:
         return len(self.views)
@@ -175,7 +176,7 @@ class Policy:
             return run_chain(group.ops, repeat_rows(images, count), params, ApplyContext(group.size), "blend",
                              output, account)
         ctx = ApplyContext(group.size, gating="subset", options={"hue_kernel": self._hue})
-        out = torch.empty((images.shape[0] * count, 3, *group.size), dtype=output.dtype, device=images.device,
-                          memory_format=output.memory_format)
+        out = self._outputs.get((images.shape[0] * count, 3, *group.size), output.dtype, images.device,
+                                output.memory_format)
         return run_in_chunks(lambda rows, p: run_chain(group.ops, rows, p, ctx, "subset", output, account),
                              images, params, count, out, self._threads)

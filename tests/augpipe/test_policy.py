@@ -256,6 +256,25 @@ def test_repr_and_spec_roundtrip():
     assert augpipe.check_images(torch.zeros(1, 3, 2, 2)) is None
 
 
+def test_an_output_batch_is_reused_only_when_no_view_of_it_is_held(photo_batch):
+    """The CPU path keeps its output batch and writes the next call into it only when every view
+    handed out is gone: a held view (or a view of a view) keeps its values."""
+    policy = build_policy("trivialaugment", size=48, views=2)
+    g = torch.Generator().manual_seed(0)
+    views = policy(photo_batch, generator=g)
+    first_memory, kept = views[0].data_ptr(), [v.clone() for v in views]
+    part = views[1][:2, :1]  # a view of a view, still held
+    del views
+    again = policy(photo_batch, generator=g)
+    assert again[0].data_ptr() != first_memory and torch.equal(part, kept[1][:2, :1])  # not reused
+    del part
+    memory = again[0].data_ptr()
+    del again
+    third = policy(photo_batch, generator=g)
+    assert third[0].data_ptr() in (first_memory, memory)  # nothing held: a kept batch reused, no fresh pages
+    assert not torch.equal(third[0], kept[0])  # new values were written
+
+
 def test_cpu_chunking_changes_no_result(photo_batch, monkeypatch):
     """Kernels run on cache-sized chunks of rows on CPU; parameters are drawn for the whole batch
     first, so the views are the same as in one pass (noise aside: its draw is seeded per chunk)."""

@@ -113,6 +113,27 @@ def test_random_crop_offsets_cover_every_position_uniformly():
     assert counts.min() > 20000 / 9 * 0.9 and counts.max() < 20000 / 9 * 1.1
 
 
+@pytest.mark.parametrize("padding", [(4, 4, 4, 4), (0, 3, 5, 1), (7, 0, 0, 7)])
+def test_the_cpu_row_copy_crop_equals_pad_then_gather(padding):
+    """`crop_rows` (the CPU kernel for views from 80 x 80 px) against the padded batch cropped by
+    gathers (the one for small views and the GPU): every window, borders included."""
+    images = torch.rand(40, 3, 9, 11)
+    size = (7, 10)
+    h, w = 9 + padding[1] + padding[3], 11 + padding[0] + padding[2]
+    offsets = sampling.crop_offsets(40, h, w, size, torch.Generator().manual_seed(0), torch.device("cpu"))
+    expected = kernels.crop(kernels.pad(images, padding, "constant", 0.25), offsets, size)
+    assert torch.equal(kernels.crop_rows(images, offsets, size, padding, 0.25), expected)
+
+
+def test_cifar_crop_pads_then_crops_like_torchvision_with_the_row_copy():
+    big = torch.rand(3, 3, 90, 84)
+    policy = build_policy("rcrop(4,fill=0.5)", size=(88, 82), views=1)  # 88 x 82 px: the row copy
+    (view,), params = policy(big, generator=torch.Generator().manual_seed(3), return_params=True)
+    ref = per_sample(lambda img, o: TF.crop(img, int(o[0]), int(o[1]), 88, 82), TF.pad(big, [4], fill=0.5),
+                     params[0][0]["offsets"])
+    torch.testing.assert_close(view, ref, atol=0, rtol=0)
+
+
 def test_cifar_crop_pads_then_crops_like_torchvision(x):
     policy = build_policy("rcrop(4,fill=0.5)", size=(13, 17), views=1)
     (view,), params = policy(x, generator=torch.Generator().manual_seed(3), return_params=True)
