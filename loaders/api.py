@@ -32,6 +32,10 @@ class Loader:
         self.epoch = epoch
 
     def __len__(self) -> int:
+        """The batches this rank gets in the next epoch (a backend whose count varies by epoch,
+        WebDataset shards of unequal sizes, says so itself: `num_batches(epoch)`)."""
+        if hasattr(self._backend, "num_batches"):
+            return self._backend.num_batches(self.epoch)
         c = self.config
         return num_batches(self.dataset_size, c.batch_size, c.rank, c.world_size, c.drop_last)
 

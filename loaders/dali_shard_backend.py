@@ -26,8 +26,8 @@ import torch
 
 from loaders.dali_backend import PREFETCH, decode_square
 from loaders.scan import DatasetError, failure_reason
-from loaders.shards import (IMAGE_EXTENSIONS, dali_index, describe, epoch_shards, full_batches_per_rank, open_image,
-                            sample_image, samples_of)
+from loaders.shards import (IMAGE_EXTENSIONS, batches_of_rank, dali_index, describe, epoch_shards,
+                            full_batches_per_rank, open_image, sample_image, samples_of)
 
 SHUFFLE_BUFFER = 1000  # samples held for the seeded in-shard shuffle, as the torch backend's
 READER = "shards"
@@ -82,6 +82,11 @@ class DaliShardBackend:
             return decode_square(encoded, c), label
 
         return pipe()
+
+    def num_batches(self, epoch: int) -> int:
+        c = self.config
+        return batches_of_rank(self.shards, self.counts, epoch=epoch, seed=c.seed, shuffle=c.shuffle, rank=c.rank,
+                               world_size=c.world_size, batch_size=c.batch_size, drop_last=c.drop_last)
 
     def iter_epoch(self, epoch: int):
         from nvidia.dali.plugin.base_iterator import LastBatchPolicy

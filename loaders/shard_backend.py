@@ -24,7 +24,7 @@ from torch.utils.data import DataLoader
 from loaders.decode import center_resized
 from loaders.forking import fork_safe
 from loaders.scan import unreadable_at_load_time
-from loaders.shards import dataset, describe, epoch_shards, full_batches_per_rank, open_image
+from loaders.shards import batches_of_rank, dataset, describe, epoch_shards, full_batches_per_rank, open_image
 
 SHUFFLE_BUFFER = 1000  # samples per worker held for the seeded in-shard shuffle
 
@@ -53,6 +53,11 @@ class ShardBackend:
         self.shards, self.config = shards, config
         self.classes, self.counts, self.skipped = meta["classes"], meta["counts"], []
         self.size = sum(self.counts)
+
+    def num_batches(self, epoch: int) -> int:
+        c = self.config
+        return batches_of_rank(self.shards, self.counts, epoch=epoch, seed=c.seed, shuffle=c.shuffle, rank=c.rank,
+                               world_size=c.world_size, batch_size=c.batch_size, drop_last=c.drop_last)
 
     def iter_epoch(self, epoch: int):
         c = self.config

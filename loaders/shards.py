@@ -88,6 +88,19 @@ def full_batches_per_rank(shards: list[str], counts: list[int], *, epoch: int, s
     return min(totals) // batch_size
 
 
+def batches_of_rank(shards: list[str], counts: list[int], *, epoch: int, seed: int, shuffle: bool, rank: int,
+                    world_size: int, batch_size: int, drop_last: bool) -> int:
+    """The batches rank `rank` yields in `epoch`: with `drop_last` every rank's count is the
+    smallest rank's full batches (`full_batches_per_rank`), else its own samples' batches."""
+    if drop_last:
+        return full_batches_per_rank(shards, counts, epoch=epoch, seed=seed, shuffle=shuffle, world_size=world_size,
+                                     batch_size=batch_size)
+    count = dict(zip(shards, counts))
+    mine = sum(count[s] for s in epoch_shards(shards, epoch=epoch, seed=seed, shuffle=shuffle, rank=rank,
+                                               world_size=world_size))
+    return -(-mine // batch_size)
+
+
 def sample_label(sample: dict) -> int:
     """The label of a WebDataset sample: `.cls` (an integer), `.json` (`{"label": N}`), else unlabeled (-1)."""
     if "cls" in sample:

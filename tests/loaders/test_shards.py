@@ -188,6 +188,25 @@ def test_prepare_replaces_only_its_own_shard_folders(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("kind", STREAMERS)
+@pytest.mark.parametrize("drop_last", [False, True])
+def test_len_is_the_batches_each_rank_yields_with_unequal_shards(kind, drop_last, tmp_path):
+    """Shards of 100, 100, 100 and 55 over 2 ranks: a rank holds 200 or 155 samples, depending on
+    the epoch's shard order. len() (what the training schedule counts) follows the rank and the epoch."""
+    out = tmp_path / "unequal"
+    assert prepare.main(["digits:test", str(out), "--format", "wds", "--shard-size", "100"]) == 0
+    seen = set()
+    for rank in range(2):
+        loader = build_loader(kind, out, batch_size=30, image_size=8, num_workers=1, rank=rank, world_size=2,
+                              drop_last=drop_last, seed=1)
+        for epoch in range(3):
+            loader.set_epoch(epoch)
+            expected = len(loader)
+            assert sum(1 for _ in loader) == expected
+            seen.add(expected)
+    assert seen == ({5} if drop_last else {6, 7})  # 155 // 30; ceil(155 / 30) and ceil(200 / 30)
+
+
+@pytest.mark.parametrize("kind", STREAMERS)
 def test_ddp_ranks_get_equal_full_batches_with_drop_last(kind, shards):
     """Shards of 60 and one of 55 over 3 ranks (120, 120 and 115 samples): with drop_last every
     rank yields the same number of full batches (the smallest rank's), so no rank waits alone."""
