@@ -26,8 +26,7 @@ import torch
 
 from loaders.dali_backend import PREFETCH, decode_square
 from loaders.scan import DatasetError, failure_reason
-from loaders.shards import (IMAGE_EXTENSIONS, batches_of_rank, dali_index, describe, epoch_shards,
-                            full_batches_per_rank, open_image, sample_image, samples_of)
+from loaders.shards import IMAGE_EXTENSIONS, ShardReader, dali_index, open_image, sample_image, samples_of
 
 SHUFFLE_BUFFER = 1000  # samples held for the seeded in-shard shuffle, as the torch backend's
 READER = "shards"
@@ -45,21 +44,13 @@ def parse_labels(raw: torch.Tensor) -> torch.Tensor:
     return torch.where(is_digit.any(dim=1), value, torch.full_like(value, -1))
 
 
-class DaliShardBackend:
+class DaliShardBackend(ShardReader):
     name = "dali"
 
     def __init__(self, shards: list[str], config):
         import nvidia.dali  # noqa: F401  (fail here, with the import error, not mid-epoch)
-        if config.subset:
-            raise ValueError("subset: not available for WebDataset shards (they are read as streams); write a "
-                             "smaller set of shards instead")
-        meta = describe(shards)
-        epoch_shards(shards, epoch=0, seed=config.seed, shuffle=False, rank=config.rank,
-                     world_size=config.world_size)  # refuses shards that do not split over the ranks
-        self.shards, self.config = shards, config
+        super().__init__(shards, config)
         self.index = dict(zip(shards, dali_index(shards)))
-        self.classes, self.counts, self.skipped = meta["classes"], meta["counts"], []
-        self.size = sum(self.counts)
 
     def _pipeline(self, mine: list[str], epoch: int):
         from nvidia.dali import fn, pipeline_def
@@ -83,25 +74,18 @@ class DaliShardBackend:
 
         return pipe()
 
-    def num_batches(self, epoch: int) -> int:
-        c = self.config
-        return batches_of_rank(self.shards, self.counts, epoch=epoch, seed=c.seed, shuffle=c.shuffle, rank=c.rank,
-                               world_size=c.world_size, batch_size=c.batch_size, drop_last=c.drop_last)
-
     def iter_epoch(self, epoch: int):
         from nvidia.dali.plugin.base_iterator import LastBatchPolicy
         from nvidia.dali.plugin.pytorch import DALIGenericIterator
 
         c = self.config
-        mine = epoch_shards(self.shards, epoch=epoch, seed=c.seed, shuffle=c.shuffle, rank=c.rank,
-                            world_size=c.world_size)
+        mine = self.mine(epoch)
         if not mine:
             return
         policy = LastBatchPolicy.DROP if c.drop_last else LastBatchPolicy.PARTIAL
         batches = DALIGenericIterator([self._pipeline(mine, epoch)], ["images", "labels"], reader_name=READER,
                                       last_batch_policy=policy, auto_reset=False)
-        limit = full_batches_per_rank(self.shards, self.counts, epoch=epoch, seed=c.seed, shuffle=c.shuffle,
-                                      world_size=c.world_size, batch_size=c.batch_size) if c.drop_last else None
+        limit = self.num_batches(epoch) if c.drop_last else None
         count = 0
         while limit is None or count < limit:
             try:

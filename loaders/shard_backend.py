@@ -24,7 +24,7 @@ from torch.utils.data import DataLoader
 from loaders.decode import center_resized
 from loaders.forking import fork_safe
 from loaders.scan import unreadable_at_load_time
-from loaders.shards import batches_of_rank, dataset, describe, epoch_shards, full_batches_per_rank, open_image
+from loaders.shards import ShardReader, dataset, open_image
 
 SHUFFLE_BUFFER = 1000  # samples per worker held for the seeded in-shard shuffle
 
@@ -38,31 +38,18 @@ def _collate(samples):
         [s[2] for s in samples if s[2] is not None]
 
 
-class ShardBackend:
+class ShardBackend(ShardReader):
     name = "torch"
 
     def __init__(self, shards: list[str], config):
-        if config.subset:
-            raise ValueError("subset: not available for WebDataset shards (they are read as streams); write a "
-                             "smaller set of shards instead")
         if config.random_crop:
-            raise ValueError("random_crop: not available for WebDataset shards yet; crop on the device with augpipe")
-        meta = describe(shards)
-        epoch_shards(shards, epoch=0, seed=config.seed, shuffle=False, rank=config.rank,
-                     world_size=config.world_size)  # refuses shards that do not split over the ranks
-        self.shards, self.config = shards, config
-        self.classes, self.counts, self.skipped = meta["classes"], meta["counts"], []
-        self.size = sum(self.counts)
-
-    def num_batches(self, epoch: int) -> int:
-        c = self.config
-        return batches_of_rank(self.shards, self.counts, epoch=epoch, seed=c.seed, shuffle=c.shuffle, rank=c.rank,
-                               world_size=c.world_size, batch_size=c.batch_size, drop_last=c.drop_last)
+            raise ValueError("random_crop: not available for WebDataset shards on the torch backend; crop on the "
+                             "device with augpipe, or read them with the dali backend")
+        super().__init__(shards, config)
 
     def iter_epoch(self, epoch: int):
         c = self.config
-        mine = epoch_shards(self.shards, epoch=epoch, seed=c.seed, shuffle=c.shuffle, rank=c.rank,
-                            world_size=c.world_size)
+        mine = self.mine(epoch)
         size = c.image_size
         samples = dataset(mine, seed=c.seed, epoch=epoch, rank=c.rank, shuffle_buffer=SHUFFLE_BUFFER if c.shuffle else 0,
                           decode=lambda data: center_resized(open_image(data), size))
@@ -71,8 +58,7 @@ class ShardBackend:
                             batch_size=None, num_workers=workers, pin_memory=c.device.type == "cuda")
         with fork_safe() if workers else nullcontext():
             pieces = iter(loader)
-        limit = full_batches_per_rank(self.shards, self.counts, epoch=epoch, seed=c.seed, shuffle=c.shuffle,
-                                      world_size=c.world_size, batch_size=c.batch_size) if c.drop_last else None
+        limit = self.num_batches(epoch) if c.drop_last else None
         for count, (images, labels) in enumerate(_exact_batches(self._checked(pieces), c.batch_size, c.drop_last)):
             if limit is not None and count == limit:
                 break

@@ -237,3 +237,31 @@ def open_image(data: bytes):
     """`loaders.decode.load_rgb` of an image held in memory."""
     from loaders.decode import load_rgb
     return load_rgb(io.BytesIO(data))
+
+
+class ShardReader:
+    """What the backends that stream shards share (`loaders.base.SHARD_READERS`): the shards'
+    classes and sizes, the refusal of what streams cannot do, each epoch's shards of this rank
+    (`epoch_shards`) and the batches it yields."""
+
+    def __init__(self, shards: list[str], config):
+        if config.subset:
+            raise ValueError("subset: not available for WebDataset shards (they are read as streams); write a "
+                             "smaller set of shards instead")
+        meta = describe(shards)
+        epoch_shards(shards, epoch=0, seed=config.seed, shuffle=False, rank=config.rank,
+                     world_size=config.world_size)  # refuses shards that do not split over the ranks
+        self.shards, self.config = shards, config
+        self.classes, self.counts, self.skipped = meta["classes"], meta["counts"], []
+        self.size = sum(self.counts)
+
+    def mine(self, epoch: int) -> list[str]:
+        """This rank's shards in `epoch`, in their order."""
+        c = self.config
+        return epoch_shards(self.shards, epoch=epoch, seed=c.seed, shuffle=c.shuffle, rank=c.rank,
+                            world_size=c.world_size)
+
+    def num_batches(self, epoch: int) -> int:
+        c = self.config
+        return batches_of_rank(self.shards, self.counts, epoch=epoch, seed=c.seed, shuffle=c.shuffle, rank=c.rank,
+                               world_size=c.world_size, batch_size=c.batch_size, drop_last=c.drop_last)
