@@ -265,6 +265,21 @@ def erase(images: torch.Tensor, boxes: torch.Tensor, values: torch.Tensor) -> to
     return torch.where(mask, values.to(images.dtype), images)
 
 
+def erase_rows(images: torch.Tensor, boxes: torch.Tensor, values: torch.Tensor, inplace: bool = False) -> torch.Tensor:
+    """`erase`, box by box: each row's box set by one slice assignment, rows without a box
+    untouched. Reads the boxes on the host: the CPU path (subset gating), where a batch-sized mask
+    and `where` cost a full pass for boxes that cover a fraction of a few rows."""
+    out = images if inplace else images.clone()
+    values = values.to(images.dtype)
+    for i, (top, left, bh, bw) in enumerate(boxes.tolist()):
+        if bh > 0 and bw > 0:
+            value = values[i if values.shape[0] > 1 else 0]
+            if value.shape[-2:] != (1, 1):  # per-pixel values: the box's own pixels
+                value = value[:, top:top + bh, left:left + bw]
+            out[i, :, top:top + bh, left:left + bw] = value
+    return out
+
+
 PAD_MODES = ("constant", "edge", "reflect", "symmetric")
 
 

@@ -46,6 +46,16 @@ def test_erase_matches_torchvision_per_box(x):
     ref = torch.stack([TF.erase(img, *b.tolist(), v[:, b[0]:b[0] + b[2], b[1]:b[1] + b[3]])
                        for img, b, v in zip(x, boxes, values)])
     torch.testing.assert_close(kernels.erase(x, boxes, values), ref, atol=0, rtol=0)
+    # the CPU path's box-by-box kernel: the same pixels, per-pixel values or one colour for all
+    torch.testing.assert_close(kernels.erase_rows(x, boxes, values), ref, atol=0, rtol=0)
+    colour = torch.tensor([0.1, 0.2, 0.3]).view(1, 3, 1, 1)
+    assert torch.equal(kernels.erase_rows(x, boxes, colour), kernels.erase(x, boxes, colour))
+    before = x.clone()
+    kernels.erase_rows(x, boxes, colour)
+    assert torch.equal(x, before)  # a copy unless told it may write in place
+    inplace = x.clone()
+    assert kernels.erase_rows(inplace, boxes, colour, inplace=True) is inplace
+    assert torch.equal(inplace, kernels.erase(x, boxes, colour))
 
 
 @pytest.mark.parametrize("mode", ["constant", "edge", "reflect", "symmetric"])
