@@ -31,7 +31,7 @@ from augpipe.spec import split_top
 from timekeep import SyncTimer
 
 DEFAULT_POLICIES = ("simclr", "byol", "noise", "crop", "none")
-DEFAULT_ENGINES = ("augpipe", "kornia", "kornia-compiled", "torchvision", "dali")
+DEFAULT_ENGINES = ("augpipe", "kornia", "kornia-compiled", "torchvision", "dali", "torchaug")  # missing: skipped
 DEFAULT_BATCH = {32: 256, 64: 256, 96: 128, 128: 128, 224: 64}
 
 

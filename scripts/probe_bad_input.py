@@ -73,6 +73,8 @@ CASES = [
     _train("policy-override", "--policy", "simclr[nosuch.x=1]", says="has no op 'nosuch'"),
     _train("resume-and-overwrite", "--resume", "--overwrite", says="pass one of them"),
     _train("device-cuda", "--device", "cuda", says="CUDA is not available"),
+    _train("engine-cannot", "--aug-engine", "torchvision", "--policy", "noise(std=0.1:0.2)",
+           says="torchvision: noise with a std range"),
     # ssl_train: data and places
     _train("data-missing", "--data", "{w}/nothing", says="--data {w}/nothing: expected"),
     _train("data-file", "--data", "{w}/file", says="--data {w}/file: expected"),

@@ -92,13 +92,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.resume and not (Path(cfg.out) / "checkpoint.pt").exists():
         print(f"--resume: no checkpoint in {cfg.out} yet; starting the run", flush=True)
     from augpipe import SpecError
+    from augpipe.engines import Unsupported
     from ssl_train.loop import NonFiniteLoss, RunError, summary, train
     try:
         result = train(cfg, resume=args.resume, overwrite=args.overwrite, progress=not args.no_progress)
     except NonFiniteLoss as err:
         print(f"error: {err}", file=sys.stderr)
         return 3
-    except (RunError, SpecError, ValueError, OSError) as err:  # bad input, or a user path that cannot be used
+    except (RunError, SpecError, Unsupported, ValueError, OSError) as err:  # bad input, or a path that cannot be used
         print(f"error: {err}", file=sys.stderr)
         return 2
     if result is not None:

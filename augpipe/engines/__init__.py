@@ -9,7 +9,9 @@ float tensor per view out), whatever the engine:
   `torch.compile(apply, fullgraph=True)` with blend gating;
 - `kornia`: one stock `AugmentationSequential` per view; `kornia-compiled`: that under torch.compile;
 - `torchvision`: the v2 chain image by image, as in a DataLoader worker;
-- `dali`: DALI's own operators (CPU here, GPU where CUDA exists).
+- `dali`: DALI's own operators (CPU here, GPU where CUDA exists);
+- `torchaug`: torchaug's batch transforms, per sample where torchaug can be (optional: not a
+  dependency, `pip install --no-deps torchaug`).
 
 The augpipe engines run every registered op, a user's too; the others translate the ops of their
 table (`TRANSLATE` in each engine's module) and refuse any other op by name (`Unsupported`).
@@ -50,7 +52,11 @@ class TranslatedEngine:
     def build(self, policy, **options) -> Runner:
         module = importlib.import_module(self.module)
         check_supported(self.name, module.TRANSLATE, policy)
-        run = module.build(policy, **options)
+        try:
+            run = module.build(policy, **options)
+        except ImportError as err:  # the engine's library is optional (DALI, torchaug)
+            raise Unsupported(f"{self.name}: needs {err.name or 'a library'}, which is not installed; "
+                              "use --aug-engine augpipe") from None
         if self.compiled:
             import torch
             run = torch.compile(own_code(run))  # its own graph cache: one per built chain
@@ -65,6 +71,7 @@ _ENGINES: list[Engine] = [
     TranslatedEngine("kornia-compiled", "augpipe.engines.kornia_engine", compiled=True),
     TranslatedEngine("torchvision", "augpipe.engines.torchvision_engine"),
     TranslatedEngine("dali", "augpipe.engines.dali_engine"),
+    TranslatedEngine("torchaug", "augpipe.engines.torchaug_engine"),
 ]
 ENGINE_TABLE: dict[str, Engine] = {e.name: e for e in _ENGINES}
 ENGINES = tuple(ENGINE_TABLE)

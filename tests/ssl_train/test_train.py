@@ -113,6 +113,8 @@ def test_help_documents_every_flag():
     (["--num-workers", "-1"], "--num-workers: must be >= 0, got -1"),
     (["--seed", str(2**70)], "--seed: must be an integer in [0, 2**32)"),
     (["--resume", "--overwrite"], "--resume continues the run in --out and --overwrite replaces it"),
+    (["--aug-engine", "torchvision", "--policy", "noise(std=0.1:0.2)"],
+     "torchvision: noise with a std range (GaussianNoise's sigma is fixed)"),
 ])
 def test_bad_flags_give_one_line_errors(args, message, tmp_path, capsys):
     """In process (an uncaught exception would fail the test): the exit status and one line;
