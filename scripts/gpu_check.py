@@ -9,6 +9,8 @@ Writes OUT/gpu-check.json (and the run folders) with the same keys in both modes
   gpu_tests        exit status of `pytest -m gpu` (skipped in dry mode: no CUDA)
   train            a short SimCLR run: s/epoch (after the first, which compiles) and the projected
                    time to 100 epochs; ResNet-18 on CIFAR-10 on CUDA, the small ConvNet on digits dry
+  recipes          the auto-augment recipes (cifar-aa, timm-ra, trivialaugment), augpipe eager vs
+                   Kornia vs torchvision per image, at 224 px b256 (written last)
 Every section is written as soon as it is measured, so a run cut short keeps what it had.
 """
 from __future__ import annotations
@@ -36,6 +38,8 @@ from augpipe.diagnostics import count_ops  # noqa: E402
 # (size, batch) per mode; engines in the order they are compared
 SIZES = {"cuda": [(32, 512), (224, 256)], "dry": [(16, 16), (32, 8)]}
 ENGINES = ["augpipe-eager", "augpipe-compiled", "kornia", "kornia-compiled", "dali"]
+RECIPES = ("cifar-aa", "timm-ra", "trivialaugment")  # per-sample auto-augment, eager (no compile wait)
+RECIPE_ENGINES = ["augpipe-eager", "kornia", "torchvision"]
 
 
 def cuda_syncs(policy, images, generator) -> int:
@@ -154,6 +158,12 @@ def main(argv=None) -> int:
     else:
         report["train"] = training_run(cmd, out / "train")
         status |= report["train"]["returncode"] != 0
+    save()
+    # 5. last, so that nothing above waits on it: the torchvision recipes (issue 18) per engine
+    size, batch = (16, 8) if args.dry else (224, 256)
+    report["recipes"] = run_bench(list(RECIPES), RECIPE_ENGINES, [size], device, batch=batch,
+                                  warmup=1 if args.dry else 2, repeats=2 if args.dry else 5,
+                                  log=lambda s: print(s, flush=True))
     report["status"] = int(status)
     save()
     print(f"wrote {path} (status {int(status)})")
