@@ -18,7 +18,7 @@ import torch
 from augpipe import kernels, sampling
 from augpipe.autoaugment_policies import POLICIES
 from augpipe.op import Op, register_op
-from augpipe.ops_meta import per_row, rows
+from augpipe.ops_meta import per_row_steps, rows
 
 
 def _linspace(lo: float, hi: float):
@@ -108,14 +108,13 @@ class _AutoAugment(Op):
         return 1
 
     def kernel(self, images, params, ctx):
-        out, fill = images, _fill_value(self.fill)
-        for slot in range(self.slots()):
-            m = params[f"magnitude{slot}"]
-            branches = [(k, lambda x, idx, name=name: apply_one(name, x, rows(m, idx), self.mode, fill))
-                        for k, (name, _, _) in enumerate(self.space) if name != "Identity"]
-            owned = ctx.inplace or out is not images  # after the first slot `out` is a copy of ours
-            out = per_row(out, params[f"op{slot}"], branches, ctx.but(inplace=owned))
-        return out
+        fill = _fill_value(self.fill)
+
+        def slot(k: int):
+            m = params[f"magnitude{k}"]
+            return params[f"op{k}"], [(i, lambda x, idx, name=name: apply_one(name, x, rows(m, idx), self.mode, fill))
+                                      for i, (name, _, _) in enumerate(self.space) if name != "Identity"]
+        return per_row_steps(images, (slot(k) for k in range(self.slots())), ctx)
 
 
 @dataclass

@@ -45,6 +45,16 @@ def per_row(images: torch.Tensor, pick: torch.Tensor, branches, ctx) -> torch.Te
     return out
 
 
+def per_row_steps(images: torch.Tensor, steps, ctx) -> torch.Tensor:
+    """`per_row` once per `(pick, branches)` of `steps`, each on the previous result. From the
+    second step on the rows being written are the policy's own copy, so each step after the
+    first writes in place whatever `ctx.inplace` said of `images`."""
+    out = images
+    for pick, branches in steps:
+        out = per_row(out, pick, branches, ctx.but(inplace=ctx.inplace or out is not images))
+    return out
+
+
 def _sub_params(params: dict, i: int) -> dict:
     prefix = f"{i}."
     return {key[len(prefix):]: value for key, value in params.items() if key.startswith(prefix)}
@@ -124,10 +134,7 @@ class InRandomOrder(Op):
         return params
 
     def kernel(self, images, params, ctx):
-        out = images
-        for step in range(len(self.ops)):  # at each step each row runs the op its order puts there
-            pick = torch.where(params["apply"], params["order"][:, step], -1)
-            owned = ctx.inplace or out is not images  # after the first step `out` is a copy of ours
-            out = per_row(out, pick, [(i, _branch(op, params, i, ctx)) for i, op in enumerate(self.ops)],
-                          ctx.but(inplace=owned))
-        return out
+        branches = [(i, _branch(op, params, i, ctx)) for i, op in enumerate(self.ops)]
+        # at each step each row runs the op its order puts there
+        return per_row_steps(images, ((torch.where(params["apply"], params["order"][:, step], -1), branches)
+                                      for step in range(len(self.ops))), ctx)

@@ -16,20 +16,12 @@ import functools
 import torch
 
 from augpipe.engines.base import Unsupported
+from augpipe.engines.torchvision_engine import fill_or_none, interpolation
 
 
 def _t():
     from torchaug import transforms
     return transforms
-
-
-def _fill(op):
-    return None if op.fill == "none" else float(op.fill)
-
-
-def _mode(op):
-    from torchvision.transforms import InterpolationMode
-    return InterpolationMode(op.mode)
 
 
 def _rrc(op, size, n):
@@ -81,9 +73,9 @@ TRANSLATE = {
     # one draw per batch: torchaug has no per-sample form of these
     "rcrop": lambda op, size, n: _t().RandomCrop(size, padding=op.padding or None, pad_if_needed=op.pad_if_needed,
                                                  fill=op.fill, padding_mode=op.mode),
-    "trivial_augment": lambda op, size, n: _t().TrivialAugmentWide(op.bins, _mode(op), _fill(op)),
-    "rand_augment": lambda op, size, n: _t().RandAugment(op.num_ops, op.magnitude, op.bins, _mode(op), _fill(op)),
-    "auto_augment": lambda op, size, n: _t().AutoAugment(_t().AutoAugmentPolicy(op.policy), _mode(op), _fill(op)),
+    "trivial_augment": lambda op, size, n: _t().TrivialAugmentWide(op.bins, interpolation(op), fill_or_none(op)),
+    "rand_augment": lambda op, size, n: _t().RandAugment(op.num_ops, op.magnitude, op.bins, interpolation(op), fill_or_none(op)),
+    "auto_augment": lambda op, size, n: _t().AutoAugment(_t().AutoAugmentPolicy(op.policy), interpolation(op), fill_or_none(op)),
 }
 
 

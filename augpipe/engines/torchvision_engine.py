@@ -38,11 +38,13 @@ def _fixed(op, key: str):
     return lo
 
 
-def _mode(op):
+def interpolation(op):
+    """The op's `mode` as torchvision's InterpolationMode (torchaug takes the same)."""
     return _v2().InterpolationMode(op.mode)
 
 
-def _fill(op):
+def fill_or_none(op):
+    """The auto-augment ops' `fill` as torchvision takes it: None (`none`) or a number."""
     return None if op.fill == "none" else float(op.fill)
 
 
@@ -54,7 +56,7 @@ def _erasing(op, size):
 def _affine(op, size):
     shear = [*op.shear_x, *op.shear_y]
     return _maybe(op, _v2().RandomAffine(op.degrees, translate=(op.translate_x, op.translate_y), scale=op.scale,
-                                         shear=shear, interpolation=_mode(op), fill=op.fill))
+                                         shear=shear, interpolation=interpolation(op), fill=op.fill))
 
 
 TRANSLATE = {
@@ -82,13 +84,13 @@ TRANSLATE = {
     "equalize": lambda op, size: _v2().RandomEqualize(p=op.p),
     "erasing": _erasing,
     "affine": _affine,
-    "rotate": lambda op, size: _maybe(op, _v2().RandomRotation(op.degrees, interpolation=_mode(op), fill=op.fill)),
-    "trivial_augment": lambda op, size: _maybe(op, _v2().TrivialAugmentWide(op.bins, _mode(op), _fill(op))),
-    "rand_augment": lambda op, size: _maybe(op, _v2().RandAugment(op.num_ops, op.magnitude, op.bins, _mode(op),
-                                                                   _fill(op))),
-    "auto_augment": lambda op, size: _maybe(op, _v2().AutoAugment(_v2().AutoAugmentPolicy(op.policy), _mode(op),
-                                                                   _fill(op))),
-    "perspective": lambda op, size: _v2().RandomPerspective(op.distortion, p=op.p, interpolation=_mode(op),
+    "rotate": lambda op, size: _maybe(op, _v2().RandomRotation(op.degrees, interpolation=interpolation(op), fill=op.fill)),
+    "trivial_augment": lambda op, size: _maybe(op, _v2().TrivialAugmentWide(op.bins, interpolation(op), fill_or_none(op))),
+    "rand_augment": lambda op, size: _maybe(op, _v2().RandAugment(op.num_ops, op.magnitude, op.bins, interpolation(op),
+                                                                   fill_or_none(op))),
+    "auto_augment": lambda op, size: _maybe(op, _v2().AutoAugment(_v2().AutoAugmentPolicy(op.policy), interpolation(op),
+                                                                   fill_or_none(op))),
+    "perspective": lambda op, size: _v2().RandomPerspective(op.distortion, p=op.p, interpolation=interpolation(op),
                                                             fill=op.fill),
 }
 
