@@ -8,7 +8,7 @@ import torch
 
 from loaders.base import BACKENDS, SHARD_READERS, LoaderConfig
 from loaders.datasets import resolve_source
-from loaders.shards import as_folder, label_component, shard_list
+from loaders.shards import as_folder, shard_list
 from loaders.order import num_batches
 
 DEFAULT_RANDOM_CROP = ((0.08, 1.0), (3 / 4, 4 / 3))  # random_crop=True: torchvision's (scale, ratio)
@@ -59,13 +59,11 @@ def _check_source(source) -> None:
 
 def _open(kind: str, source, config: LoaderConfig):
     """(the source's folder, the backend reading it): WebDataset shards streamed by the backends
-    that read them (`SHARD_READERS`: torch, DALI) and unpacked once into the cache for the others;
-    anything else resolved to a folder (or `.beton`) for the backend `kind`."""
+    that read them (`SHARD_READERS`: torch, DALI, each saying which shards it `reads`) and
+    unpacked once into the cache for the others; anything else resolved to a folder (or `.beton`)
+    for the backend `kind`."""
     shards = shard_list(source)
-    if shards is not None and kind in SHARD_READERS:
-        if kind == "dali" and label_component(shards[0]) == "json":
-            shards_folder = as_folder(shards)  # DALI has no JSON parser: read the unpacked folder
-            return shards_folder, BACKENDS[kind](shards_folder, config)
+    if shards is not None and kind in SHARD_READERS and SHARD_READERS[kind].reads(shards):
         return Path(shards[0]).parent, SHARD_READERS[kind](shards, config)
     path = as_folder(shards) if shards is not None else resolve_source(source)
     return path, BACKENDS[kind](path, config)

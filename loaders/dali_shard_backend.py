@@ -26,7 +26,8 @@ import torch
 
 from loaders.dali_backend import PREFETCH, decode_square
 from loaders.scan import DatasetError, failure_reason
-from loaders.shards import IMAGE_EXTENSIONS, ShardReader, dali_index, open_image, sample_image, samples_of
+from loaders.shards import (IMAGE_EXTENSIONS, ShardReader, dali_index, label_component, open_image, sample_image,
+                            sample_name, samples)
 
 SHUFFLE_BUFFER = 1000  # samples held for the seeded in-shard shuffle, as the torch backend's
 READER = "shards"
@@ -51,6 +52,11 @@ class DaliShardBackend(ShardReader):
         import nvidia.dali  # noqa: F401  (fail here, with the import error, not mid-epoch)
         super().__init__(shards, config)
         self.index = dict(zip(shards, dali_index(shards)))
+
+    @classmethod
+    def reads(cls, shards: list[str]) -> bool:
+        """`.json` labels are read unpacked into a folder: DALI has no JSON parser."""
+        return label_component(shards[0]) != "json"
 
     def _pipeline(self, mine: list[str], epoch: int):
         from nvidia.dali import fn, pipeline_def
@@ -107,14 +113,11 @@ class DaliShardBackend(ShardReader):
 def _named_failure(shards: list[str]) -> DatasetError | None:
     """The first sample of `shards` that the reference decoder cannot load, as the loaders' one-line
     error, or None when every sample decodes (the error was not a damaged sample)."""
-    import tarfile
-    for shard in shards:
-        with tarfile.open(shard) as tar:
-            for key, sample in samples_of(tar):
-                try:
-                    open_image(sample_image(sample))
-                except Exception as err:  # Pillow raises many types for a damaged image
-                    return DatasetError(f"{shard}:{key}: unreadable at load time ({failure_reason(err)}); the dali "
-                                        "backend cannot leave one sample of a shard out: rewrite the shard, or read "
-                                        "it with the torch backend and on_error='skip'")
+    for sample in samples(shards):
+        try:
+            open_image(sample_image(sample))
+        except Exception as err:  # Pillow raises many types for a damaged image
+            return DatasetError(f"{sample_name(sample)}: unreadable at load time ({failure_reason(err)}); the dali "
+                                "backend cannot leave one sample of a shard out: rewrite the shard, or read it "
+                                "with the torch backend and on_error='skip'")
     return None

@@ -64,7 +64,6 @@ class ShardBackend(ShardReader):
                 break
             yield images.to(c.device, non_blocking=True), labels.to(c.device, non_blocking=True)
 
-
     def _checked(self, pieces):
         """The workers' pieces without their failed samples: each named in one line
         (`on_error="raise"`), or listed in `skipped`."""

@@ -77,30 +77,6 @@ def epoch_shards(shards: list[str], *, epoch: int, seed: int, shuffle: bool, ran
     return [shards[i] for i in order][rank::world_size]
 
 
-def full_batches_per_rank(shards: list[str], counts: list[int], *, epoch: int, seed: int, shuffle: bool,
-                          world_size: int, batch_size: int) -> int:
-    """The full batches of the rank with the fewest samples in `epoch`: with `drop_last` every rank
-    yields this many, so no rank waits alone in a collective."""
-    count = dict(zip(shards, counts))
-    totals = [sum(count[s] for s in epoch_shards(shards, epoch=epoch, seed=seed, shuffle=shuffle, rank=r,
-                                                 world_size=world_size))
-              for r in range(world_size)]
-    return min(totals) // batch_size
-
-
-def batches_of_rank(shards: list[str], counts: list[int], *, epoch: int, seed: int, shuffle: bool, rank: int,
-                    world_size: int, batch_size: int, drop_last: bool) -> int:
-    """The batches rank `rank` yields in `epoch`: with `drop_last` every rank's count is the
-    smallest rank's full batches (`full_batches_per_rank`), else its own samples' batches."""
-    if drop_last:
-        return full_batches_per_rank(shards, counts, epoch=epoch, seed=seed, shuffle=shuffle, world_size=world_size,
-                                     batch_size=batch_size)
-    count = dict(zip(shards, counts))
-    mine = sum(count[s] for s in epoch_shards(shards, epoch=epoch, seed=seed, shuffle=shuffle, rank=rank,
-                                               world_size=world_size))
-    return -(-mine // batch_size)
-
-
 def sample_label(sample: dict) -> int:
     """The label of a WebDataset sample: `.cls` (an integer), `.json` (`{"label": N}`), else unlabeled (-1)."""
     if "cls" in sample:
@@ -110,12 +86,17 @@ def sample_label(sample: dict) -> int:
     return -1
 
 
-def sample_image(sample: dict) -> bytes:
+def image_extension(sample: dict) -> str:
+    """The component of `sample` that holds its image (the first of `IMAGE_EXTENSIONS` present)."""
     for ext in IMAGE_EXTENSIONS:
         if ext in sample:
-            return sample[ext]
+            return ext
     held = ", ".join(k for k in sample if not k.startswith("__"))
     raise ValueError(f"no image ({', '.join(IMAGE_EXTENSIONS)}) in the sample; it holds {held}")
+
+
+def sample_image(sample: dict) -> bytes:
+    return sample[image_extension(sample)]
 
 
 def dataset(shards: list[str], *, seed: int, epoch: int, rank: int, shuffle_buffer: int, decode):
@@ -172,16 +153,15 @@ def as_folder(shards: list[str]) -> Path:
     names = describe(shards)["classes"]
 
     def unpack(folder: Path) -> None:
-        for shard in shards:
-            with tarfile.open(shard) as tar:
-                for key, sample in samples_of(tar):
-                    label, ext = sample_label(sample), next((e for e in IMAGE_EXTENSIONS if e in sample), None)
-                    if ext is None:
-                        raise ValueError(f"{shard}: sample {key} holds no image ({', '.join(IMAGE_EXTENSIONS)})")
-                    # class folders sort as the labels do: the names when known, else zero-padded numbers
-                    target = folder if label < 0 else folder / (names[label] if names else f"{label:06d}")
-                    target.mkdir(parents=True, exist_ok=True)
-                    (target / f"{key}.{ext}").write_bytes(sample[ext])
+        for sample in samples(shards):
+            try:
+                label, ext = sample_label(sample), image_extension(sample)
+            except ValueError as err:
+                raise ValueError(f"{sample_name(sample)}: {err}") from None
+            # class folders sort as the labels do: the names when known, else zero-padded numbers
+            target = folder if label < 0 else folder / (names[label] if names else f"{label:06d}")
+            target.mkdir(parents=True, exist_ok=True)
+            (target / f"{Path(sample['__key__']).name}.{ext}").write_bytes(sample[ext])
     return written_once(cache_dir() / "shards" / _cache_name(shards), unpack)
 
 
@@ -211,26 +191,16 @@ def dali_index(shards: list[str]) -> list[str]:
 
 def label_component(shard: str) -> str | None:
     """Which component of the first sample of `shard` holds its label: `cls`, `json`, or None."""
-    with tarfile.open(shard) as tar:
-        for _, sample in samples_of(tar):
-            return next((ext for ext in ("cls", "json") if ext in sample), None)
+    for sample in samples([shard]):
+        return next((ext for ext in ("cls", "json") if ext in sample), None)
     return None
 
 
-def samples_of(tar: tarfile.TarFile):
-    """(key, {extension: bytes}) of each sample of an open shard, in order."""
-    current, sample = None, {}
-    for member in tar:
-        if not member.isfile() or member.name.startswith("."):
-            continue
-        key, _, ext = Path(member.name).name.partition(".")
-        if key != current and sample:
-            yield current, sample
-            sample = {}
-        current = key
-        sample[ext.lower()] = tar.extractfile(member).read()
-    if sample:
-        yield current, sample
+def samples(shards: list[str]):
+    """Every sample of `shards` in order, as the `webdataset` library groups tar members:
+    `{"__key__": ..., "__url__": shard, extension: bytes, ...}`, extensions lowercased."""
+    import webdataset as wds
+    return wds.WebDataset(shards, shardshuffle=False, nodesplitter=None, workersplitter=None, empty_check=False)
 
 
 def open_image(data: bytes):
@@ -252,16 +222,25 @@ class ShardReader:
         epoch_shards(shards, epoch=0, seed=config.seed, shuffle=False, rank=config.rank,
                      world_size=config.world_size)  # refuses shards that do not split over the ranks
         self.shards, self.config = shards, config
-        self.classes, self.counts, self.skipped = meta["classes"], meta["counts"], []
-        self.size = sum(self.counts)
+        self.classes, self.skipped = meta["classes"], []
+        self._count = dict(zip(shards, meta["counts"]))  # samples per shard
+        self.size = sum(meta["counts"])
 
-    def mine(self, epoch: int) -> list[str]:
-        """This rank's shards in `epoch`, in their order."""
+    @classmethod
+    def reads(cls, shards: list[str]) -> bool:
+        """Whether this reader streams `shards` itself (else `build_loader` unpacks them into a folder)."""
+        return True
+
+    def mine(self, epoch: int, rank: int | None = None) -> list[str]:
+        """The shards of `rank` (default: this loader's) in `epoch`, in their order."""
         c = self.config
-        return epoch_shards(self.shards, epoch=epoch, seed=c.seed, shuffle=c.shuffle, rank=c.rank,
-                            world_size=c.world_size)
+        return epoch_shards(self.shards, epoch=epoch, seed=c.seed, shuffle=c.shuffle,
+                            rank=c.rank if rank is None else rank, world_size=c.world_size)
 
     def num_batches(self, epoch: int) -> int:
+        """The batches this rank yields in `epoch`: its own samples' batches, or with `drop_last`
+        the full batches of the rank with the fewest samples, so that no rank waits alone in a
+        collective (shards of unequal sizes give ranks different counts)."""
         c = self.config
-        return batches_of_rank(self.shards, self.counts, epoch=epoch, seed=c.seed, shuffle=c.shuffle, rank=c.rank,
-                               world_size=c.world_size, batch_size=c.batch_size, drop_last=c.drop_last)
+        held = [sum(self._count[s] for s in self.mine(epoch, r)) for r in range(c.world_size)]
+        return min(held) // c.batch_size if c.drop_last else -(-held[c.rank] // c.batch_size)
