@@ -7,11 +7,13 @@ killed midway (kill -9) leaves its temporary behind; `remove_stale_temporaries` 
 writer process is gone (a live writer's, another run's in progress, stay), and since they never
 carry the final name nothing ever reads them as data. `exclusive(path)` makes concurrent builders
 of one file take turns (an advisory lock on its folder), so the second finds the first one's result.
+`replace_folder(staged, dst)` swaps a completed folder in for another (a run, a set of shards).
 """
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -88,6 +90,30 @@ def exclusive(path: str | os.PathLike) -> Iterator[None]:
         yield
     finally:
         os.close(fd)  # closing releases the lock
+
+
+def replace_folder(staged: str | os.PathLike, dst: str | os.PathLike) -> Path:
+    """`staged` (a completed folder beside `dst`) renamed to `dst`; an existing `dst` is first moved
+    aside and removed after, so readers see the old folder or the new one, never a mix."""
+    staged, dst = Path(staged), Path(dst)
+    if dst.exists():
+        trash = dst.parent / f".{dst.name}.{os.getpid()}.old"
+        shutil.rmtree(trash, ignore_errors=True)
+        os.replace(dst, trash)
+        os.replace(staged, dst)
+        shutil.rmtree(trash, ignore_errors=True)
+    else:
+        os.replace(staged, dst)
+    return dst
+
+
+def nearest_existing(path: str | os.PathLike) -> Path:
+    """`path`, or the nearest folder above it that exists: where a write to `path` would begin
+    (a file there means nothing can be made at `path`)."""
+    place = Path(path)
+    while not place.exists() and place != place.parent:
+        place = place.parent
+    return place
 
 
 def write_text(text: str, path: str | os.PathLike) -> Path:

@@ -11,6 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from atomicio import nearest_existing
 from augpipe.plugins import add_plugin_flag, load_plugins
 from experiments.runner import RESULTS, fresh_results, list_experiments, load_scales, resolve_data, run_experiment
 
@@ -42,9 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _not_a_folder(path: Path) -> str | None:
     """Why `path` cannot be (or become) a folder: it, or a folder above it, is a file."""
-    for place in (path, *path.parents):
-        if place.exists():
-            return None if place.is_dir() else ("is a file" if place == path else f"{place} is a file")
+    place = nearest_existing(path)
+    if place.exists() and not place.is_dir():
+        return "is a file" if place == path else f"{place} is a file"
     return None
 
 

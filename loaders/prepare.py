@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from atomicio import atomic_write, exclusive, remove_stale_temporaries
+from atomicio import atomic_write, exclusive, nearest_existing, remove_stale_temporaries, replace_folder
 from loaders.datasets import resolve_source
 from loaders.decode import center_resized, load_rgb
 from loaders.forking import fork_safe
@@ -155,9 +155,7 @@ def check_destination(dst: Path, overwrite: bool) -> str | None:
 
 def _place_problem(dst: Path) -> str | None:
     """Why nothing can be written at `dst`: the nearest existing folder above it is a file, or not writable."""
-    folder = dst.parent
-    while not folder.exists() and folder != folder.parent:
-        folder = folder.parent
+    folder = nearest_existing(dst.parent)
     if not folder.is_dir():
         return f"dst {dst}: {folder} is a file, so no folder can be made there"
     if not os.access(folder, os.W_OK | os.X_OK):
@@ -184,13 +182,7 @@ def replace_shards(index: ImageIndex, dst: Path, shard_size: int) -> None:
     shutil.rmtree(staged, ignore_errors=True)
     try:
         write_shards(index.files, index.labels, index.classes, staged, shard_size)
-        if dst.exists():
-            trash = dst.parent / f".{dst.name}.{os.getpid()}.old"
-            os.rename(dst, trash)
-            os.rename(staged, dst)
-            shutil.rmtree(trash, ignore_errors=True)
-        else:
-            os.rename(staged, dst)
+        replace_folder(staged, dst)
     finally:
         shutil.rmtree(staged, ignore_errors=True)
 

@@ -18,7 +18,7 @@ import os
 import shutil
 from pathlib import Path
 
-from atomicio import remove_stale_temporaries
+from atomicio import remove_stale_temporaries, replace_folder
 
 # Everything the project writes into a run folder (ssl_train, ssl_train.linear_eval and the
 # experiments runner); `--overwrite` deletes a folder only when it holds nothing else.
@@ -105,11 +105,7 @@ class RunDir:
         """The run finished: a staged overwrite replaces the old folder (two renames)."""
         if self.work == self.out:
             return
-        trash = self.out.parent / f".{self.out.name}.replaced"
-        shutil.rmtree(trash, ignore_errors=True)
-        os.replace(self.out, trash)
-        os.replace(self.work, self.out)
-        shutil.rmtree(trash, ignore_errors=True)
+        replace_folder(self.work, self.out)
         self.work = self.out
 
     def __exit__(self, exc_type=None, *exc) -> None:

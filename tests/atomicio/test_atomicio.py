@@ -46,3 +46,24 @@ def test_exclusive_locks_the_folder_other_processes_wait_for(tmp_path):
             raise RuntimeError("build failed")
     assert other_process_sees() == "free"
     assert list(target.parent.iterdir()) == []  # no lock file left beside the user's files
+
+
+def test_replace_folder_swaps_a_whole_folder_in_and_leaves_nothing_beside_it(tmp_path):
+    from atomicio import replace_folder
+    dst, staged = tmp_path / "run", tmp_path / ".run.staged"
+    staged.mkdir()
+    (staged / "a.txt").write_text("first")
+    assert replace_folder(staged, dst) == dst and (dst / "a.txt").read_text() == "first"
+    staged.mkdir()
+    (staged / "b.txt").write_text("second")
+    replace_folder(staged, dst)
+    assert sorted(p.name for p in dst.iterdir()) == ["b.txt"]  # the old folder whole gone, not merged
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]  # no staging or trash left
+
+
+def test_nearest_existing_is_where_a_write_would_begin(tmp_path):
+    from atomicio import nearest_existing
+    (tmp_path / "file").write_text("x")
+    assert nearest_existing(tmp_path / "a" / "b") == tmp_path
+    assert nearest_existing(tmp_path / "file" / "deeper" / "x") == tmp_path / "file"
+    assert nearest_existing(tmp_path) == tmp_path
