@@ -4,7 +4,6 @@ from __future__ import annotations
 import argparse
 import sys
 from dataclasses import fields
-from pathlib import Path
 
 from augpipe.plugins import add_plugin_flag, load_plugins
 from ssl_train.config import TrainConfig
@@ -89,8 +88,6 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(str(err))
     if args.resume and args.overwrite:
         parser.error("--resume continues the run in --out and --overwrite replaces it: pass one of them")
-    if args.resume and not (Path(cfg.out) / "checkpoint.pt").exists():
-        print(f"--resume: no checkpoint in {cfg.out} yet; starting the run", flush=True)
     from augpipe import SpecError
     from augpipe.engines import Unsupported
     from ssl_train.loop import NonFiniteLoss, RunError, summary, train

@@ -68,6 +68,8 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False, progr
 def start_state(cfg: TrainConfig, parts: Parts, ckpt_path: Path, resume: bool, main: bool) -> RunState:
     """A fresh state, or the checkpoint's (restored into `parts`) when resuming."""
     if not (resume and ckpt_path.exists()):
+        if resume and main:
+            print(f"--resume: no checkpoint in {cfg.out} yet; starting the run", flush=True)
         return RunState(config=cfg.to_dict(), totals={p: 0.0 for p in PHASES})
     state = RunState.from_dict(load_checkpoint(ckpt_path))
     changed = config_changes(state.config, cfg.to_dict())
