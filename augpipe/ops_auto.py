@@ -59,16 +59,29 @@ def _shear_degrees(m: torch.Tensor) -> torch.Tensor:
     return torch.rad2deg(torch.atan(m.to(torch.float64)))
 
 
-def apply_one(name: str, images: torch.Tensor, m: torch.Tensor, mode: str, fill: float | None) -> torch.Tensor:
-    """torchvision's `_apply_image_or_video_transform` with a magnitude per sample."""
+def _translate(images, tx, ty, mode, fill, rows_loop):
+    """`F.affine` with whole-pixel translations `[N]`. With nearest sampling that is a shifted
+    copy, `fill` (zero for none) where it leaves the image: on the CPU path from 80 x 80 px, a
+    copy per row (`crop_rows`; 2 cores, ms per image: 224 px 0.11 against 0.55, 96 px
+    0.07 against 0.13, even at 64 px)."""
+    if rows_loop and mode == "nearest" and images.shape[-2] * images.shape[-1] >= kernels.ROW_LOOP_MIN_PIXELS:
+        window = torch.stack([-ty, -tx], dim=1).to(torch.int64)  # where each output's window starts
+        return kernels.crop_rows(images, window, tuple(images.shape[-2:]), fill=0.0 if fill is None else fill)
+    return _affine(images, tx=tx, ty=ty, mode=mode, fill=fill)
+
+
+def apply_one(name: str, images: torch.Tensor, m: torch.Tensor, mode: str, fill: float | None,
+              rows_loop: bool = False) -> torch.Tensor:
+    """torchvision's `_apply_image_or_video_transform` with a magnitude per sample. `rows_loop`:
+    the CPU path (subset gating), where kernels may read their parameters on the host."""
     h, w = images.shape[-2:]
     corner = (-w * 0.5, -h * 0.5)  # torchvision shears about (0, 0), the top-left corner
     table: dict[str, Callable[[], torch.Tensor]] = {
         "Identity": lambda: images,
         "ShearX": lambda: _affine(images, shear_x=_shear_degrees(m), centre=corner, mode=mode, fill=fill),
         "ShearY": lambda: _affine(images, shear_y=_shear_degrees(m), centre=corner, mode=mode, fill=fill),
-        "TranslateX": lambda: _affine(images, tx=m.trunc(), mode=mode, fill=fill),  # int(magnitude)
-        "TranslateY": lambda: _affine(images, ty=m.trunc(), mode=mode, fill=fill),
+        "TranslateX": lambda: _translate(images, m.trunc(), torch.zeros_like(m), mode, fill, rows_loop),  # int(m)
+        "TranslateY": lambda: _translate(images, torch.zeros_like(m), m.trunc(), mode, fill, rows_loop),
         "Rotate": lambda: _affine(images, angle=-m, mode=mode, fill=fill),  # F.rotate(a) = affine(-a)
         "Brightness": lambda: kernels.adjust_brightness(images, 1.0 + m),
         "Color": lambda: kernels.adjust_saturation(images, 1.0 + m),
@@ -112,7 +125,8 @@ class _AutoAugment(Op):
 
         def slot(k: int):
             m = params[f"magnitude{k}"]
-            return params[f"op{k}"], [(i, lambda x, idx, name=name: apply_one(name, x, rows(m, idx), self.mode, fill))
+            return params[f"op{k}"], [(i, lambda x, idx, name=name: apply_one(name, x, rows(m, idx), self.mode, fill,
+                                                                        ctx.gating == "subset"))
                                       for i, (name, _, _) in enumerate(self.space) if name != "Identity"]
         return per_row_steps(images, (slot(k) for k in range(self.slots())), ctx)
 

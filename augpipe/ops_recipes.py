@@ -123,13 +123,6 @@ class Autocontrast(_WholeImage):
     transform = kernels.autocontrast
 
 
-# The CPU path's per-row kernels (a Python loop of slice copies) pay from about 80 x 80 px: a row
-# has a fixed cost. 2 cores, 2026-11-29, ms per batch. RandomCrop, rows / pad + two gathers:
-# 32 px x 512 19.5 / 5.6, 64 px x 256 10.6 / 8.9, 96 px x 128 6.9 / 9.6, 224 px x 64 20.1 / 74.7.
-# RandomErasing (p=0.25), boxes into a copy / mask and where: 32 px 3.5 / 1.9, 96 px 1.7 / 3.3,
-# 224 px 19.1 / 23.9; in place the boxes win at every size (32 px 1.6, 224 px 0.5).
-ROW_LOOP_MIN_PIXELS = 80 * 80
-
 _VALUE = re.compile(r"^(random|-?[\d.]+(/-?[\d.]+){0,2})$")
 
 
@@ -168,7 +161,7 @@ class Erasing(Op):
         if values is None:
             channels = [float(v) for v in self.value.split("/")]
             values = self.constant(channels * (3 if len(channels) == 1 else 1), images).view(1, 3, 1, 1)
-        if ctx.gating == "subset" and (ctx.inplace or images.shape[-2] * images.shape[-1] >= ROW_LOOP_MIN_PIXELS):
+        if ctx.gating == "subset" and (ctx.inplace or images.shape[-2] * images.shape[-1] >= kernels.ROW_LOOP_MIN_PIXELS):
             # the CPU path: only the boxes are written (a copy first costs more than a mask on small images)
             return kernels.erase_rows(images, params["boxes"], values, inplace=ctx.inplace)
         return kernels.erase(images, params["boxes"], values)
@@ -213,7 +206,7 @@ class RandomCrop(Op):
 
     def kernel(self, images, params, ctx):
         padding = self.padded(tuple(images.shape[-2:]), ctx.out_size)
-        if ctx.gating == "subset" and ctx.out_size[0] * ctx.out_size[1] >= ROW_LOOP_MIN_PIXELS:
+        if ctx.gating == "subset" and ctx.out_size[0] * ctx.out_size[1] >= kernels.ROW_LOOP_MIN_PIXELS:
             # the CPU path on large views: a copy per row, the constant padding never made
             if self.mode == "constant":
                 return kernels.crop_rows(images, params["offsets"], ctx.out_size, padding, self.fill)

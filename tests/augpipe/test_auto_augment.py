@@ -46,6 +46,20 @@ def test_every_op_of_the_space_equals_torchvisions(name):
     torch.testing.assert_close(apply_one(name, x, m, "nearest", None), ref, atol=2e-6, rtol=0)
 
 
+@pytest.mark.parametrize("fill", [None, 0.5])
+@pytest.mark.parametrize("name", ["TranslateX", "TranslateY"])
+def test_translations_by_row_copies_equal_torchvisions(name, fill):
+    """The CPU path's shifted copies (from 80 x 80 px) equal F.affine, shifts off the image included."""
+    x = torch.rand(6, 3, 90, 96, generator=torch.Generator().manual_seed(1))
+    m = torch.tensor([-150.0, -95.2, -7.9, 0.0, 13.6, 91.0])
+    ref = torch.stack([TF.affine(img, 0.0, [int(v), 0] if name == "TranslateX" else [0, int(v)], 1.0, [0.0, 0.0],
+                                 TF.InterpolationMode.NEAREST, None if fill is None else [fill])
+                       for img, v in zip(x, m)])
+    out = apply_one(name, x, m, "nearest", fill, rows_loop=True)
+    torch.testing.assert_close(out, ref, atol=0, rtol=0)
+    torch.testing.assert_close(apply_one(name, x, m, "nearest", fill, rows_loop=False), ref, atol=2e-6, rtol=0)
+
+
 @pytest.mark.parametrize("cls, space", [(v2.TrivialAugmentWide, TRIVIAL_SPACE), (v2.RandAugment, RANDAUGMENT_SPACE),
                                         (v2.AutoAugment, AUTOAUGMENT_SPACE)])
 def test_the_magnitude_tables_are_torchvisions(cls, space):
@@ -104,6 +118,12 @@ def test_blend_and_subset_agree_and_bad_values_are_named(photo_batch):
         blend, subset = (build_policy(spec, size=32, gating=g) for g in ("blend", "subset"))
         params = blend.sample(photo_batch, generator=torch.Generator().manual_seed(2))
         for a, b in zip(blend.apply(photo_batch, params), subset.apply(photo_batch, params)):
+            torch.testing.assert_close(a, b, atol=1e-6, rtol=0)
+    large = torch.nn.functional.interpolate(photo_batch, size=96, mode="bilinear").clamp_(0, 1)
+    for spec in ("trivial_augment", "rand_augment(2,12,fill=0.5)"):  # 96 px: the row-copy translations
+        blend, subset = (build_policy(spec, size=96, gating=g) for g in ("blend", "subset"))
+        params = blend.sample(large, generator=torch.Generator().manual_seed(3))
+        for a, b in zip(blend.apply(large, params), subset.apply(large, params)):
             torch.testing.assert_close(a, b, atol=1e-6, rtol=0)
     with pytest.raises(ValueError, match="rand_augment: magnitude must be an integer in \\[0, bins\\)"):
         build_policy("rand_augment(2,31)", size=8)
