@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 
 from augpipe.op import ApplyContext, Op
+from augpipe.rows import put
 
 GATINGS = ("auto", "blend", "subset")
 
@@ -35,4 +36,4 @@ def gate(op: Op, images: torch.Tensor, params: dict[str, torch.Tensor], ctx: App
     sub = {k: v.index_select(0, idx) for k, v in params.items()}
     result = op.kernel(images.index_select(0, idx), sub, ctx.but(inplace=True))
     target = images if ctx.inplace else images.clone()
-    return target.index_copy_(0, idx, result)
+    return put(target, idx, result)

@@ -269,13 +269,6 @@ def erase(images: torch.Tensor, boxes: torch.Tensor, values: torch.Tensor) -> to
     return torch.where(mask, values.to(images.dtype), images)
 
 
-# The CPU path's per-row kernels (a Python loop of slice copies) pay from about 80 x 80 px: a row
-# has a fixed cost. 2 cores, 2026-11-29, ms per batch. RandomCrop, rows / pad + two gathers:
-# 32 px x 512 19.5 / 5.6, 64 px x 256 10.6 / 8.9, 96 px x 128 6.9 / 9.6, 224 px x 64 20.1 / 74.7.
-# RandomErasing (p=0.25), boxes into a copy / mask and where: 32 px 3.5 / 1.9, 96 px 1.7 / 3.3,
-# 224 px 19.1 / 23.9; in place the boxes win at every size (32 px 1.6, 224 px 0.5).
-ROW_LOOP_MIN_PIXELS = 80 * 80
-
 def erase_rows(images: torch.Tensor, boxes: torch.Tensor, values: torch.Tensor, inplace: bool = False) -> torch.Tensor:
     """`erase`, box by box: each row's box set by one slice assignment, rows without a box
     untouched. Reads the boxes on the host: the CPU path (subset gating), where a batch-sized mask

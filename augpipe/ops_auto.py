@@ -18,7 +18,8 @@ import torch
 from augpipe import kernels, sampling
 from augpipe.autoaugment_policies import POLICIES
 from augpipe.op import Op, register_op
-from augpipe.ops_meta import per_row_steps, rows
+from augpipe.ops_meta import per_row_steps
+from augpipe.rows import ROW_LOOP_MIN_PIXELS, take
 
 
 def _linspace(lo: float, hi: float):
@@ -64,7 +65,7 @@ def _translate(images, tx, ty, mode, fill, rows_loop):
     copy, `fill` (zero for none) where it leaves the image: on the CPU path from 80 x 80 px, a
     copy per row (`crop_rows`; 2 cores, ms per image: 224 px 0.11 against 0.55, 96 px
     0.07 against 0.13, even at 64 px)."""
-    if rows_loop and mode == "nearest" and images.shape[-2] * images.shape[-1] >= kernels.ROW_LOOP_MIN_PIXELS:
+    if rows_loop and mode == "nearest" and images.shape[-2] * images.shape[-1] >= ROW_LOOP_MIN_PIXELS:
         window = torch.stack([-ty, -tx], dim=1).to(torch.int64)  # where each output's window starts
         return kernels.crop_rows(images, window, tuple(images.shape[-2:]), fill=0.0 if fill is None else fill)
     return _affine(images, tx=tx, ty=ty, mode=mode, fill=fill)
@@ -125,7 +126,7 @@ class _AutoAugment(Op):
 
         def slot(k: int):
             m = params[f"magnitude{k}"]
-            return params[f"op{k}"], [(i, lambda x, idx, name=name: apply_one(name, x, rows(m, idx), self.mode, fill,
+            return params[f"op{k}"], [(i, lambda x, idx, name=name: apply_one(name, x, take(m, idx), self.mode, fill,
                                                                         ctx.gating == "subset"))
                                       for i, (name, _, _) in enumerate(self.space) if name != "Identity"]
         return per_row_steps(images, (slot(k) for k in range(self.slots())), ctx)

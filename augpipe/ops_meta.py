@@ -19,11 +19,7 @@ import torch
 from augpipe import sampling
 from augpipe.gating import gate
 from augpipe.op import Op
-
-
-def rows(t: torch.Tensor, idx: torch.Tensor | None) -> torch.Tensor:
-    """`t`'s rows `idx` (all of them for None)."""
-    return t if idx is None else t.index_select(0, idx)
+from augpipe.rows import put, take
 
 
 def per_row(images: torch.Tensor, pick: torch.Tensor, branches, ctx) -> torch.Tensor:
@@ -41,7 +37,7 @@ def per_row(images: torch.Tensor, pick: torch.Tensor, branches, ctx) -> torch.Te
     for k, fn in branches:
         idx = (pick == k).nonzero().squeeze(1)
         if idx.numel():
-            out.index_copy_(0, idx, fn(images.index_select(0, idx), idx))
+            put(out, idx, fn(images.index_select(0, idx), idx))
     return out
 
 
@@ -63,7 +59,7 @@ def _sub_params(params: dict, i: int) -> dict:
 def _branch(op: Op, params: dict, i: int, ctx):
     """Sub-op `i` as a `per_row` branch: its kernel, gated by its own `apply`, on rows `idx`."""
     own = _sub_params(params, i)
-    return lambda images, idx: gate(op, images, {k: rows(v, idx) for k, v in own.items()},
+    return lambda images, idx: gate(op, images, {k: take(v, idx) for k, v in own.items()},
                                     ctx.but(inplace=False), "blend")
 
 

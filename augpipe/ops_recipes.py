@@ -17,6 +17,7 @@ import torch
 
 from augpipe import kernels, sampling
 from augpipe.op import Op, Range, check_range, register_op
+from augpipe.rows import ROW_LOOP_MIN_PIXELS
 
 
 def _check_int(op: str, key: str, value, low: int, high: int) -> None:
@@ -161,7 +162,7 @@ class Erasing(Op):
         if values is None:
             channels = [float(v) for v in self.value.split("/")]
             values = self.constant(channels * (3 if len(channels) == 1 else 1), images).view(1, 3, 1, 1)
-        if ctx.gating == "subset" and (ctx.inplace or images.shape[-2] * images.shape[-1] >= kernels.ROW_LOOP_MIN_PIXELS):
+        if ctx.gating == "subset" and (ctx.inplace or images.shape[-2] * images.shape[-1] >= ROW_LOOP_MIN_PIXELS):
             # the CPU path: only the boxes are written (a copy first costs more than a mask on small images)
             return kernels.erase_rows(images, params["boxes"], values, inplace=ctx.inplace)
         return kernels.erase(images, params["boxes"], values)
@@ -206,7 +207,7 @@ class RandomCrop(Op):
 
     def kernel(self, images, params, ctx):
         padding = self.padded(tuple(images.shape[-2:]), ctx.out_size)
-        if ctx.gating == "subset" and ctx.out_size[0] * ctx.out_size[1] >= kernels.ROW_LOOP_MIN_PIXELS:
+        if ctx.gating == "subset" and ctx.out_size[0] * ctx.out_size[1] >= ROW_LOOP_MIN_PIXELS:
             # the CPU path on large views: a copy per row, the constant padding never made
             if self.mode == "constant":
                 return kernels.crop_rows(images, params["offsets"], ctx.out_size, padding, self.fill)
