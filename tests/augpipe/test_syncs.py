@@ -74,6 +74,19 @@ def test_blend_and_subset_give_the_same_views_for_the_same_params(spec, views, p
         torch.testing.assert_close(a, b, atol=1e-6, rtol=0)
 
 
+@pytest.mark.parametrize("spec", ["simclr", "byol", "timm-ra", "trivialaugment", "cifar-aa"])
+def test_blend_and_subset_agree_where_the_cpu_path_loops_over_rows(spec, photo_batch):
+    """From 80 x 80 px the CPU path crops, translates, erases and writes rows back sample by
+    sample (augpipe/rows.py): the same views as the blend path, where thresholds (solarize,
+    posterize, equalize) would turn any rounding difference into a visible one."""
+    large = torch.nn.functional.interpolate(photo_batch, size=112, mode="bilinear").clamp_(0, 1)
+    blend = build_policy(spec, size=96, gating="blend")
+    subset = build_policy(spec, size=96, gating="subset")
+    params = blend.sample(large, generator=torch.Generator().manual_seed(12))
+    for a, b in zip(blend.apply(large, params), subset.apply(large, params)):
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=0)
+
+
 def test_call_is_sample_then_apply(photo_batch):
     policy = build_policy("byol", size=32)
     views, params = policy(photo_batch, generator=torch.Generator().manual_seed(4), return_params=True)
