@@ -22,8 +22,18 @@ from augpipe.op import Op
 from augpipe.rows import put, take
 
 
+def chosen(pick: torch.Tensor, k: int | tuple[int, ...]) -> torch.Tensor:
+    """The rows whose `pick` is `k`, or any of the tuple `k` (device ops only: no host read)."""
+    ks = (k,) if isinstance(k, int) else k
+    mask = pick == ks[0]
+    for other in ks[1:]:
+        mask = mask | (pick == other)
+    return mask
+
+
 def per_row(images: torch.Tensor, pick: torch.Tensor, branches, ctx) -> torch.Tensor:
-    """Row i of the result is `branches[pick[i]]`'s: each branch is `(k, fn)`, `fn(images, idx)`
+    """Row i of the result is that of the branch its `pick[i]` chose: each branch is `(k, fn)`
+    (`k` one pick or a tuple of picks that one kernel call serves), `fn(images, idx)`
     transforming the rows `idx` (None: all). Blend: every branch on every row, `torch.where` per
     row (no host read). Subset (the CPU default): each branch on its own rows only, its result
     written back into `images` when `ctx.inplace` says they are the policy's (each branch reads
@@ -31,11 +41,11 @@ def per_row(images: torch.Tensor, pick: torch.Tensor, branches, ctx) -> torch.Te
     if ctx.gating != "subset":
         out = images
         for k, fn in branches:
-            out = torch.where((pick == k).view(-1, 1, 1, 1), fn(images, None), out)
+            out = torch.where(chosen(pick, k).view(-1, 1, 1, 1), fn(images, None), out)
         return out
     out = images if ctx.inplace else images.clone()
     for k, fn in branches:
-        idx = (pick == k).nonzero().squeeze(1)
+        idx = chosen(pick, k).nonzero().squeeze(1)
         if idx.numel():
             put(out, idx, fn(images.index_select(0, idx), idx))
     return out

@@ -1,7 +1,8 @@
 """Row subsets of a batch on the CPU path (subset gating): taking some rows, putting them back,
 and the size from which a Python loop of per-row copies beats one batched op.
 
-The CPU path may read row indices on the host (free there); the GPU path never comes here.
+Subset gating already reads which rows on the host (`nonzero`: free on the CPU); the per-row loops
+here run on the CPU only, other devices keep one batched op.
 """
 from __future__ import annotations
 

@@ -10,7 +10,7 @@ from torchvision.transforms.v2 import functional as TF
 
 from augpipe import build_policy, from_torchvision
 from augpipe.autoaugment_policies import POLICIES
-from augpipe.ops_auto import AUTOAUGMENT_SPACE, RANDAUGMENT_SPACE, TRIVIAL_SPACE, apply_one
+from augpipe.ops_auto import AUTOAUGMENT_SPACE, JOINT, RANDAUGMENT_SPACE, TRIVIAL_SPACE, apply_joint, apply_one
 
 
 def torchvision_op(name, image, m):
@@ -58,6 +58,22 @@ def test_translations_by_row_copies_equal_torchvisions(name, fill):
     out = apply_one(name, x, m, "nearest", fill, rows_loop=True)
     torch.testing.assert_close(out, ref, atol=0, rtol=0)
     torch.testing.assert_close(apply_one(name, x, m, "nearest", fill, rows_loop=False), ref, atol=2e-6, rtol=0)
+
+
+@pytest.mark.parametrize("side, rows_loop", [(16, False), (90, True)])
+def test_jointly_run_entries_equal_torchvisions_row_by_row(side, rows_loop):
+    """Shears and rotations as one F.affine, both translations as one shift: each row as
+    torchvision's own op for that row's entry and magnitude."""
+    names = [name for name, _, _ in AUTOAUGMENT_SPACE]
+    x = torch.rand(8, 3, side, side + 6, generator=torch.Generator().manual_seed(2))
+    for kind, chosen, m in [("affine", ["ShearX", "Rotate", "ShearY", "ShearX", "Rotate", "ShearY", "Rotate", "ShearX"],
+                             [0.3, -30.0, -0.25, -0.9, 12.5, 0.99, 0.0, 0.0]),
+                            ("translate", ["TranslateX", "TranslateY"] * 4, [-9.7, 4.2, 0.0, -1.0, 150.0, -33.3, 7.9, 2.0])]:
+        assert all(JOINT[name] == kind for name in chosen)
+        op = torch.tensor([names.index(name) for name in chosen])
+        ref = torch.stack([torchvision_op(name, img, v) for name, img, v in zip(chosen, x, m)])
+        out = apply_joint(kind, x, op, torch.tensor(m), names, "nearest", None, rows_loop)
+        torch.testing.assert_close(out, ref, atol=2e-6, rtol=0)
 
 
 @pytest.mark.parametrize("cls, space", [(v2.TrivialAugmentWide, TRIVIAL_SPACE), (v2.RandAugment, RANDAUGMENT_SPACE),
