@@ -71,36 +71,10 @@ def _translate(images, tx, ty, mode, fill, rows_loop):
     return _affine(images, tx=tx, ty=ty, mode=mode, fill=fill)
 
 
-def apply_one(name: str, images: torch.Tensor, m: torch.Tensor, mode: str, fill: float | None,
-              rows_loop: bool = False) -> torch.Tensor:
-    """torchvision's `_apply_image_or_video_transform` with a magnitude per sample. `rows_loop`:
-    the CPU path (subset gating), where kernels may read their parameters on the host."""
-    h, w = images.shape[-2:]
-    corner = (-w * 0.5, -h * 0.5)  # torchvision shears about (0, 0), the top-left corner
-    table: dict[str, Callable[[], torch.Tensor]] = {
-        "Identity": lambda: images,
-        "ShearX": lambda: _affine(images, shear_x=_shear_degrees(m), centre=corner, mode=mode, fill=fill),
-        "ShearY": lambda: _affine(images, shear_y=_shear_degrees(m), centre=corner, mode=mode, fill=fill),
-        "TranslateX": lambda: _translate(images, m.trunc(), torch.zeros_like(m), mode, fill, rows_loop),  # int(m)
-        "TranslateY": lambda: _translate(images, torch.zeros_like(m), m.trunc(), mode, fill, rows_loop),
-        "Rotate": lambda: _affine(images, angle=-m, mode=mode, fill=fill),  # F.rotate(a) = affine(-a)
-        "Brightness": lambda: kernels.adjust_brightness(images, 1.0 + m),
-        "Color": lambda: kernels.adjust_saturation(images, 1.0 + m),
-        "Contrast": lambda: kernels.adjust_contrast(images, 1.0 + m),
-        "Sharpness": lambda: kernels.adjust_sharpness(images, 1.0 + m),
-        "Posterize": lambda: kernels.posterize(images, m.trunc()),
-        "Solarize": lambda: kernels.solarize(images, m),
-        "AutoContrast": lambda: kernels.autocontrast(images),
-        "Equalize": lambda: kernels.equalize(images),
-        "Invert": lambda: kernels.invert(images),
-    }
-    return table[name]()
-
-
 # Space entries that one kernel call serves together, each row taking its own entry's parameters:
 # the shears (about the top-left corner) and the rotation (about the centre) as one `F.affine`,
-# the two whole-pixel translations as one shift. Per row the very values of `apply_one` (the same
-# elementwise formulas); per slot 2 calls instead of 5: on the GPU path, where every branch runs
+# the two whole-pixel translations as one shift. Rows that chose one entry are
+# `apply_one`'s; per slot 2 calls instead of 5: on the GPU path, where every branch runs
 # on every row, 2 grid_samples instead of 5.
 JOINT = {"ShearX": "affine", "ShearY": "affine", "Rotate": "affine", "TranslateX": "translate",
          "TranslateY": "translate"}
@@ -112,13 +86,38 @@ def apply_joint(kind: str, images: torch.Tensor, op: torch.Tensor, m: torch.Tens
     def only(name: str, value: torch.Tensor) -> torch.Tensor:  # `value` on that entry's rows, 0 elsewhere
         return torch.where(op == names.index(name), value, torch.zeros_like(value))
 
-    if kind == "translate":
+    if kind == "translate":  # int(magnitude) pixels
         return _translate(images, only("TranslateX", m.trunc()), only("TranslateY", m.trunc()), mode, fill, rows_loop)
     h, w = images.shape[-2:]
     sheared = (op == names.index("ShearX")) | (op == names.index("ShearY"))
     corner = [torch.where(sheared, -side * 0.5, 0.0).to(torch.float64) for side in (w, h)]
-    return _affine(images, angle=only("Rotate", -m), shear_x=only("ShearX", _shear_degrees(m)),
-                   shear_y=only("ShearY", _shear_degrees(m)), centre=corner, mode=mode, fill=fill)
+    shear = _shear_degrees(m)
+    return _affine(images, angle=only("Rotate", -m), shear_x=only("ShearX", shear),  # F.rotate(a) = affine(-a)
+                   shear_y=only("ShearY", shear), centre=corner, mode=mode, fill=fill)
+
+
+def apply_one(name: str, images: torch.Tensor, m: torch.Tensor, mode: str, fill: float | None,
+              rows_loop: bool = False) -> torch.Tensor:
+    """torchvision's `_apply_image_or_video_transform` with a magnitude per sample. `rows_loop`:
+    the CPU path (subset gating), where kernels may read their parameters on the host. The
+    geometric entries are `apply_joint`'s (each defined once), on rows that all chose `name`."""
+    if name in JOINT:
+        names = [entry[0] for entry in AUTOAUGMENT_SPACE]
+        op = torch.full(m.shape, names.index(name), dtype=torch.int64, device=m.device)
+        return apply_joint(JOINT[name], images, op, m, names, mode, fill, rows_loop)
+    table: dict[str, Callable[[], torch.Tensor]] = {
+        "Identity": lambda: images,
+        "Brightness": lambda: kernels.adjust_brightness(images, 1.0 + m),
+        "Color": lambda: kernels.adjust_saturation(images, 1.0 + m),
+        "Contrast": lambda: kernels.adjust_contrast(images, 1.0 + m),
+        "Sharpness": lambda: kernels.adjust_sharpness(images, 1.0 + m),
+        "Posterize": lambda: kernels.posterize(images, m.trunc()),
+        "Solarize": lambda: kernels.solarize(images, m),
+        "AutoContrast": lambda: kernels.autocontrast(images),
+        "Equalize": lambda: kernels.equalize(images),
+        "Invert": lambda: kernels.invert(images),
+    }
+    return table[name]()
 
 
 def _fill_value(text: str) -> float | None:
