@@ -19,7 +19,7 @@ from augpipe import kernels, sampling
 from augpipe.autoaugment_policies import POLICIES
 from augpipe.op import Op, register_op
 from augpipe.ops_meta import per_row_steps
-from augpipe.rows import ROW_LOOP_MIN_PIXELS, take
+from augpipe.rows import loops_pay, take
 
 
 def _linspace(lo: float, hi: float):
@@ -65,7 +65,7 @@ def _translate(images, tx, ty, mode, fill, rows_loop):
     copy, `fill` (zero for none) where it leaves the image: on the CPU path from 80 x 80 px, a
     copy per row (`crop_rows`; 2 cores, ms per image against one grid_sample: 224 px 0.06-0.07
     against 0.12-0.15, 96 px 0.038 against 0.046; 64 px 0.035 against 0.023)."""
-    if rows_loop and mode == "nearest" and images.shape[-2] * images.shape[-1] >= ROW_LOOP_MIN_PIXELS:
+    if rows_loop and mode == "nearest" and loops_pay(images.shape):
         window = torch.stack([-ty, -tx], dim=1).to(torch.int64)  # where each output's window starts
         return kernels.crop_rows(images, window, tuple(images.shape[-2:]), fill=0.0 if fill is None else fill)
     return _affine(images, tx=tx, ty=ty, mode=mode, fill=fill)

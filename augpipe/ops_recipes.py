@@ -17,7 +17,7 @@ import torch
 
 from augpipe import kernels, sampling
 from augpipe.op import Op, Range, check_range, register_op
-from augpipe.rows import ROW_LOOP_MIN_PIXELS
+from augpipe.rows import loops_pay
 
 
 def _check_int(op: str, key: str, value, low: int, high: int) -> None:
@@ -162,7 +162,7 @@ class Erasing(Op):
         if values is None:
             channels = [float(v) for v in self.value.split("/")]
             values = self.constant(channels * (3 if len(channels) == 1 else 1), images).view(1, 3, 1, 1)
-        if ctx.gating == "subset" and (ctx.inplace or images.shape[-2] * images.shape[-1] >= ROW_LOOP_MIN_PIXELS):
+        if ctx.gating == "subset" and (ctx.inplace or loops_pay(images.shape)):
             # the CPU path: only the boxes are written (a copy first costs more than a mask on small images)
             return kernels.erase_rows(images, params["boxes"], values, inplace=ctx.inplace)
         return kernels.erase(images, params["boxes"], values)
@@ -207,7 +207,7 @@ class RandomCrop(Op):
 
     def kernel(self, images, params, ctx):
         padding = self.padded(tuple(images.shape[-2:]), ctx.out_size)
-        if ctx.gating == "subset" and ctx.out_size[0] * ctx.out_size[1] >= ROW_LOOP_MIN_PIXELS:
+        if ctx.gating == "subset" and loops_pay(ctx.out_size):
             # the CPU path on large views: a copy per row, the constant padding never made
             if self.mode == "constant":
                 return kernels.crop_rows(images, params["offsets"], ctx.out_size, padding, self.fill)

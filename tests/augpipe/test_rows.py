@@ -8,7 +8,7 @@ from augpipe import rows
 
 @pytest.mark.parametrize("side", [8, 96])  # below and above ROW_LOOP_MIN_PIXELS
 def test_put_equals_index_copy_and_writes_in_place(side):
-    assert (side * side >= rows.ROW_LOOP_MIN_PIXELS) == (side == 96)
+    assert rows.loops_pay((side, side)) == (side == 96)
     g = torch.Generator().manual_seed(0)
     target = torch.rand(7, 3, side, side, generator=g)
     values = torch.rand(3, 3, side, side, generator=g)
