@@ -16,6 +16,7 @@ from augpipe import Op, build_policy, register_op
 from augpipe.diagnostics import count_ops
 from augpipe.engines import Unsupported, build
 from augpipe.plugins import import_plugin
+from tests.tolerance import assert_float_close
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -92,7 +93,7 @@ def test_the_op_compiles_fullgraph_and_equals_eager(plugin, images):
     params = policy.sample(images, generator=torch.Generator().manual_seed(4))
     compiled = torch.compile(policy.apply, fullgraph=True, backend="aot_eager")(images, params)
     for a, b in zip(compiled, policy.apply(images, params)):
-        torch.testing.assert_close(a, b, atol=1e-6, rtol=0)
+        assert_float_close(a, b)
 
 
 def test_other_engines_refuse_the_op_by_name_in_one_line(plugin):

@@ -11,6 +11,7 @@ from torchvision.transforms.v2 import functional as TF
 from augpipe import build_policy, from_torchvision
 from augpipe.autoaugment_policies import POLICIES
 from augpipe.ops_auto import AUTOAUGMENT_SPACE, JOINT, RANDAUGMENT_SPACE, TRIVIAL_SPACE, apply_joint, apply_one
+from tests.tolerance import assert_float_close
 
 
 def torchvision_op(name, image, m):
@@ -43,7 +44,7 @@ def test_every_op_of_the_space_equals_torchvisions(name):
                       "TranslateX": [-5.7, -1.0, 0.0, 2.4, 9.0], "TranslateY": [-5.7, -1.0, 0.0, 2.4, 9.0],
                       "Rotate": [-135.0, -30.0, 0.0, 45.5, 90.0]}.get(name, [-0.99, -0.3, 0.0, 0.4, 0.99]))
     ref = torch.stack([torchvision_op(name, img, float(v)) for img, v in zip(x, m)])
-    torch.testing.assert_close(apply_one(name, x, m, "nearest", None), ref, atol=2e-6, rtol=0)
+    assert_float_close(apply_one(name, x, m, "nearest", None), ref)
 
 
 @pytest.mark.parametrize("fill", [None, 0.5])
@@ -57,7 +58,7 @@ def test_translations_by_row_copies_equal_torchvisions(name, fill):
                        for img, v in zip(x, m)])
     out = apply_one(name, x, m, "nearest", fill, rows_loop=True)
     torch.testing.assert_close(out, ref, atol=0, rtol=0)
-    torch.testing.assert_close(apply_one(name, x, m, "nearest", fill, rows_loop=False), ref, atol=2e-6, rtol=0)
+    assert_float_close(apply_one(name, x, m, "nearest", fill, rows_loop=False), ref)
 
 
 @pytest.mark.parametrize("side, rows_loop", [(16, False), (90, True)])
@@ -73,7 +74,7 @@ def test_jointly_run_entries_equal_torchvisions_row_by_row(side, rows_loop):
         op = torch.tensor([names.index(name) for name in chosen])
         ref = torch.stack([torchvision_op(name, img, v) for name, img, v in zip(chosen, x, m)])
         out = apply_joint(kind, x, op, torch.tensor(m), names, "nearest", None, rows_loop)
-        torch.testing.assert_close(out, ref, atol=2e-6, rtol=0)
+        assert_float_close(out, ref)
 
 
 @pytest.mark.parametrize("cls, space", [(v2.TrivialAugmentWide, TRIVIAL_SPACE), (v2.RandAugment, RANDAUGMENT_SPACE),
@@ -134,13 +135,13 @@ def test_blend_and_subset_agree_and_bad_values_are_named(photo_batch):
         blend, subset = (build_policy(spec, size=32, gating=g) for g in ("blend", "subset"))
         params = blend.sample(photo_batch, generator=torch.Generator().manual_seed(2))
         for a, b in zip(blend.apply(photo_batch, params), subset.apply(photo_batch, params)):
-            torch.testing.assert_close(a, b, atol=1e-6, rtol=0)
+            assert_float_close(a, b)
     large = torch.nn.functional.interpolate(photo_batch, size=96, mode="bilinear").clamp_(0, 1)
     for spec in ("trivial_augment", "rand_augment(2,12,fill=0.5)"):  # 96 px: the row-copy translations
         blend, subset = (build_policy(spec, size=96, gating=g) for g in ("blend", "subset"))
         params = blend.sample(large, generator=torch.Generator().manual_seed(3))
         for a, b in zip(blend.apply(large, params), subset.apply(large, params)):
-            torch.testing.assert_close(a, b, atol=1e-6, rtol=0)
+            assert_float_close(a, b)
     with pytest.raises(ValueError, match="rand_augment: magnitude must be an integer in \\[0, bins\\)"):
         build_policy("rand_augment(2,31)", size=8)
     with pytest.raises(ValueError, match="auto_augment: policy must be one of imagenet, cifar10, svhn, got 'mnist'"):

@@ -3,6 +3,7 @@ import pytest
 import torch
 
 from augpipe import build_policy
+from tests.tolerance import assert_float_close
 
 
 # One compile per distinct shape of graph: every op once, with one chain per view, through
@@ -23,7 +24,7 @@ def test_fullgraph_compile_matches_eager(spec, views, backend, photo_batch):
     eager = policy.apply(photo_batch, params)
     compiled = torch.compile(policy.apply, fullgraph=True, backend=backend)(photo_batch, params)
     for a, b in zip(eager, compiled):
-        torch.testing.assert_close(b, a, atol=1e-5, rtol=0)
+        assert_float_close(b, a, extent=32)
 
 
 @pytest.mark.slow
@@ -33,7 +34,7 @@ def test_compile_switch_uses_the_compiled_graph(photo_batch):
     plain = build_policy("noise", size=32, gating="blend")
     g1, g2 = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)
     for a, b in zip(policy(photo_batch, generator=g1), plain(photo_batch, generator=g2)):
-        torch.testing.assert_close(a, b, atol=1e-5, rtol=0)
+        assert_float_close(a, b)
     assert set(policy.op_seconds()) == {"compiled"}
 
 
@@ -75,9 +76,9 @@ def test_cpu_hue_is_compiled_for_large_views_and_equals_eager(photo_batch, monke
     eager = build_policy(spec, size=32, cpu_threads="keep", compile=False)
     g1, g2 = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
     for a, b in zip(auto(photo_batch, generator=g1), eager(photo_batch, generator=g2)):
-        torch.testing.assert_close(a, b, atol=1e-6, rtol=0)
+        assert_float_close(a, b)
     x, shift = photo_batch.float() / 255, torch.full((photo_batch.shape[0],), 0.1)
-    torch.testing.assert_close(hue(x.clone(), shift), kernels.hue(x, shift), atol=1e-6, rtol=0)
+    assert_float_close(hue(x.clone(), shift), kernels.hue(x, shift))
 
 
 def test_cpu_hue_falls_back_to_eager_when_compiling_fails(photo_batch):

@@ -6,6 +6,7 @@ import torch
 
 from augpipe import build_policy
 from augpipe.engines import ENGINES, Unsupported, build
+from tests.tolerance import assert_float_close
 
 HAVE_DALI = importlib.util.find_spec("nvidia") is not None and importlib.util.find_spec("nvidia.dali") is not None
 MISSING = {"dali": None if HAVE_DALI else "DALI not installed",
@@ -39,10 +40,10 @@ def test_engine_runs_default_policies(engine, policy, photo_batch):
 @pytest.mark.parametrize("engine", ENGINE_PARAMS)
 def test_identity_flip_and_full_crop_agree_exactly(engine, photo_batch):
     x = photo_batch.float() / 255
-    torch.testing.assert_close(run(engine, "none", photo_batch, size=48)[0], x, atol=1e-5, rtol=0)
-    torch.testing.assert_close(run(engine, "flip(p=1)", photo_batch, size=48)[0], x.flip(-1), atol=1e-5, rtol=0)
+    assert_float_close(run(engine, "none", photo_batch, size=48)[0], x, roundings=64)
+    assert_float_close(run(engine, "flip(p=1)", photo_batch, size=48)[0], x.flip(-1), roundings=64)
     full = run(engine, "rrc(scale=1:1,ratio=1:1)", photo_batch, size=48)[0]
-    torch.testing.assert_close(full, x, atol=1e-5, rtol=0)
+    assert_float_close(full, x, roundings=64)
 
 
 @pytest.mark.parametrize("engine", ENGINE_PARAMS)
@@ -106,8 +107,8 @@ def test_augpipe_variants_keep_every_other_option():
                                   "posterize(bits=3,p=1)+sharpness(factor=1.5,p=1)+center_crop"])
 def test_the_torchvision_engine_runs_the_recipe_ops_with_the_same_result(spec, photo_batch):
     size = 40 if "center_crop" in spec else 48  # equalize on the loaded levels (a resize would requantise)
-    torch.testing.assert_close(run("torchvision", spec, photo_batch, size=size)[0],
-                               run("augpipe", spec, photo_batch, size=size)[0], atol=1e-5, rtol=0)
+    assert_float_close(run("torchvision", spec, photo_batch, size=size)[0],
+                       run("augpipe", spec, photo_batch, size=size)[0], extent=size)
 
 
 def test_the_torchvision_engine_names_a_range_it_cannot_take():
@@ -126,5 +127,5 @@ def test_kornia_and_torchvision_run_the_recipe_presets_and_kornias_deterministic
             assert [(v.shape, v.dtype) for v in views] == [((16, 3, 24, 24), torch.float32)] * 2, (engine, preset)
             assert all(0 <= float(v.min()) and float(v.max()) <= 1 for v in views)
     spec = "vflip(p=1)+rcrop(0)+erasing(p=0)"  # a crop of the whole image, no erasing: deterministic
-    torch.testing.assert_close(run("kornia", spec, photo_batch[:, :, :24, :24], size=24)[0],
-                               run("augpipe", spec, photo_batch[:, :, :24, :24], size=24)[0], atol=1e-6, rtol=0)
+    assert_float_close(run("kornia", spec, photo_batch[:, :, :24, :24], size=24)[0],
+                       run("augpipe", spec, photo_batch[:, :, :24, :24], size=24)[0])

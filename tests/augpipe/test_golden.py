@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from tests.golden.make_golden import CASES, PATH, case_key, fingerprint, views_of
+from tests.tolerance import assert_float_close
 
 GOLDEN = json.loads(PATH.read_text())
 
@@ -14,11 +15,11 @@ GOLDEN = json.loads(PATH.read_text())
 @pytest.mark.parametrize("name, options", CASES, ids=[case_key(n, o) for n, o in CASES])
 def test_views_equal_the_pinned_golden_views(name, options, gating):
     if case_key(name, options) not in GOLDEN:
-        pytest.fail(f"{case_key(name, options)} has no pinned views: run tests/golden/make_golden.py once it is right")
+        pytest.fail(f"{case_key(name, options)} has no pinned views: run python -m tests.golden.make_golden once it is right")
     expected = GOLDEN[case_key(name, options)]
     got = views_of(name, options, gating)
     assert len(got) == len(expected)
     for view, pinned in zip(got, expected):
         for key, values in fingerprint(view).items():
-            torch.testing.assert_close(torch.tensor(values, dtype=torch.float64), torch.tensor(pinned[key], dtype=torch.float64),
-                                       atol=1e-6, rtol=0, msg=lambda m, key=key: f"{key}: {m}")
+            assert_float_close(torch.tensor(values, dtype=torch.float64), torch.tensor(pinned[key], dtype=torch.float64),
+                               dtype=view.dtype, msg=lambda m, key=key: f"{key}: {m}")

@@ -8,6 +8,7 @@ import torch
 
 from augpipe import build_policy, list_policies
 from augpipe.diagnostics import count_ops
+from tests.tolerance import assert_float_close
 
 SPECS = list_policies() + [
     "rrc(scale=0.2:1)+flip+jitter(0.4,0.4,0.4,0.1,p=0.8)+gray(p=0.2)+noise(std=0.05:0.1,p=0.5)",
@@ -71,7 +72,7 @@ def test_blend_and_subset_give_the_same_views_for_the_same_params(spec, views, p
     subset = build_policy(spec, size=32, views=views, gating="subset")
     params = blend.sample(photo_batch, generator=torch.Generator().manual_seed(11))
     for a, b in zip(blend.apply(photo_batch, params), subset.apply(photo_batch, params)):
-        torch.testing.assert_close(a, b, atol=1e-6, rtol=0)
+        assert_float_close(a, b)
 
 
 @pytest.mark.parametrize("spec", ["simclr", "byol", "timm-ra", "trivialaugment", "cifar-aa"])
@@ -84,7 +85,7 @@ def test_blend_and_subset_agree_where_the_cpu_path_loops_over_rows(spec, photo_b
     subset = build_policy(spec, size=96, gating="subset")
     params = blend.sample(large, generator=torch.Generator().manual_seed(12))
     for a, b in zip(blend.apply(large, params), subset.apply(large, params)):
-        torch.testing.assert_close(a, b, atol=1e-6, rtol=0)
+        assert_float_close(a, b)
 
 
 def test_call_is_sample_then_apply(photo_batch):
