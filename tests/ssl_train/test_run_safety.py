@@ -6,6 +6,7 @@ import pickle
 import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -199,3 +200,58 @@ def test_payload_really_would_run(tmp_path):
     marker = tmp_path / "pwned"
     pickle.loads(pickle.dumps(Payload(marker)))
     assert marker.exists()
+
+
+def _children(pid: int) -> list[int]:
+    """The live child processes of `pid` (Linux: /proc), e.g. a run's loader workers."""
+    try:
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except FileNotFoundError:
+        return []
+
+
+def _kill_while_workers_live(proc: subprocess.Popen, epochs_seen: int) -> list[int]:
+    """Read the run's epoch lines until it has finished `epochs_seen` epochs, wait for the next
+    epoch's loader workers (forked after the checkpoint is written), then kill -9 the main
+    process alone; returns the workers it leaves behind."""
+    seen = 0
+    for line in proc.stdout:
+        seen += line.startswith("epoch ")
+        if seen < epochs_seen:
+            continue
+        while proc.poll() is None:  # a condition polled, not a guessed delay: the workers exist or the run ended
+            workers = _children(proc.pid)
+            if workers:
+                os.kill(proc.pid, 9)
+                proc.wait()
+                return workers
+            time.sleep(0.01)
+        break
+    raise AssertionError(f"the run ended (rc {proc.wait()}) before it could be killed: {proc.stderr.read()}")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="reads child processes from /proc (Linux)")
+def test_a_run_killed_while_its_workers_live_resumes_at_once_every_time(tmp_path):
+    """kill -9 of the main process leaves its loader workers running for seconds (they notice the
+    parent's death on a timer); the lock must die with the main process all the same, so that
+    `--resume` right away takes it, every time, and says it took over a stale lock."""
+    out = tmp_path / "run"
+    argv = [sys.executable, "-m", "ssl_train", *TINY, "--num-workers", "2", "--epochs", "8", "--out", str(out)]
+    proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    killed = proc.pid
+    for attempt in range(3):
+        orphans = _kill_while_workers_live(proc, epochs_seen=1)
+        proc = subprocess.Popen([*argv, "--resume"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True)
+        first = proc.stdout.readline()
+        alive = [w for w in orphans if Path(f"/proc/{w}").exists()]
+        assert first.strip() == f"note: --out {out}: took over the lock of pid {killed}, which is no longer running", \
+            (attempt, first, proc.stderr.read() if proc.poll() is not None else "")
+        assert "resuming" in proc.stdout.readline()
+        killed = proc.pid
+        if attempt == 0:
+            assert alive, "the test must kill the run while its workers still live"
+    assert proc.wait(timeout=600) == 0, proc.stderr.read()
+    result = json.loads((out / "result.json").read_text())
+    assert [row["epoch"] for row in result["epochs"]] == list(range(1, 9))
