@@ -26,15 +26,48 @@ def _umask() -> int:
     return mask
 
 
+class WriteError(OSError):
+    """A file that could not be written (a full disk, a file-size limit, no permission): one line
+    naming it and why; the file that was there before, if any, is unchanged."""
+
+    def __str__(self) -> str:
+        return self.strerror  # the message alone, without "[Errno N]"
+
+
+def _os_error_in(err: BaseException) -> OSError | None:
+    """The OSError behind `err` (itself, or in its cause/context chain): torch.save reports a
+    full disk as a RuntimeError whose context holds the real EFBIG or ENOSPC."""
+    seen = set()
+    while err is not None and id(err) not in seen:
+        if isinstance(err, OSError):
+            return err
+        seen.add(id(err))
+        err = err.__cause__ or err.__context__
+    return None
+
+
 def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
+    """Write `path` through `write(tmp)` and a rename; a failed write raises `WriteError` and
+    leaves `path` as it was."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp")
-    os.close(fd)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp")
+        os.close(fd)
+    except OSError as err:
+        raise WriteError(err.errno, f"{path}: cannot be written ({err.strerror or err})") from None
     try:
         write(tmp)
         os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
+    except (OSError, RuntimeError) as err:
+        Path(tmp).unlink(missing_ok=True)
+        cause = _os_error_in(err)
+        if isinstance(err, WriteError) or (cause is None and not isinstance(err, OSError)):
+            raise  # already ours, or a writer's own error that is not about the file
+        why = cause.strerror or str(cause)
+        raise WriteError(cause.errno, f"{path}: could not be written ({why}); the previous file, if any, is "
+                                      "unchanged") from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

@@ -14,10 +14,11 @@ from pathlib import Path
 from atomicio import nearest_existing
 from augpipe.plugins import add_plugin_flag, load_plugins
 from experiments.runner import RESULTS, fresh_results, list_experiments, load_scales, resolve_data, run_experiment
+from ssl_train.cli import ArgumentParser
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m experiments")
+    parser = ArgumentParser(prog="python -m experiments")
     add_plugin_flag(parser)
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run a named experiment (finished runs are skipped)")

@@ -1,6 +1,7 @@
 """`build_loader`: one interface over every registered backend (`loaders.base.BACKENDS`)."""
 from __future__ import annotations
 
+import itertools
 import os
 from pathlib import Path
 
@@ -23,6 +24,15 @@ class Loader:
         self.dataset_size = size
         self.classes = classes
         self.epoch = 0
+        self._start = 0
+
+    def skip(self, batches: int) -> None:
+        """The next pass starts at batch `batches` of its epoch (a run resumed mid-epoch): the
+        same batches as the rest of an uninterrupted pass. A backend that can start there says so
+        (`starts_mid_epoch`: the torch backend); others load the skipped batches and drop them."""
+        if not isinstance(batches, int) or batches < 0:
+            raise ValueError(f"skip: expected a number of batches >= 0, got {batches!r}")
+        self._start = batches
 
     @property
     def skipped(self) -> list[tuple[str, str]]:
@@ -40,9 +50,15 @@ class Loader:
         return num_batches(self.dataset_size, c.batch_size, c.rank, c.world_size, c.drop_last)
 
     def __iter__(self):
-        epoch = self.epoch
-        self.epoch += 1
-        for images, labels in self._backend.iter_epoch(epoch):
+        epoch, start = self.epoch, self._start
+        self.epoch, self._start = epoch + 1, 0
+        if not start:
+            epoch_batches = self._backend.iter_epoch(epoch)
+        elif getattr(self._backend, "starts_mid_epoch", False):
+            epoch_batches = self._backend.iter_epoch(epoch, start=start)
+        else:
+            epoch_batches = itertools.islice(self._backend.iter_epoch(epoch), start, None)
+        for images, labels in epoch_batches:
             if self.config.channels_last:
                 images = images.contiguous(memory_format=torch.channels_last)
             # labels are always [B] (FFCV's Squeeze makes a batch of one 0-d)

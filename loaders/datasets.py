@@ -178,6 +178,8 @@ def splits(source: str) -> tuple[str, str]:
     if source in EMBEDDED or source in DOWNLOADS or source.endswith(ARCHIVES):
         return f"{source}:train", f"{source}:test"
     root = Path(source)
+    if not root.exists() and ("/" in source or os.sep in source):  # a path, not a name: say so, not what names exist
+        raise DatasetError(f"--data {source}: does not exist")
     if not (root / "train").is_dir() or not (root / "test").is_dir():
         raise DatasetError(f"--data {source}: expected an embedded name ({', '.join(EMBEDDED)}), a dataset name "
                          f"({', '.join(DOWNLOADS)}), an archive "

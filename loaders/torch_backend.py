@@ -5,6 +5,7 @@ backends are tested against.
 """
 from __future__ import annotations
 
+import signal
 from contextlib import nullcontext
 
 import numpy as np
@@ -71,22 +72,33 @@ def _collate(samples):
     return images, labels, failed
 
 
+def _leave_stop_signals_to_the_main_process(worker_id: int) -> None:
+    """A worker ignores SIGINT, SIGTERM and SIGUSR1: a Ctrl-C in a terminal, or a scheduler
+    signalling the whole job, reaches every process, and the main process decides when to stop
+    (a training run finishes its step and checkpoints); a worker that died of it would fail that
+    step. Workers still end with the main process (the DataLoader shuts them down)."""
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1):
+        signal.signal(sig, signal.SIG_IGN)
+
+
 @register_backend
 class Backend(ScannedBackend):
     name = "torch"
+    starts_mid_epoch = True  # iter_epoch(epoch, start=k) begins at batch k without loading those before
 
     def __init__(self, path, config):
         super().__init__(path, config)
         self.dataset = _Files(self.index.files, self.index.labels, config.image_size, config.random_crop,
                               config.seed)
 
-    def iter_epoch(self, epoch: int):
+    def iter_epoch(self, epoch: int, start: int = 0):
         c = self.config
         order = self.epoch_order(epoch)
-        batch_list = [[(int(i), epoch) for i in b] for b in batches(order, c.batch_size, c.drop_last)]
+        batch_list = [[(int(i), epoch) for i in b] for b in batches(order, c.batch_size, c.drop_last)][start:]
         on_cuda = c.device.type == "cuda"
         loader = DataLoader(self.dataset, batch_sampler=batch_list, num_workers=c.num_workers,
                             collate_fn=_collate, pin_memory=on_cuda,
+                            worker_init_fn=_leave_stop_signals_to_the_main_process if c.num_workers else None,
                             persistent_workers=False, prefetch_factor=4 if c.num_workers else None)
         with fork_safe() if c.num_workers else nullcontext():  # the workers are forked here (if any)
             epoch_batches = iter(loader)

@@ -22,7 +22,11 @@ class CheckpointError(ValueError):
 
 
 def save_checkpoint(state: dict, path: Path) -> None:
-    atomic_write(path, lambda tmp: torch.save(state, tmp))
+    """`state` into `path` atomically; a full disk raises `atomicio.WriteError` and keeps the old file."""
+    def write(tmp):
+        with open(tmp, "wb") as f:  # through a Python file: a full disk surfaces as the OSError it is
+            torch.save(state, f)
+    atomic_write(path, write)
 
 
 def _why_not(err: Exception) -> str:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from dataclasses import fields
 
 from augpipe.plugins import add_plugin_flag, load_plugins
@@ -46,9 +47,21 @@ HELP = {
     "channels_last": "channels_last memory format for views and backbone",
     "compile": "torch.compile the model",
     "num_workers": "loader workers",
+    "cpu_threads": "intra-op threads on the CPU, fixed for the run (0: OMP_NUM_THREADS if set, else the cores the "
+                   "loader workers leave free)",
+    "checkpoint_every": "minutes between step checkpoints, so a kill loses at most that much work (0: at epoch "
+                        "ends only); SIGTERM, SIGUSR1 and Ctrl-C always checkpoint the step they stop at",
     "seed": "seed of every random choice (data order, augmentation, init)",
     "out": "output folder (config.json, log.csv, checkpoint.pt, result.json)",
 }
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse whose usage errors are one line with a pointer to --help (argparse's own print
+    the whole usage first: 24 lines for ssl_train, the error last)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def _help(name: str) -> str:
@@ -57,7 +70,7 @@ def _help(name: str) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m ssl_train",
+    parser = ArgumentParser(prog="python -m ssl_train",
                                      description="Train a JE-SSL model and account for augmentation cost vs accuracy.")
     add_plugin_flag(parser)
     for f in fields(TrainConfig):
@@ -73,6 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--resume", action="store_true", help="continue the unfinished run in --out")
     parser.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--requeue", action="store_true",
+                        help="under SLURM: after a SIGTERM or SIGUSR1 checkpoint, scontrol requeue $SLURM_JOB_ID")
     return parser
 
 
@@ -90,9 +105,18 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--resume continues the run in --out and --overwrite replaces it: pass one of them")
     from augpipe import SpecError
     from augpipe.engines import Unsupported
-    from ssl_train.loop import NonFiniteLoss, RunError, summary, train
+    from ssl_train.loop import NonFiniteLoss, Preempted, RunError, summary, train
     try:
-        result = train(cfg, resume=args.resume, overwrite=args.overwrite, progress=not args.no_progress)
+        result = train(cfg, resume=args.resume, overwrite=args.overwrite, progress=not args.no_progress,
+                       argv=sys.argv[1:] if argv is None else argv, requeue=args.requeue)
+    except Preempted as stop:  # a signal: the checkpoint is written, the message says how to resume
+        print(stop, file=sys.stderr)
+        return stop.exit_code
+    except KeyboardInterrupt:  # a second Ctrl-C: no checkpoint of this step
+        last = Path(cfg.out) / "checkpoint.pt"
+        kept = f"the last checkpoint is {last}" if last.exists() else "no checkpoint was written"
+        print(f"\ninterrupted at once ({kept}); --resume continues from it", file=sys.stderr)
+        return 130
     except NonFiniteLoss as err:
         print(f"error: {err}", file=sys.stderr)
         return 3

@@ -59,8 +59,10 @@ class TrainConfig:
     channels_last: bool = False
     compile: bool = False
     num_workers: int = 2
+    cpu_threads: int = 0              # intra-op threads on the CPU; 0 = OMP_NUM_THREADS if set, else the free cores
     seed: int = 0
     out: str = "runs/run"
+    checkpoint_every: float = 30.0    # minutes between step checkpoints (0 = at epoch ends only)
 
     # the CLI's choices are the registries themselves (read when checked: a --plugin's names count)
     CHOICES = {"loader": BACKENDS, "aug_engine": ENGINES, "method": METHODS, "backbone": tuple(BACKBONES),
@@ -96,7 +98,8 @@ class TrainConfig:
                 raise ValueError(f"--{key.replace('_', '-')}: must be > 0, got {getattr(self, key)}")
         if not 0 <= self.ema < 1:
             raise ValueError(f"--ema: must be in [0, 1), got {self.ema}")
-        for key in ("weight_decay", "warmup_epochs", "momentum", "barlow_lambda", "num_workers"):
+        for key in ("weight_decay", "warmup_epochs", "momentum", "barlow_lambda", "num_workers", "cpu_threads",
+                    "checkpoint_every"):
             if getattr(self, key) < 0:
                 raise ValueError(f"--{key.replace('_', '-')}: must be >= 0, got {getattr(self, key)}")
         if self.momentum >= 1:

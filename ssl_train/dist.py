@@ -20,6 +20,19 @@ def world_size() -> int:
     return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
 
 
+def rank() -> int:
+    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+
+
+def gather_objects(obj) -> list:
+    """`obj` from every rank, in rank order (plain data and CPU tensors; a list of one alone)."""
+    if world_size() == 1:
+        return [obj]
+    gathered = [None] * world_size()
+    dist.all_gather_object(gathered, obj)
+    return gathered
+
+
 def gather_with_grad(x: torch.Tensor) -> torch.Tensor:
     """Concatenate `x` from every rank; gradients flow back to each rank's own part."""
     if world_size() == 1:

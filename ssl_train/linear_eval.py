@@ -23,6 +23,7 @@ from ssl_train.evaluate import extract, linear_eval
 from ssl_train.methods import build_method
 from ssl_train.parts import NORMALIZE, Trainer, data_splits
 from ssl_train.rundir import RunError
+from ssl_train.cli import ArgumentParser
 
 
 def evaluate_run(run: Path, epochs: int = 100, lr: float = 1e-2, device: str = "auto") -> dict:
@@ -62,7 +63,7 @@ def evaluate_run(run: Path, epochs: int = 100, lr: float = 1e-2, device: str = "
 def main(argv: list[str] | None = None) -> int:
     class Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
         pass
-    parser = argparse.ArgumentParser(prog="python -m ssl_train.linear_eval", description=__doc__,
+    parser = ArgumentParser(prog="python -m ssl_train.linear_eval", description=__doc__,
                                      formatter_class=Formatter)
     parser.add_argument("--run", type=Path, required=True, help="the --out folder of a training run")
     parser.add_argument("--epochs", type=int, default=100, help="full-batch steps over the frozen features")

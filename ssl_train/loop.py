@@ -1,17 +1,21 @@
-"""The training loop, top-down: `train(cfg)` = build (`ssl_train.parts`), lock `--out`
-(`ssl_train.rundir`), then the epochs; each epoch is steps, evaluation and a checkpoint.
+"""The training loop, top-down: `train(cfg)` = build (`ssl_train.parts`: every bad flag fails
+there, before anything is written), lock `--out` (`ssl_train.rundir`), then the epochs; each
+epoch is steps, evaluation and a checkpoint.
 
 Per step: `data` (waiting for the loader), `augment` (the policy on its engine), `model` (forward,
 backward, optimiser, online probe), timed with CUDA events read once per epoch (the wall clock on
 CPU); the loss is summed on the device and read every `check_every` steps (`LossWatch`). At each
 epoch's end: evaluation (`eval`), a check that every parameter, buffer and optimiser state is
-finite, then `log.csv` and an atomic checkpoint (`ssl_train.state.RunState`), so `--resume`
-restarts a killed run at the epoch it was in and, on CPU with the same seed, reaches the same
-final metrics (each epoch's randomness is a function of seed and epoch).
+finite, then `log.csv` and an atomic checkpoint (`ssl_train.state.RunState`). Between two steps,
+a stop signal or `--checkpoint-every` writes a step checkpoint (`EpochState`: the epoch's random
+states and running loss besides the model; `ssl_train.preempt`). `--resume` continues from
+either, mid-epoch included, and on CPU with the same seed reaches the same metrics bit for bit
+(each epoch's randomness is a function of seed and epoch, and a step checkpoint holds where it was).
 """
 from __future__ import annotations
 
 import math
+import signal
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +31,9 @@ from ssl_train.checkpoint import load_checkpoint, save_checkpoint
 from ssl_train.config import TrainConfig
 from ssl_train.evaluate import extract, knn_top1, probe_top1
 from ssl_train.optim import lr_at
+from ssl_train import preempt
 from ssl_train.parts import Parts, build, cpu_threads
+from ssl_train.preempt import Preempted, StepControl, StopRequests
 from ssl_train.records import epoch_line, result_record, summary, write_csv
 from ssl_train.rundir import RunDir, RunError
 from ssl_train.state import RunState, config_changes
@@ -40,7 +46,14 @@ class NonFiniteLoss(RunError):
     """The loss or the model's state stopped being finite; the last good checkpoint is named."""
 
 
-def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False, progress: bool = True) -> dict | None:
+def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False, progress: bool = True,
+          argv: list[str] | None = None, requeue: bool = False) -> dict | None:
+    """Train as `cfg` says into `cfg.out`; returns result.json's record on rank 0 (None elsewhere).
+
+    A stop signal (SIGTERM, SIGUSR1, Ctrl-C: `ssl_train.preempt`) ends the run with a step
+    checkpoint and raises `Preempted`, whose message gives the command that resumes it (`argv`:
+    this run's arguments); `requeue` then puts a SLURM job back in the queue.
+    """
     cfg.validate()
     try:
         device = machine.pick_device(cfg.device)
@@ -48,24 +61,41 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False, progr
         raise RunError(str(err)) from None
     if device.type == "cpu":
         augpipe.cpu.tune_cpu_allocator()  # fresh batch-sized tensors without page faults (augpipe.cpu)
-        torch.set_num_threads(cpu_threads(cfg.num_workers))
+        torch.set_num_threads(cpu_threads(cfg.num_workers, cfg.cpu_threads))
     rank, world = dist.init_from_env(device)
     if cfg.batch_size % world:
         raise RunError(f"--batch-size {cfg.batch_size} must be divisible by the {world} processes")
     torch.manual_seed(cfg.seed)
     main = rank == 0
+    parts = build(cfg, device, rank, world, progress)  # every flag that can be wrong fails here, before --out is made
     folder = RunDir(Path(cfg.out), resume=resume, overwrite=overwrite) if main else nullcontext(Path(cfg.out))
-    with folder as work:  # rank 0 owns the folder (checked before anything is built); the others write nothing
-        parts = build(cfg, device, rank, world, progress)
+    with StopRequests(announce=main) as stops, folder as work:  # rank 0 owns the folder; the others write nothing
         dist.barrier()
-        result = run_epochs(cfg, parts, work, resume, device, world, main, progress)
+        control = StepControl(stops, cfg.checkpoint_every, world, device, main)
+        try:
+            result = run_epochs(cfg, parts, work, resume, device, world, main, progress, control)
+        except Stopped as stop:
+            dist.barrier()  # every rank waits for rank 0's checkpoint before any exits
+            where = f"epoch {stop.epoch + 1}, step {stop.step}" if stop.step else f"the end of epoch {stop.epoch + 1}"
+            done = f"; {preempt.requeue()}" if requeue and main and stop.signum != signal.SIGINT else ""
+            raise Preempted(f"stopped by {signal.Signals(stop.signum).name} at {where}, checkpoint "
+                            f"{Path(cfg.out) / 'checkpoint.pt'}{done}; resume with: {preempt.resume_command(argv)}",
+                            stop.signum) from None
         if main:
             folder.commit()
     dist.barrier()
     return result
 
 
-def start_state(cfg: TrainConfig, parts: Parts, ckpt_path: Path, resume: bool, main: bool) -> RunState:
+class Stopped(Exception):
+    """Raised inside the loop once the checkpoint at (epoch, step) is written, on a stop signal."""
+
+    def __init__(self, signum: int, epoch: int, step: int):
+        super().__init__(signum, epoch, step)
+        self.signum, self.epoch, self.step = signum, epoch, step
+
+
+def start_state(cfg: TrainConfig, parts: Parts, ckpt_path: Path, resume: bool, main: bool, world: int) -> RunState:
     """A fresh state, or the checkpoint's (restored into `parts`) when resuming."""
     if not (resume and ckpt_path.exists()):
         if resume and main:
@@ -75,25 +105,29 @@ def start_state(cfg: TrainConfig, parts: Parts, ckpt_path: Path, resume: bool, m
     changed = config_changes(state.config, cfg.to_dict())
     if changed:
         raise RunError(f"--resume: the configuration differs from the checkpoint's in {', '.join(changed)}")
+    if state.step and state.in_epoch.get("world") != world:
+        raise RunError(f"--resume: {ckpt_path} stopped mid-epoch with {state.in_epoch.get('world')} processes; "
+                       f"resume it with as many (this run has {world})")
     state.restore(parts)
     if main:
-        print(f"resuming {ckpt_path.parent} at epoch {state.epoch + 2}/{cfg.epochs}", flush=True)
+        at = f"epoch {state.epoch + 2}/{cfg.epochs}" + (f", step {state.step + 1}" if state.step else "")
+        print(f"resuming {ckpt_path.parent} at {at}", flush=True)
     return state
 
 
 def run_epochs(cfg: TrainConfig, parts: Parts, work: Path, resume: bool, device: torch.device, world: int,
-               main: bool, progress: bool) -> dict | None:
+               main: bool, progress: bool, control: StepControl) -> dict | None:
     steps_per_epoch = len(parts.data.train)
     schedule = Schedule(steps_per_epoch * cfg.epochs, int(cfg.warmup_epochs * steps_per_epoch), parts.peak_lr)
     ckpt_path = work / "checkpoint.pt"
-    state = start_state(cfg, parts, ckpt_path, resume, main)
+    state = start_state(cfg, parts, ckpt_path, resume, main, world)
     if main:
         work.mkdir(parents=True, exist_ok=True)
         write_json(cfg.to_dict(), work / "config.json")
         if state.knn_init is None:
             state.knn_init = evaluate(cfg, parts, device, with_knn=True)["knn_top1"]  # the random-init floor
     for epoch in range(state.epoch + 1, cfg.epochs):
-        row, epoch_ops = train_epoch(cfg, parts, device, epoch, schedule, ckpt_path, progress and main)
+        row, epoch_ops = train_epoch(cfg, parts, device, epoch, schedule, state, work, control, progress and main)
         row["images_per_s"] *= world
         for phase in ("data", "augment", "model"):
             state.totals[phase] += row[f"{phase}_s"]
@@ -106,6 +140,10 @@ def run_epochs(cfg: TrainConfig, parts: Parts, work: Path, resume: bool, device:
             print(epoch_line(row), flush=True)
             end_epoch(state, parts, epoch, work, ckpt_path)
         dist.barrier()
+        control.saved()
+        _, stop = control.decide(at_check=True)
+        if stop and epoch + 1 < cfg.epochs:  # the epoch's checkpoint is written: stop there
+            raise Stopped(control.stops.signum, epoch, 0)
     if not main:
         return None
     images = {"train": parts.data.train.dataset_size, "test": parts.data.eval_test.dataset_size}
@@ -116,15 +154,18 @@ def run_epochs(cfg: TrainConfig, parts: Parts, work: Path, resume: bool, device:
 
 def end_epoch(state: RunState, parts: Parts, epoch: int, work: Path, ckpt_path: Path) -> None:
     """Check the model's state is finite, then write log.csv and the checkpoint (atomically)."""
-    state.epoch = epoch
+    state.epoch, state.step, state.in_epoch = epoch, 0, {}
     state.capture(parts)
+    check_finite(state, ckpt_path, f"after epoch {epoch + 1}")
+    write_csv(state.history, work / "log.csv")
+    save_checkpoint(state.to_dict(), ckpt_path)
+
+
+def check_finite(state: RunState, ckpt_path: Path, when: str) -> None:
     bad = state.first_nonfinite()
     if bad:
         last = f"the last good checkpoint is {ckpt_path}" if ckpt_path.exists() else "no checkpoint was written"
-        raise NonFiniteLoss(f"{bad} is not finite after epoch {epoch + 1}; stopped before checkpointing "
-                            f"({last}); try a lower --lr")
-    write_csv(state.history, work / "log.csv")
-    save_checkpoint(state.to_dict(), ckpt_path)
+        raise NonFiniteLoss(f"{bad} is not finite {when}; stopped before checkpointing ({last}); try a lower --lr")
 
 
 @dataclass
@@ -142,18 +183,22 @@ class LossWatch:
     epoch's end): the hot path's only host read. A non-finite step poisons the sum, so the check
     names the range of steps it happened in. Also drives the progress bar."""
 
-    def __init__(self, cfg: TrainConfig, device: torch.device, epoch: int, steps: int, ckpt_path: Path, progress: bool):
+    def __init__(self, cfg: TrainConfig, device: torch.device, epoch: int, steps: int, ckpt_path: Path,
+                 progress: bool, start: int = 0):
         self.cfg, self.epoch, self.steps, self.ckpt_path = cfg, epoch, steps, ckpt_path
         self.loss_sum, self.total, self.checked, self.seen = torch.zeros((), device=device), 0.0, 0, 0
         self.bar = None
         if progress:
             from tqdm import tqdm  # only for the bar: the lent GPU machine may not have it
-            self.bar = tqdm(total=steps, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False)
+            self.bar = tqdm(total=steps, initial=start, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False)
+
+    def at_check(self, step: int) -> bool:
+        return (step + 1) % self.cfg.check_every == 0 or step + 1 == self.steps
 
     def add(self, step: int, loss: torch.Tensor, batch: int) -> None:
         self.loss_sum += loss * batch
         self.seen += batch
-        if (step + 1) % self.cfg.check_every == 0 or step + 1 == self.steps:
+        if self.at_check(step):
             self.total = self.loss_sum.item()  # the one host read per check_every steps
             if not math.isfinite(self.total):
                 last = f"the last good checkpoint is {self.ckpt_path}" if self.ckpt_path.exists() else "no checkpoint yet"
@@ -165,6 +210,13 @@ class LossWatch:
         if self.bar is not None:
             self.bar.update()
 
+    def state_dict(self) -> dict:
+        return {"loss_sum": self.loss_sum.cpu(), "total": self.total, "checked": self.checked, "seen": self.seen}
+
+    def load_state_dict(self, saved: dict) -> None:
+        self.loss_sum = saved["loss_sum"].to(self.loss_sum.device)
+        self.total, self.checked, self.seen = saved["total"], saved["checked"], saved["seen"]
+
     def close(self) -> float:
         """The epoch's mean loss."""
         if self.bar is not None:
@@ -172,9 +224,67 @@ class LossWatch:
         return self.total / max(self.seen, 1)
 
 
+class EpochState:
+    """What a step checkpoint keeps of an unfinished epoch, beside the model (`RunState.in_epoch`):
+    per rank, the epoch's generator, torch's global random state (engines other than augpipe
+    draw from it) and the loss watch; from rank 0, the seconds so far. Restored, the epoch goes
+    on with the same draws as if it had never stopped."""
+
+    def __init__(self, generator: torch.Generator, watch: LossWatch, account: TimeAccount, augment, device,
+                 carried: dict | None = None):
+        self.generator, self.watch, self.account, self.augment, self.device = generator, watch, account, augment, device
+        self.carried = carried or {"seconds": {}, "op_seconds": {}}  # from before the stop
+
+    def random_state(self) -> dict:
+        state = {"generator": self.generator.get_state(), "torch": torch.get_rng_state()}
+        if self.device.type == "cuda":
+            state["cuda"] = torch.cuda.get_rng_state(self.device)
+        return state
+
+    def restore_random(self, saved: dict) -> None:
+        self.generator.set_state(saved["generator"])
+        torch.set_rng_state(saved["torch"])
+        if "cuda" in saved:
+            torch.cuda.set_rng_state(saved["cuda"], self.device)
+
+    def seconds(self) -> dict:
+        now = self.account.seconds
+        return {p: now.get(p, 0.0) + self.carried["seconds"].get(p, 0.0) for p in ("data", "augment", "model")}
+
+    def op_seconds(self) -> dict:
+        ops = dict(self.carried["op_seconds"])
+        for name, secs in self.augment.op_seconds().items():
+            ops[name] = ops.get(name, 0.0) + secs
+        return ops
+
+    def save(self, state: RunState, parts: Parts, epoch: int, step: int, world: int, main: bool,
+             ckpt_path: Path) -> None:
+        """Write the step checkpoint after `step` steps of `epoch` (rank 0; every rank takes part)."""
+        ranks = dist.gather_objects({"random": self.random_state(), "watch": self.watch.state_dict()})
+        if main:
+            state.step = step
+            state.in_epoch = {"world": world, "ranks": ranks, "seconds": self.seconds(), "op_seconds": self.op_seconds()}
+            state.capture(parts)
+            check_finite(state, ckpt_path, f"at epoch {epoch + 1}, step {step}")
+            save_checkpoint(state.to_dict(), ckpt_path)
+        dist.barrier()
+
+    def resume(self, saved: dict, rank: int) -> None:
+        """Take the running state of a stopped epoch (the random state: `restore_random`, after
+        the loader's first batch, whose iterator draws from torch's global state)."""
+        self.watch.load_state_dict(saved["ranks"][rank]["watch"])
+        self.carried = {"seconds": saved["seconds"], "op_seconds": saved["op_seconds"]}
+
+
 def train_epoch(cfg: TrainConfig, parts: Parts, device: torch.device, epoch: int, schedule: Schedule,
-                ckpt_path: Path, progress: bool) -> tuple[dict, dict]:
-    """One epoch of steps; returns its log row and the policy's per-op seconds."""
+                state: RunState | None = None, work: Path | None = None, control: StepControl | None = None,
+                progress: bool = False) -> tuple[dict, dict]:
+    """One epoch of steps (from the step a step checkpoint stopped at); returns its log row and
+    the policy's per-op seconds. Raises `Stopped` after a stop signal's checkpoint. Without a
+    `state` and `control` (tests, notebooks) it starts at step 0 and never checkpoints."""
+    state = state or RunState(config=cfg.to_dict())
+    control = control or StepControl(StopRequests(), 0, 1, device, True)
+    work = work or Path(cfg.out)
     parts.trainer.train()
     parts.data.train.set_epoch(epoch)
     epoch_seed = cfg.seed * 1_000_003 + epoch
@@ -183,23 +293,38 @@ def train_epoch(cfg: TrainConfig, parts: Parts, device: torch.device, epoch: int
     parts.method.begin_epoch(generator)
     parts.augment.reset_timing()
     autocast = torch.autocast(device.type, dtype=torch.bfloat16) if cfg.precision == "bf16" else nullcontext()
-    account, steps = TimeAccount(device), len(parts.data.train)
-    watch = LossWatch(cfg, device, epoch, steps, ckpt_path, progress)
+    account, steps, start = TimeAccount(device), len(parts.data.train), state.step
+    ckpt_path, rank, world = work / "checkpoint.pt", dist.rank(), dist.world_size()
+    watch = LossWatch(cfg, device, epoch, steps, ckpt_path, progress, start)
+    running = EpochState(generator, watch, account, parts.augment, device)
+    if start:
+        running.resume(state.in_epoch, rank)
+        parts.data.train.skip(start)
     batches = iter(parts.data.train)
-    for step in range(steps):
+    for step in range(start, steps):
         lr = schedule.lr(epoch * steps + step)
         with account.phase("data"):
             images, labels = next(batches)
+        if step == start and start:
+            running.restore_random(state.in_epoch["ranks"][rank]["random"])
         with account.phase("augment"):
             views = parts.augment(images, generator=generator)
         with account.phase("model"):
             loss = model_step(parts, views, labels, lr, autocast, (epoch * steps + step + 1) / schedule.total_steps)
             watch.add(step, loss, images.shape[0])
-    seconds = account.seconds  # on CUDA: the epoch's one synchronisation for timing
+        save, stop = control.decide(watch.at_check(step))
+        if (save or stop) and step + 1 < steps:  # the epoch's last step: its own checkpoint follows
+            running.save(state, parts, epoch, step + 1, world, control.main, ckpt_path)
+            control.saved()
+            if stop:
+                watch.close()
+                raise Stopped(control.stops.signum, epoch, step + 1)
+    state.step, state.in_epoch = 0, {}
+    seconds = running.seconds()  # on CUDA: the epoch's one synchronisation for timing
     row = {"epoch": epoch + 1, "loss": watch.close(), "lr": lr,
-           **{f"{phase}_s": seconds.get(phase, 0.0) for phase in ("data", "augment", "model")},
+           **{f"{phase}_s": seconds[phase] for phase in ("data", "augment", "model")},
            "images_per_s": watch.seen / max(1e-9, sum(seconds.values()))}
-    return row, parts.augment.op_seconds()
+    return row, running.op_seconds()
 
 
 def model_step(parts: Parts, views: list[torch.Tensor], labels: torch.Tensor, lr: float, autocast,
@@ -240,4 +365,4 @@ def evaluate(cfg: TrainConfig, parts: Parts, device: torch.device, with_knn: boo
     return result
 
 
-__all__ = ["RunError", "NonFiniteLoss", "train", "summary"]
+__all__ = ["RunError", "NonFiniteLoss", "Preempted", "train", "summary"]

@@ -22,13 +22,20 @@ from ssl_train.rundir import RunError
 NORMALIZE = "imagenet"
 
 
-def cpu_threads(num_workers: int) -> int:
-    """Intra-op threads of the main process on CPU: the cores the loader workers leave free.
+def cpu_threads(num_workers: int, requested: int = 0) -> int:
+    """Intra-op threads of the main process on CPU: `requested` (--cpu-threads) if given, else
+    `OMP_NUM_THREADS` if the user set it, else the cores the loader workers leave free.
 
     Workers decode on their own cores; a main process that also spreads every op over all cores
     makes both wait on each other (on 2 cores with 2 workers, hundreds of small parallel regions
-    per step spin against the decoders). One thread at least.
+    per step spin against the decoders). One thread at least. The count is fixed for the run
+    (and written in result.json): float reductions depend on it (same seed, same result).
     """
+    if requested:
+        return requested
+    env = os.environ.get("OMP_NUM_THREADS", "").strip()
+    if env.isdigit() and int(env) > 0:
+        return int(env)
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     return max(1, cores - num_workers) if num_workers > 0 else cores
 

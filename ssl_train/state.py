@@ -1,12 +1,15 @@
-"""A run's state between epochs: the one checkpoint schema (`RunState`), saved after every epoch
-and restored by `--resume`, and the checks made on it (finite, same configuration)."""
+"""A run's state at an epoch's end or between two steps: the one checkpoint schema (`RunState`),
+saved after every epoch and at step checkpoints (a signal, `--checkpoint-every`), restored by
+`--resume`, and the checks made on it (finite, same configuration)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
 
 import torch
 
-PATH_FIELDS = ("out",)  # config fields that name places, not content: ignored when resuming
+# config fields that may change between a run and its resume: where it is written, how often it
+# checkpoints (neither changes a result)
+UNCOMPARED_FIELDS = ("out", "checkpoint_every")
 
 
 @dataclass
@@ -22,6 +25,8 @@ class RunState:
     totals: dict = field(default_factory=dict)    # seconds per phase
     op_totals: dict = field(default_factory=dict)  # seconds per augmentation op
     knn_init: float | None = None                 # kNN of the random initialisation (the floor)
+    step: int = 0                 # steps finished of epoch `epoch + 1` (0: the run is at an epoch's end)
+    in_epoch: dict = field(default_factory=dict)  # that unfinished epoch's running state (ssl_train.loop.EpochState)
 
     MODEL_KEYS = ("trainer", "probe", "optimizer", "probe_opt")
 
@@ -35,24 +40,27 @@ class RunState:
             getattr(parts, key).load_state_dict(getattr(self, key))
 
     def to_dict(self) -> dict:
-        return {key: getattr(self, key) for key in schema_keys()}  # no copy (asdict would deep-copy tensors)
+        return {key: getattr(self, key) for key in (*schema_keys(), *OPTIONAL_KEYS)}  # no copy (asdict would deep-copy tensors)
 
     @classmethod
     def from_dict(cls, data: dict) -> "RunState":
-        return cls(**{k: data[k] for k in schema_keys()})
+        return cls(**{k: data[k] for k in schema_keys()}, **{k: data[k] for k in OPTIONAL_KEYS if k in data})
 
     def first_nonfinite(self) -> str | None:
         return first_nonfinite({k: getattr(self, k) for k in self.MODEL_KEYS})
 
 
+OPTIONAL_KEYS = ("step", "in_epoch")  # absent from epoch checkpoints of earlier versions: an epoch's end
+
+
 def schema_keys() -> tuple[str, ...]:
-    """The keys of a checkpoint (`ssl_train.checkpoint` refuses a file that lacks one)."""
-    return tuple(f.name for f in fields(RunState))
+    """The keys every checkpoint has (`ssl_train.checkpoint` refuses a file that lacks one)."""
+    return tuple(f.name for f in fields(RunState) if f.name not in OPTIONAL_KEYS)
 
 
 def config_changes(saved: dict, current: dict) -> list[str]:
     """Fields that differ, ignoring those that only name places (a moved run resumes)."""
-    return sorted(k for k in current if k not in PATH_FIELDS and saved.get(k) != current[k])
+    return sorted(k for k in current if k not in UNCOMPARED_FIELDS and saved.get(k) != current[k])
 
 
 def _tensors(obj, prefix: str):

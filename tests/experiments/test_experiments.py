@@ -97,7 +97,7 @@ def test_unknown_names_are_clear_errors(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--data", "{tmp}/nothing"], "--data {tmp}/nothing: expected an embedded name"),  # checked even for --dry-run
+    (["--data", "{tmp}/nothing"], "--data {tmp}/nothing: does not exist"),  # checked even for --dry-run
     (["--seeds", ""], "--seeds: expected comma-separated integers >= 0, got ''"),
     (["--seeds", "1,-2"], "--seeds: expected comma-separated integers >= 0, got '1,-2'"),
     (["--results", "{tmp}/file"], "--results {tmp}/file: is a file; --results names a folder"),

@@ -59,6 +59,6 @@ def test_a_short_run_beats_its_random_init_under_noise(method, tmp_path):
     steps = len(parts.data.train)
     schedule = Schedule(cfg.epochs * steps, steps, cfg.lr)
     for epoch in range(cfg.epochs):
-        train_epoch(cfg, parts, device, epoch, schedule, tmp_path / "unused.pt", progress=False)
+        train_epoch(cfg, parts, device, epoch, schedule)
     trained = noisy_knn(parts, device)
     assert trained > floor + MARGIN, f"{method}: kNN under noise {floor:.3f} at init -> {trained:.3f} trained"

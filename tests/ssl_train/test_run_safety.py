@@ -41,13 +41,17 @@ class Payload:
         return (Path.touch, (Path(self.marker),))
 
 
+class Killed(BaseException):
+    """The process dying mid-run (no handler of the CLI catches it)."""
+
+
 def stop_after_first_epoch(monkeypatch):
     from ssl_train import loop
     real = loop.train_epoch
 
     def once(cfg, parts, device, epoch, *args):
         if epoch >= 1:
-            raise KeyboardInterrupt("killed")
+            raise Killed("killed")
         return real(cfg, parts, device, epoch, *args)
     monkeypatch.setattr(loop, "train_epoch", once)
 
@@ -95,7 +99,7 @@ def test_overwrite_keeps_the_old_run_until_the_new_one_finishes(tmp_path, monkey
     assert (out / "result.json").read_text() == old
     # a run that dies midway: the old results stay whole
     stop_after_first_epoch(monkeypatch)
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(Killed):
         main([*TINY, "--epochs", "2", "--seed", "3", "--out", str(out), "--overwrite"])
     monkeypatch.undo()
     assert (out / "result.json").read_text() == old and (out / "linear_eval.json").exists()
@@ -169,7 +173,7 @@ def test_non_finite_state_is_never_checkpointed(tmp_path, monkeypatch):
 def test_a_moved_run_resumes_and_killed_writes_leave_no_temporaries(tmp_path, monkeypatch, capsys):
     first, moved = tmp_path / "a" / "run", tmp_path / "b" / "run"
     stop_after_first_epoch(monkeypatch)
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(Killed):
         main([*TINY, "--epochs", "2", "--out", str(first)])
     monkeypatch.undo()
     moved.parent.mkdir()
