@@ -148,3 +148,31 @@ def test_a_checkpoint_that_does_not_fit_on_disk_leaves_the_previous_one_whole(tm
                                    "is unchanged")
     assert ckpt.read_bytes() == before and torch.load(ckpt, weights_only=True)["step"] == 4
     assert not [p for p in ckpt.parent.iterdir() if p.name.endswith(".tmp")]
+
+
+@pytest.mark.slow
+def test_periodic_step_checkpoints_let_a_kill_9_resume_where_it_was(tmp_path, plugin):
+    """--checkpoint-every (here a step's fraction of a minute: every step) writes step
+    checkpoints; kill -9 at step 15 loses only that step, and the resumed run ends as the one
+    never interrupted (which checkpointed at epoch ends only)."""
+    reference = run([*TINY, *plugin, "--epochs", "2", "--out", str(tmp_path / "ref")])
+    assert reference.returncode == 0, reference.stderr
+    out = tmp_path / "killed"
+    args = [*TINY, *plugin, "--epochs", "2", "--out", str(out), "--checkpoint-every", "1e-9"]
+    killed = run(args, env={"STOP_SIGNAL": "SIGKILL", "STOP_AT_STEP": "15"})
+    assert killed.returncode == -signal.SIGKILL
+    assert torch.load(out / "checkpoint.pt", weights_only=True)["step"] == 3  # epoch 2, step 4 died unsaved
+    resumed = run([*args, "--resume"])
+    assert resumed.returncode == 0, resumed.stderr
+    assert "at epoch 2/2, step 4" in resumed.stdout
+    assert outcome(out) == outcome(tmp_path / "ref")
+
+
+def test_the_cpu_thread_count_is_the_flag_else_omp_num_threads_else_the_free_cores(monkeypatch):
+    from ssl_train.parts import cpu_threads
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert cpu_threads(num_workers=2, requested=5) == 5
+    assert cpu_threads(num_workers=2) == 3
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    cores = len(os.sched_getaffinity(0))
+    assert cpu_threads(num_workers=0) == cores and cpu_threads(num_workers=cores + 4) == 1
