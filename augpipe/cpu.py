@@ -1,4 +1,5 @@
-"""CPU-specific speed: allocator tuning (opt-in, process-wide, glibc only) and the compiled hue.
+"""CPU-specific speed: allocator tuning (opt-in, process-wide, glibc only), a fixed thread count
+for the augmentation (`intra_op_threads`) and the compiled hue.
 
 Allocator: PyTorch does not cache CPU memory: every fresh tensor is a `malloc`, and glibc hands blocks above
 its mmap threshold back to the OS on `free` (and trims the heap top), so the next tensor of that
@@ -17,12 +18,38 @@ import ctypes.util
 import functools
 import sys
 import warnings
+from contextlib import contextmanager
+from typing import Iterator
 
 import torch
 
 from augpipe import kernels
 
 _M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_THRESHOLD = -1, -2, -3
+
+
+@contextmanager
+def intra_op_threads(count: int | None) -> Iterator[None]:
+    """Run the block with `count` intra-op threads, then give the caller's count back (None or 0:
+    leave it).
+
+    Why a count of its own for the augmentation: a policy call is ~100-250 small ops, each a
+    parallel region where every thread must arrive. When other processes share the cores (a
+    laptop's browser, a neighbour's job), the OS puts one thread aside for a time slice and its
+    partners wait at every region: on 2 cores beside two busy processes the demo's augmentation
+    ran 20-80x slower with 2 threads. One thread has no partner to wait for. The count is fixed,
+    never chosen by measured speed, so the views (float reductions split by thread) do not
+    follow the load.
+    """
+    before = torch.get_num_threads()
+    if not count or count == before:
+        yield
+        return
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 @functools.cache  # process-wide by nature (mallopt): applied once, the answer remembered

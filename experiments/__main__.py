@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from atomicio import nearest_existing
 from augpipe.plugins import add_plugin_flag, load_plugins
 from experiments.runner import RESULTS, fresh_results, list_experiments, load_scales, resolve_data, run_experiment
 from ssl_train.cli import ArgumentParser
+from ssl_train.preempt import Preempted
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -87,6 +89,12 @@ def main(argv: list[str] | None = None) -> int:
         only = None if args.runs is None else [r.strip() for r in args.runs.split(",") if r.strip()]
         run_experiment(args.name, data, args.scale, seeds, results, args.dry_run,
                        log=lambda s: print(s, flush=True), only=only)
+    except Preempted as stop:  # a stop signal: the run in progress checkpointed its step
+        again = list(sys.argv[1:] if argv is None else argv)
+        if args.results is None:
+            again += ["--results", str(results)]
+        print(stop.with_resume(f"python -m experiments {shlex.join(again)}"), file=sys.stderr)
+        return stop.exit_code
     except (ValueError, OSError) as err:  # bad input, or a user path that cannot be used
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -193,7 +193,7 @@ def _reuse(twin: Path, out: Path) -> None:
 
 def run_experiment(name: str, data: str, scale: str = "cpu", seeds: list[int] | None = None, results: Path = RESULTS,
                    dry_run: bool = False, log=print, only: list[str] | None = None) -> list[dict]:
-    from ssl_train.loop import RunError, train
+    from ssl_train.loop import Preempted, RunError, train
     from ssl_train.provenance import code_digest
     done, code = [], code_digest()
     configs = plan(name, data, scale, None if seeds is None else list(seeds), results, only)
@@ -222,6 +222,8 @@ def run_experiment(name: str, data: str, scale: str = "cpu", seeds: list[int] | 
             continue
         try:
             done.append(train(cfg, resume=resume, progress=False))
+        except Preempted:  # a stop signal stops the experiment (its run checkpointed), not just this run
+            raise
         except (RunError, ValueError, RuntimeError, OSError) as err:  # one failed run must not stop the others
             out.mkdir(parents=True, exist_ok=True)
             reason = " ".join(str(err).split()) or type(err).__name__

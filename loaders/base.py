@@ -10,7 +10,9 @@ is decided once, here and in `scan` / `order`, so every backend loads the same s
             # uint8 [B, 3, S, S] images and int64 labels (shape [B] or [B, 1]) on config.device
 
 `size` is the number of samples this loader draws from (after `subset`), `classes` the class
-names (`[]` unlabeled), `skipped` the (file, reason) pairs left out. `Selection` gives the seeded
+names (`[]` unlabeled), `skipped` the (file, reason) pairs left out. A backend that can begin an
+epoch at batch k without loading the batches before it sets `starts_mid_epoch = True` and takes
+`iter_epoch(epoch, start=k)` (a run resumed mid-epoch); for others `Loader.skip` drops them. `Selection` gives the seeded
 subset and each epoch's order and shard (`loaders.order`); `ScannedBackend` adds the shared scan.
 See docs/ARCHITECTURE.md ("loaders: the Backend contract").
 """

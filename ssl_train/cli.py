@@ -49,6 +49,8 @@ HELP = {
     "num_workers": "loader workers",
     "cpu_threads": "intra-op threads on the CPU, fixed for the run (0: OMP_NUM_THREADS if set, else the cores the "
                    "loader workers leave free)",
+    "aug_threads": "intra-op threads of the augmentation on the CPU, switched to around each policy call (0: as "
+                   "--cpu-threads); one thread has no partner to wait for when other processes share the cores",
     "checkpoint_every": "minutes between step checkpoints, so a kill loses at most that much work (0: at epoch "
                         "ends only); SIGTERM, SIGUSR1 and Ctrl-C always checkpoint the step they stop at",
     "seed": "seed of every random choice (data order, augmentation, init)",
@@ -106,11 +108,12 @@ def main(argv: list[str] | None = None) -> int:
     from augpipe import SpecError
     from augpipe.engines import Unsupported
     from ssl_train.loop import NonFiniteLoss, Preempted, RunError, summary, train
+    from ssl_train.preempt import resume_command
     try:
         result = train(cfg, resume=args.resume, overwrite=args.overwrite, progress=not args.no_progress,
-                       argv=sys.argv[1:] if argv is None else argv, requeue=args.requeue)
+                       requeue=args.requeue)
     except Preempted as stop:  # a signal: the checkpoint is written, the message says how to resume
-        print(stop, file=sys.stderr)
+        print(stop.with_resume(resume_command(sys.argv[1:] if argv is None else argv)), file=sys.stderr)
         return stop.exit_code
     except KeyboardInterrupt:  # a second Ctrl-C: no checkpoint of this step
         last = Path(cfg.out) / "checkpoint.pt"

@@ -60,6 +60,7 @@ class TrainConfig:
     compile: bool = False
     num_workers: int = 2
     cpu_threads: int = 0              # intra-op threads on the CPU; 0 = OMP_NUM_THREADS if set, else the free cores
+    aug_threads: int = 1              # intra-op threads of the augmentation on the CPU; 0 = as --cpu-threads
     seed: int = 0
     out: str = "runs/run"
     checkpoint_every: float = 30.0    # minutes between step checkpoints (0 = at epoch ends only)
@@ -98,7 +99,7 @@ class TrainConfig:
                 raise ValueError(f"--{key.replace('_', '-')}: must be > 0, got {getattr(self, key)}")
         if not 0 <= self.ema < 1:
             raise ValueError(f"--ema: must be in [0, 1), got {self.ema}")
-        for key in ("weight_decay", "warmup_epochs", "momentum", "barlow_lambda", "num_workers", "cpu_threads",
+        for key in ("weight_decay", "warmup_epochs", "momentum", "barlow_lambda", "num_workers", "cpu_threads", "aug_threads",
                     "checkpoint_every"):
             if getattr(self, key) < 0:
                 raise ValueError(f"--{key.replace('_', '-')}: must be >= 0, got {getattr(self, key)}")

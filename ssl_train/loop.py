@@ -47,12 +47,11 @@ class NonFiniteLoss(RunError):
 
 
 def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False, progress: bool = True,
-          argv: list[str] | None = None, requeue: bool = False) -> dict | None:
+          requeue: bool = False) -> dict | None:
     """Train as `cfg` says into `cfg.out`; returns result.json's record on rank 0 (None elsewhere).
 
     A stop signal (SIGTERM, SIGUSR1, Ctrl-C: `ssl_train.preempt`) ends the run with a step
-    checkpoint and raises `Preempted`, whose message gives the command that resumes it (`argv`:
-    this run's arguments); `requeue` then puts a SLURM job back in the queue.
+    checkpoint and raises `Preempted`; `requeue` then puts a SLURM job back in the queue.
     """
     cfg.validate()
     try:
@@ -79,8 +78,7 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False, progr
             where = f"epoch {stop.epoch + 1}, step {stop.step}" if stop.step else f"the end of epoch {stop.epoch + 1}"
             done = f"; {preempt.requeue()}" if requeue and main and stop.signum != signal.SIGINT else ""
             raise Preempted(f"stopped by {signal.Signals(stop.signum).name} at {where}, checkpoint "
-                            f"{Path(cfg.out) / 'checkpoint.pt'}{done}; resume with: {preempt.resume_command(argv)}",
-                            stop.signum) from None
+                            f"{Path(cfg.out) / 'checkpoint.pt'}{done}", stop.signum) from None
         if main:
             folder.commit()
     dist.barrier()
@@ -295,6 +293,7 @@ def train_epoch(cfg: TrainConfig, parts: Parts, device: torch.device, epoch: int
     autocast = torch.autocast(device.type, dtype=torch.bfloat16) if cfg.precision == "bf16" else nullcontext()
     account, steps, start = TimeAccount(device), len(parts.data.train), state.step
     ckpt_path, rank, world = work / "checkpoint.pt", dist.rank(), dist.world_size()
+    aug_threads = cfg.aug_threads if device.type == "cpu" else 0
     watch = LossWatch(cfg, device, epoch, steps, ckpt_path, progress, start)
     running = EpochState(generator, watch, account, parts.augment, device)
     if start:
@@ -307,7 +306,7 @@ def train_epoch(cfg: TrainConfig, parts: Parts, device: torch.device, epoch: int
             images, labels = next(batches)
         if step == start and start:
             running.restore_random(state.in_epoch["ranks"][rank]["random"])
-        with account.phase("augment"):
+        with account.phase("augment"), augpipe.cpu.intra_op_threads(aug_threads):
             views = parts.augment(images, generator=generator)
         with account.phase("model"):
             loss = model_step(parts, views, labels, lr, autocast, (epoch * steps + step + 1) / schedule.total_steps)

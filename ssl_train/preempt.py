@@ -31,12 +31,17 @@ STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1, signal.SIGINT)
 
 
 class Preempted(RunError):
-    """The run stopped on a signal after writing a checkpoint; `exit_code` is 128 + the signal."""
+    """The run stopped on a signal after writing a checkpoint; `exit_code` is 128 + the signal.
+    `str()` says where it stopped and which checkpoint holds it; `with_resume(command)` adds how
+    to go on (the command differs: `python -m ssl_train ... --resume`, or the same experiment)."""
 
     def __init__(self, message: str, signum: int):
         super().__init__(message)
         self.signum = signum
         self.exit_code = 128 + signum
+
+    def with_resume(self, command: str) -> str:
+        return f"{self}; resume with: {command}"
 
 
 class StopRequests:
@@ -100,10 +105,10 @@ class StepControl:
         self.last = time.monotonic()
 
 
-def resume_command(argv: list[str] | None = None) -> str:
-    """The command line that continues this run: this one, with --resume (and no --overwrite)."""
-    args = list(sys.argv[1:] if argv is None else argv)
-    args = [a for a in args if a not in ("--resume", "--overwrite")] + ["--resume"]
+def resume_command(argv: list[str]) -> str:
+    """The `python -m ssl_train` command line that continues this run: `argv` with --resume
+    (and without --overwrite)."""
+    args = [a for a in argv if a not in ("--resume", "--overwrite")] + ["--resume"]
     launcher = "torchrun ... -m ssl_train" if dist.world_size() > 1 else f"{os.path.basename(sys.executable)} -m ssl_train"
     return f"{launcher} {shlex.join(args)}"
 

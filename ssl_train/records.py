@@ -34,6 +34,7 @@ def result_record(cfg, device: torch.device, world: int, state, steps_per_epoch:
         "device": str(device) + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""),
         "world_size": world,
         "cpu_threads": torch.get_num_threads() if device.type == "cpu" else None,
+        "aug_threads": (cfg.aug_threads or torch.get_num_threads()) if device.type == "cpu" else None,
         "versions": run_versions(),
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }

@@ -321,3 +321,26 @@ def test_an_unreadable_finished_result_is_named(tmp_path, monkeypatch):
         runner.run_experiment("tiny", "digits", "cpu", [0], tmp_path / "results", log=lambda s: None)
     cfg = runner.TrainConfig(data="digits", out=str(tmp_path / "results" / "tiny" / "y-s0"))
     assert runner.finished_twin(cfg, tmp_path / "results") is None
+
+
+def test_a_stop_signal_stops_the_experiment_and_names_its_resume_command(tmp_path, monkeypatch, capsys):
+    """A preempted run is not a failed run: the experiment stops there (no failed.txt, no later
+    run started) and says how to go on, with the results folder it was writing."""
+    from ssl_train import loop
+    from ssl_train.preempt import Preempted
+    configs = tmp_path / "configs"
+    configs.mkdir()
+    (configs / "scales.json").write_text(json.dumps({"cpu": {"epochs": 1}}))
+    (configs / "two.json").write_text(json.dumps({"claim": "c", "runs": [{"id": "a"}, {"id": "b"}]}))
+    monkeypatch.setattr(runner, "CONFIGS", configs)
+    started = []
+
+    def preempted_train(cfg, resume=False, progress=False):
+        started.append(cfg.out)
+        raise Preempted(f"stopped by SIGTERM at epoch 1, step 3, checkpoint {cfg.out}/checkpoint.pt", 15)
+    monkeypatch.setattr(loop, "train", preempted_train)
+    monkeypatch.setattr("experiments.__main__.fresh_results", lambda: tmp_path / "fresh")
+    assert main(["run", "two", "--data", "digits", "--seeds", "0"]) == 143
+    assert len(started) == 1 and not list((tmp_path / "fresh").rglob("failed.txt"))
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last.endswith(f"; resume with: python -m experiments run two --data digits --seeds 0 --results {tmp_path / 'fresh'}")

@@ -208,6 +208,7 @@ def test_resume_refuses_a_changed_config(tmp_path, capsys):
 
 NODE_FAILURE_PLUGIN = """
 import os
+import signal
 from ssl_train import register_method
 from ssl_train.methods.simclr import SimCLR
 
@@ -222,15 +223,23 @@ class FailingSimCLR(SimCLR):  # SimCLR whose process dies as epoch FAIL_AT_EPOCH
         if FailingSimCLR.epochs_begun == int(os.environ.get("FAIL_AT_EPOCH", "0")):
             os._exit(3)  # like a lost node: no cleanup, no result
         super().begin_epoch(generator)
+
+    def on_step_end(self, backbone, progress):  # rank TERM_RANK gets SIGTERM after its first step
+        super().on_step_end(backbone, progress)
+        if os.environ.get("RANK") == os.environ.get("TERM_RANK"):
+            os.environ.pop("TERM_RANK")
+            os.kill(os.getpid(), signal.SIGTERM)
 """
 
 
 @pytest.mark.slow
 def test_two_nodes_of_two_processes_train_from_shards_and_resume(tmp_path):
     """torchrun --nnodes 2 --nproc-per-node 2 on localhost (gloo, 4 ranks): the training split as
-    WebDataset shards (4, one per rank). Every process dies as epoch 2 begins (after epoch 1's
-    checkpoint: the epoch ends in a barrier); the same command with --resume continues at epoch 2
-    from that checkpoint and writes one result and one checkpoint, from rank 0."""
+    WebDataset shards (4, one per rank). First one process of node 1 gets SIGTERM after its first
+    step: all four stop at that step and rank 0 writes a step checkpoint. Resumed there, every
+    process dies as epoch 2 begins (after epoch 1's checkpoint: the epoch ends in a barrier); the
+    same command with --resume continues at epoch 2 from that checkpoint and writes one result
+    and one checkpoint, from rank 0."""
     import csv
     import socket
     from loaders import prepare
@@ -249,15 +258,22 @@ def test_two_nodes_of_two_processes_train_from_shards_and_resume(tmp_path):
                                    str(n), "--nproc-per-node", "2", "--master-addr", "127.0.0.1", "--master-port",
                                    str(port), "-m", "ssl_train", *TINY, "--data", str(data), "--epochs", "2",
                                    "--out", str(out), "--device", "cpu", "--plugin", str(tmp_path / "failing.py"),
-                                   "--method", "simclr-failing", *extra],
+                                   "--method", "simclr-failing", "--check-every", "1", *extra],
                                   cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                   env={**os.environ, "OMP_NUM_THREADS": "1", **dict(env)})
                  for n in range(2)]
         outputs = [node.communicate(timeout=600) for node in nodes]
         return [node.returncode for node in nodes], outputs
 
-    codes, outputs = two_nodes(env={"FAIL_AT_EPOCH": "2"})
+    # a scheduler's SIGTERM to one process of node 1 mid-epoch 1: all four stop at that step
+    codes, outputs = two_nodes(env={"TERM_RANK": "3"})
     assert codes[0] != 0 and codes[1] != 0 and not (out / "result.json").exists()
+    assert "stopped by SIGTERM at epoch 1, step 1" in outputs[0][1], outputs[0][1][-2000:] + outputs[1][1][-2000:]
+    saved = torch.load(out / "checkpoint.pt", weights_only=True)
+    assert (saved["epoch"], saved["step"], len(saved["in_epoch"]["ranks"])) == (-1, 1, 4)
+    codes, outputs = two_nodes("--resume", env={"FAIL_AT_EPOCH": "2"})  # resumed mid-epoch 1, then a node dies
+    assert codes[0] != 0 and codes[1] != 0 and not (out / "result.json").exists()
+    assert "at epoch 1/2, step 2" in outputs[0][0]
     with open(out / "log.csv") as f:
         before = list(csv.DictReader(f))
     assert [row["epoch"] for row in before] == ["1"] and (out / "checkpoint.pt").is_file()
