@@ -5,7 +5,9 @@ backends are tested against.
 """
 from __future__ import annotations
 
+import os
 import signal
+import threading
 from contextlib import nullcontext
 
 import numpy as np
@@ -73,12 +75,22 @@ def _collate(samples):
 
 
 def _leave_stop_signals_to_the_main_process(worker_id: int) -> None:
-    """A worker ignores SIGINT, SIGTERM and SIGUSR1: a Ctrl-C in a terminal, or a scheduler
+    """A worker leaves stop signals to the main process: a Ctrl-C in a terminal, or a scheduler
     signalling the whole job, reaches every process, and the main process decides when to stop
     (a training run finishes its step and checkpoints); a worker that died of it would fail that
-    step. Workers still end with the main process (the DataLoader shuts them down)."""
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1):
-        signal.signal(sig, signal.SIG_IGN)
+    step. So a worker ignores SIGINT and SIGUSR1, and takes SIGTERM only from its parent (the
+    DataLoader's shutdown, multiprocessing's at exit): a thread waits for it with
+    `sigwaitinfo`, which says who sent it. Workers still end with the main process."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGUSR1, signal.SIG_IGN)
+    parent = os.getppid()
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})  # threads started later inherit the mask
+
+    def wait_for_sigterm():
+        while True:
+            if signal.sigwaitinfo({signal.SIGTERM}).si_pid in (parent, 0):  # 0: the kernel's own
+                os._exit(0)
+    threading.Thread(target=wait_for_sigterm, name="sigterm-from-parent", daemon=True).start()
 
 
 @register_backend

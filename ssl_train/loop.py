@@ -75,10 +75,12 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False, progr
             result = run_epochs(cfg, parts, work, resume, device, world, main, progress, control)
         except Stopped as stop:
             dist.barrier()  # every rank waits for rank 0's checkpoint before any exits
+            if main:
+                folder.keep()
             where = f"epoch {stop.epoch + 1}, step {stop.step}" if stop.step else f"the end of epoch {stop.epoch + 1}"
             done = f"; {preempt.requeue()}" if requeue and main and stop.signum != signal.SIGINT else ""
             raise Preempted(f"stopped by {signal.Signals(stop.signum).name} at {where}, checkpoint "
-                            f"{Path(cfg.out) / 'checkpoint.pt'}{done}", stop.signum) from None
+                            f"{Path(work) / 'checkpoint.pt'}{done}", stop.signum) from None
         if main:
             folder.commit()
     dist.barrier()

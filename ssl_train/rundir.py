@@ -9,7 +9,8 @@
   file that no run writes (`RUN_FILES`) is refused, naming those files. It trains into a staging
   folder (`.RUN.staging` beside it) and swaps it in only when the new run has finished: a run
   that fails, or flags that turn out wrong, leave the old results as they were; after the swap no
-  stale file of the old run (`linear_eval.json`, `failed.txt`...) remains.
+  stale file of the old run (`linear_eval.json`, `failed.txt`...) remains. A staged run stopped by
+  a signal keeps its checkpoint there, and `--resume` continues it (then swaps it in).
 - **No stale temporaries.** Temporary files of writes killed midway (`.NAME.*.tmp`) are removed
   when a run starts; every writer goes through `atomicio.atomic_write`, so they never hold data,
   and files get the usual permissions (`0666 & ~umask`).
@@ -136,6 +137,7 @@ class RunDir:
         self.staging = self.out.parent / f".{self.out.name}.staging"
         self.work = self.out
         self._lock = None
+        self._keep = False
 
     def __enter__(self) -> Path:
         if self.out.exists() and not self.out.is_dir():
@@ -162,6 +164,10 @@ class RunDir:
     def _choose_work(self) -> None:
         remove_stale_temporaries(self.out)
         finished, started = (self.out / "result.json").exists(), (self.out / "checkpoint.pt").exists()
+        if self.resume and (self.staging / "checkpoint.pt").exists():  # an --overwrite run that was stopped
+            remove_stale_temporaries(self.staging)
+            self.work = self.staging
+            return
         if self.resume:
             if finished:
                 raise RunError(f"--out {self.out}: this run already finished (result.json); nothing to resume")
@@ -180,6 +186,10 @@ class RunDir:
             self.staging.mkdir(parents=True)
             self.work = self.staging
 
+    def keep(self) -> None:
+        """The run stopped with a checkpoint (a signal): a staged overwrite stays for `--resume`."""
+        self._keep = True
+
     def commit(self) -> None:
         """The run finished: a staged overwrite replaces the old folder (two renames)."""
         if self.work == self.out:
@@ -188,7 +198,7 @@ class RunDir:
         self.work = self.out
 
     def __exit__(self, exc_type=None, *exc) -> None:
-        if exc_type is not None and self.work == self.staging:  # a staged run that failed: the old one stays
+        if exc_type is not None and self.work == self.staging and not self._keep:  # failed: the old run stays
             shutil.rmtree(self.staging, ignore_errors=True)
         if self._lock is not None:
             self._lock.release()

@@ -1,6 +1,9 @@
 """loaders: one interface, three backends, the same data; bad input handled clearly."""
 import importlib.util
 import os
+import signal
+import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -639,3 +642,43 @@ def test_subset_members_are_distinct_sorted_and_checked():
     assert subset_members(5, None, 0).tolist() == subset_members(5, 9, 0).tolist() == [0, 1, 2, 3, 4]
     with pytest.raises(ValueError, match=r"^subset must be >= 1, got 0$"):
         subset_members(20, 0, seed=3)
+
+
+def _worker_pids(before: set[int]) -> list[int]:
+    """This process's children that were not there before (a DataLoader's workers)."""
+    pid = os.getpid()
+    now = {int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()}
+    return sorted(now - before)
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return "gone"
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="reads child processes from /proc (Linux)")
+def test_torch_workers_leave_stop_signals_to_the_main_process_but_end_when_it_says():
+    """SIGINT, SIGUSR1 and a SIGTERM from another process (a scheduler signalling the job) leave
+    the workers loading: the epoch completes. A SIGTERM from their parent (DataLoader shutdown,
+    multiprocessing at exit) ends a worker at once, so an interrupted epoch never hangs the exit."""
+    import time
+    pid = os.getpid()
+    before = {int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()}
+    loader = build_loader("torch", "digits:train", batch_size=32, image_size=8, num_workers=1)
+    batches = iter(loader)
+    next(batches)
+    (worker,) = _worker_pids(before)
+    for sig in ("INT", "USR1", "TERM"):
+        subprocess.run(["kill", "-s", sig, str(worker)], check=True)
+    assert 1 + sum(1 for _ in batches) == len(loader)  # 45 batches, at most 5 loaded ahead: the worker lived
+    batches = iter(loader)
+    next(batches)
+    (worker,) = _worker_pids(before)
+    os.kill(worker, signal.SIGTERM)
+    deadline = time.monotonic() + 60
+    while _state(worker) not in ("Z", "gone") and time.monotonic() < deadline:
+        time.sleep(0.01)  # polled: the worker's exit, not a guessed delay
+    assert _state(worker) in ("Z", "gone")
+    del batches

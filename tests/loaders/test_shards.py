@@ -232,3 +232,25 @@ def test_concurrent_prepares_into_one_destination_both_succeed(tmp_path):
     index = json.loads((out / "index.json").read_text())
     assert sorted(index["counts"]) == sorted(p.name for p in out.glob("*.tar"))  # one writer's whole set
     assert sum(index["counts"].values()) == 355 and sorted(p.name for p in tmp_path.iterdir()) == ["wds"]
+
+
+def test_shards_that_do_not_fit_on_disk_leave_the_old_set_whole(tmp_path):
+    """RLIMIT_FSIZE (EFBIG, as a full disk gives ENOSPC) under `prepare --overwrite`: one line
+    naming dst, the old shards as they were, no staged folder left."""
+    import resource
+    import subprocess
+    import sys
+    out = tmp_path / "wds"
+    assert prepare.main(["digits:test", str(out), "--format", "wds", "--shard-size", "100"]) == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+
+    def small_files():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, 20_000))  # a shard of 50 digits is ~40 kB
+    proc = subprocess.run([sys.executable, "-m", "loaders.prepare", "digits:test", str(out), "--format", "wds",
+                           "--shard-size", "50", "--overwrite"], capture_output=True, text=True, timeout=300,
+                          preexec_fn=small_files)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1 and lines[0].startswith(f"error: dst {out}: "), proc.stderr
+    assert "File too large" in lines[0]
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["wds"]

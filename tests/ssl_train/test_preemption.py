@@ -176,3 +176,38 @@ def test_the_cpu_thread_count_is_the_flag_else_omp_num_threads_else_the_free_cor
     monkeypatch.delenv("OMP_NUM_THREADS")
     cores = len(os.sched_getaffinity(0))
     assert cpu_threads(num_workers=0) == cores and cpu_threads(num_workers=cores + 4) == 1
+
+
+@pytest.mark.slow
+def test_requeue_asks_slurm_to_requeue_the_job_after_the_checkpoint(tmp_path, plugin):
+    """--requeue under SLURM (SLURM_JOB_ID set) runs `scontrol requeue ID` once the step checkpoint
+    is written; here a stand-in scontrol on PATH records its arguments."""
+    bin_dir, calls = tmp_path / "bin", tmp_path / "calls.txt"
+    bin_dir.mkdir()
+    (bin_dir / "scontrol").write_text(f'#!/bin/sh\necho "$@" >> {calls}\n')
+    (bin_dir / "scontrol").chmod(0o755)
+    out = tmp_path / "run"
+    proc = run([*TINY, *plugin, "--epochs", "2", "--out", str(out), "--requeue"],
+               env={"STOP_SIGNAL": "SIGUSR1", "STOP_AT_STEP": "3", "SLURM_JOB_ID": "4242",
+                    "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"})
+    assert proc.returncode == 128 + signal.SIGUSR1, proc.stderr
+    assert calls.read_text() == "requeue 4242\n"
+    assert "step 3, checkpoint" in proc.stderr and "; requeued SLURM job 4242; resume with:" in proc.stderr
+    assert torch.load(out / "checkpoint.pt", weights_only=True)["step"] == 3
+
+
+@pytest.mark.slow
+def test_a_stopped_overwrite_keeps_the_old_run_and_resumes_into_its_place(tmp_path, plugin):
+    out = tmp_path / "run"
+    args = [*TINY, *plugin, "--epochs", "2", "--out", str(out)]
+    assert run([*args, "--seed", "1"]).returncode == 0  # the old run, another seed
+    old = (out / "result.json").read_bytes()
+    stopped = run([*args, "--overwrite"], env={"STOP_SIGNAL": "SIGTERM", "STOP_AT_STEP": "4"})
+    assert stopped.returncode == 128 + signal.SIGTERM, stopped.stderr
+    staged = tmp_path / ".run.staging" / "checkpoint.pt"
+    assert f"checkpoint {staged}; resume with: " in stopped.stderr and "--overwrite" not in stopped.stderr.splitlines()[-1]
+    assert (out / "result.json").read_bytes() == old  # the old run stays until the new one has finished
+    resumed = run([*args, "--resume"])
+    assert resumed.returncode == 0, resumed.stderr
+    assert run([*args, "--out", str(tmp_path / "ref")]).returncode == 0
+    assert outcome(out) == outcome(tmp_path / "ref") and not staged.parent.exists()
