@@ -10,10 +10,12 @@ Layers (one module each; docs/ARCHITECTURE.md): `op` is the op contract and its 
 `ops` are the built-in ops, `spec`/`presets`/`views` name policies, `build` makes them, `policy`
 is the sample/apply contract, run by `grouping`, `chain`, `gating`, `fusion`, `chunking`,
 `compiling` and `options`; `engines` runs the same policy on Kornia / torchvision / DALI,
-`diagnostics` counts ops and host syncs, `cpu` tunes the CPU, `plugins` imports user modules,
+`diagnostics` counts ops and host syncs, `cpu` tunes the CPU,
 `torchvision_dropin` converts torchvision v2 pipelines (`from_torchvision`), `module` wraps a
-policy as an `nn.Module` (`Augment`).
+policy as an `nn.Module` (`Augment`). `SyncTimer` and `TimeAccount` are the timers every
+measurement of the project uses (on CUDA: synchronised, or events read once).
 """
+from _augpipe_shared.timing import SyncTimer, TimeAccount
 from augpipe import ops as _builtin_ops  # noqa: F401  (registers the built-in ops)
 from augpipe import ops_auto as _auto_ops  # noqa: F401  (TrivialAugmentWide, RandAugment, AutoAugment)
 from augpipe import ops_recipes as _recipe_ops  # noqa: F401  (and those of torchvision's recipes)
@@ -27,5 +29,5 @@ from augpipe.spec import SpecError
 from augpipe.torchvision_dropin import UnsupportedTransform, from_torchvision
 
 __all__ = ["OPS", "ApplyContext", "Augment", "Op", "Policy", "PolicyOptions", "SampleContext", "SpecError",
-           "UnsupportedTransform", "View", "build_policy", "check_images", "from_torchvision", "list_policies",
+           "SyncTimer", "TimeAccount", "UnsupportedTransform", "View", "build_policy", "check_images", "from_torchvision", "list_policies",
            "register_op", "register_preset"]

@@ -20,15 +20,16 @@ import sys
 
 import torch
 
-import machine
-from atomicio import atomic_write_bytes
+from _augpipe_shared import machine
+from _augpipe_shared.atomicio import atomic_write_bytes
+from _augpipe_shared.cli import ArgumentParser
+from _augpipe_shared.plugins import add_plugin_flag, load_plugins
+from _augpipe_shared.timing import SyncTimer
 from augpipe.build import build_policy, list_policies
 from augpipe.cpu import tune_cpu_allocator
 from augpipe.diagnostics import count_ops
 from augpipe.engines import ENGINES, Unsupported, build
-from augpipe.plugins import add_plugin_flag, load_plugins
 from augpipe.spec import split_top
-from timekeep import SyncTimer
 
 DEFAULT_POLICIES = ("simclr", "byol", "noise", "crop", "none")
 DEFAULT_ENGINES = ("augpipe", "kornia", "kornia-compiled", "torchvision", "dali", "torchaug")  # missing: skipped
@@ -166,8 +167,8 @@ def _csv(text: str) -> list[str]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m augpipe.bench", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(prog="python -m augpipe.bench", description=__doc__,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
     add_plugin_flag(parser)
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--sizes", default="32,224", help="comma-separated output sizes (default 32,224)")

@@ -6,10 +6,10 @@ from dataclasses import dataclass
 
 import torch
 
+from _augpipe_shared.timing import TimeAccount
 from augpipe.fusion import fused_pair
 from augpipe.gating import gate
 from augpipe.op import ApplyContext, Op
-from timekeep import TimeAccount
 
 
 @dataclass(frozen=True)

@@ -25,8 +25,8 @@ from typing import Any, ClassVar, Mapping
 
 import torch
 
+from _augpipe_shared.registry import Registry
 from augpipe import sampling
-from registry import Registry
 
 Range = tuple[float, float]
 Size = tuple[int, int]

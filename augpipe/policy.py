@@ -13,6 +13,7 @@ from contextlib import nullcontext
 
 import torch
 
+from _augpipe_shared.timing import TimeAccount
 from augpipe.chain import Output, run_chain
 from augpipe.chunking import OutputBuffers, ThreadChooser, run_in_chunks
 from augpipe.compiling import LazyCompiled
@@ -21,7 +22,6 @@ from augpipe.grouping import View, ViewGroup, group_views, join_rows, repeat_row
 from augpipe.op import ApplyContext, SampleContext
 from augpipe.options import PolicyOptions
 from augpipe.spec import describe
-from timekeep import TimeAccount
 
 ViewParams = list[dict]  # one dict per op: {"op": name, **[N, ...] tensors}
 

@@ -12,10 +12,10 @@ import shlex
 import sys
 from pathlib import Path
 
-from atomicio import nearest_existing
-from augpipe.plugins import add_plugin_flag, load_plugins
+from _augpipe_shared.atomicio import nearest_existing
+from _augpipe_shared.cli import ArgumentParser
+from _augpipe_shared.plugins import add_plugin_flag, load_plugins
 from experiments.runner import RESULTS, fresh_results, list_experiments, load_scales, resolve_data, run_experiment
-from ssl_train.cli import ArgumentParser
 from ssl_train.preempt import Preempted
 
 
@@ -39,7 +39,11 @@ def build_parser() -> argparse.ArgumentParser:
                           "picked on seed 0 for further seeds")
     run.add_argument("--dry-run", action="store_true", help="list the runs without training")
     rep = sub.add_parser("report", help="tables (REPORT.md) and plots from every result.json")
-    rep.add_argument("--results", type=Path, default=RESULTS)
+    rep.add_argument("--results", type=Path, default=RESULTS,
+                     help="the results to report (default: the published snapshot)")
+    rep.add_argument("--out", type=Path, default=None,
+                     help="where REPORT.md and the plots go (default: the results folder; for the snapshot "
+                          "installed with the package, ./experiments-report)")
     sub.add_parser("list", help="the experiments and their claims")
     return parser
 
@@ -65,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "report":
         from experiments.report import report
         try:
-            path, pngs = report(args.results)
+            path, pngs = report(args.results, args.out)
         except (ValueError, OSError) as err:
             print(f"error: {err}", file=sys.stderr)
             return 2

@@ -5,9 +5,8 @@ import json
 import math
 from pathlib import Path
 
-from atomicio import atomic_write_bytes
+from _augpipe_shared.atomicio import atomic_write_bytes
 from experiments.runner import CONFIGS, RESULTS, list_experiments, load_experiment
-
 
 REQUIRED = {"knn_top1": float, "knn_top1_random_init": float, "config": dict, "time": dict}
 
@@ -261,15 +260,25 @@ def plots(found: dict[str, list[dict]], out: Path) -> list[Path]:
     return written
 
 
-def report(results: Path = RESULTS) -> tuple[Path, list[Path]]:
-    """REPORT.md and the plots of the runs in `results`, an existing folder (else ValueError)."""
+def default_out(results: Path) -> Path:
+    """Where a report of `results` goes: beside the results, except for the snapshot installed
+    with the package (never written into site-packages): `./experiments-report`. In a source
+    checkout the snapshot's own REPORT.md is rewritten, as it is committed."""
+    installed = results.resolve() == RESULTS.resolve() and not (RESULTS.parents[1] / "setup.cfg").is_file()
+    return Path("experiments-report") if installed else results
+
+
+def report(results: Path = RESULTS, out: Path | None = None) -> tuple[Path, list[Path]]:
+    """REPORT.md and the plots of the runs in `results`, an existing folder (else ValueError),
+    written into `out` (default: `default_out(results)`)."""
     if not results.is_dir():
         what = "is not a folder" if results.exists() else "does not exist"
         raise ValueError(f"--results {results}: {what}; give the folder an experiment wrote "
                          "(python -m experiments run NAME --results FOLDER)")
+    out = default_out(results) if out is None else out
     found = collect(results)
-    path = atomic_write_bytes(results / "REPORT.md", markdown(found).encode())
-    return path, plots(found, results)
+    path = atomic_write_bytes(out / "REPORT.md", markdown(found).encode())
+    return path, plots(found, out)
 
 
 __all__ = ["collect", "markdown", "report", "CONFIGS"]

@@ -17,7 +17,7 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
-from atomicio import atomic_write_bytes, write_json
+from _augpipe_shared.atomicio import atomic_write_bytes, write_json
 from loaders.datasets import ARCHIVES, resolve_source, splits
 from ssl_train.config import TrainConfig
 

@@ -27,9 +27,9 @@ from typing import ClassVar, Iterator, Protocol
 import numpy as np
 import torch
 
+from _augpipe_shared.registry import Registry
 from loaders.order import epoch_indices, subset_members
 from loaders.scan import scan_image_folder
-from registry import Registry
 
 
 @dataclass(frozen=True, kw_only=True)

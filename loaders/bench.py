@@ -23,10 +23,12 @@ from pathlib import Path
 
 import torch
 
+from _augpipe_shared.atomicio import atomic_write_bytes
+from _augpipe_shared.cli import ArgumentParser
+from _augpipe_shared.plugins import add_plugin_flag, load_plugins
+from _augpipe_shared.timing import SyncTimer
 from loaders.api import BACKENDS, DEFAULT_RANDOM_CROP, build_loader
 from loaders.datasets import cache_dir
-from atomicio import atomic_write_bytes
-from timekeep import SyncTimer
 
 # a folder holding cifar10-jpeg.tar.gz (CIFAR-10 as JPEGs, cifar10/{train,test}/<class>/) and
 # imagenet-samples/ (full-size JPEG photographs)
@@ -73,6 +75,7 @@ def dali_bare_loader(root: Path, size: int, batch_size: int, workers: int, devic
     from nvidia.dali import fn, pipeline_def, types
     from nvidia.dali.plugin.base_iterator import LastBatchPolicy
     from nvidia.dali.plugin.pytorch import DALIGenericIterator
+
     from loaders.scan import scan_image_folder
     index = scan_image_folder(root)
     on_gpu = device.type == "cuda"
@@ -122,8 +125,9 @@ def time_epochs(loader, device, repeats: int) -> float:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m loaders.bench", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(prog="python -m loaders.bench", description=__doc__,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_plugin_flag(parser)
     parser.add_argument("--shared", type=Path, default=DEFAULT_SHARED,
                         help="folder holding cifar10-jpeg.tar.gz and imagenet-samples/ (default: $AUGPIPE_DATA)")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
@@ -185,6 +189,7 @@ def table(records: list[dict]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    load_plugins(argv, "python -m loaders.bench")  # a plugin's backends are valid --backends
     parser = build_parser()
     args = parser.parse_args(argv)
     device = torch.device(args.device)

@@ -30,7 +30,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from atomicio import exclusive
+from _augpipe_shared.atomicio import exclusive
 from loaders.base import Selection, register_backend
 from loaders.datasets import cache_dir
 

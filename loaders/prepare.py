@@ -24,7 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
-from atomicio import atomic_write, exclusive, nearest_existing, remove_stale_temporaries, replace_folder
+from _augpipe_shared.atomicio import atomic_write, exclusive, nearest_existing, remove_stale_temporaries, replace_folder
+from _augpipe_shared.cli import ArgumentParser
+from _augpipe_shared.plugins import add_plugin_flag, load_plugins
 from loaders.datasets import resolve_source
 from loaders.decode import center_resized, load_rgb
 from loaders.forking import fork_safe
@@ -198,8 +200,10 @@ def _check_flags(parser: argparse.ArgumentParser, args: argparse.Namespace) -> N
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m loaders.prepare", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    load_plugins(argv, "python -m loaders.prepare")
+    parser = ArgumentParser(prog="python -m loaders.prepare", description=__doc__,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_plugin_flag(parser)
     parser.add_argument("src", help="ImageFolder root (root/<class>/<image>), an archive of one, a dataset name, "
                         "or WebDataset shards (a folder of .tar files, or brace notation)")
     parser.add_argument("dst", help="output .beton file (--format beton) or shard folder (--format wds)")

@@ -29,8 +29,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import machine  # noqa: E402
-from atomicio import atomic_write_bytes  # noqa: E402
+from _augpipe_shared import machine  # noqa: E402
+from _augpipe_shared.atomicio import atomic_write_bytes  # noqa: E402
 from augpipe import build_policy  # noqa: E402
 from augpipe.bench import run_bench  # noqa: E402
 from augpipe.diagnostics import count_ops  # noqa: E402

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from atomicio import atomic_write
+from _augpipe_shared.atomicio import atomic_write
 from ssl_train.state import schema_keys
 
 
@@ -22,7 +22,7 @@ class CheckpointError(ValueError):
 
 
 def save_checkpoint(state: dict, path: Path) -> None:
-    """`state` into `path` atomically; a full disk raises `atomicio.WriteError` and keeps the old file."""
+    """`state` into `path` atomically; a full disk raises `WriteError` (`_augpipe_shared.atomicio`) and keeps the old file."""
     def write(tmp):
         with open(tmp, "wb") as f:  # through a Python file: a full disk surfaces as the OSError it is
             torch.save(state, f)

@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 from dataclasses import fields
+from pathlib import Path
 
-from augpipe.plugins import add_plugin_flag, load_plugins
+from _augpipe_shared.cli import ArgumentParser
+from _augpipe_shared.plugins import add_plugin_flag, load_plugins
 from ssl_train.config import TrainConfig
 
 HELP = {
@@ -56,14 +57,6 @@ HELP = {
     "seed": "seed of every random choice (data order, augmentation, init)",
     "out": "output folder (config.json, log.csv, checkpoint.pt, result.json)",
 }
-
-
-class ArgumentParser(argparse.ArgumentParser):
-    """argparse whose usage errors are one line with a pointer to --help (argparse's own print
-    the whole usage first: 24 lines for ssl_train, the error last)."""
-
-    def error(self, message: str):
-        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def _help(name: str) -> str:

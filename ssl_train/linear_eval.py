@@ -13,17 +13,17 @@ from pathlib import Path
 
 import augpipe
 import loaders
-from atomicio import write_json
+from _augpipe_shared.atomicio import write_json
+from _augpipe_shared.cli import ArgumentParser
+from _augpipe_shared.machine import pick_device
 from loaders.scan import DatasetError
 from ssl_train.backbones import build_backbone
-from machine import pick_device
 from ssl_train.checkpoint import CheckpointError, load_checkpoint
 from ssl_train.config import TrainConfig
 from ssl_train.evaluate import extract, linear_eval
 from ssl_train.methods import build_method
 from ssl_train.parts import NORMALIZE, Trainer, data_splits
 from ssl_train.rundir import RunError
-from ssl_train.cli import ArgumentParser
 
 
 def evaluate_run(run: Path, epochs: int = 100, lr: float = 1e-2, device: str = "auto") -> dict:

@@ -24,20 +24,19 @@ import torch
 import torch.nn.functional as F
 
 import augpipe.cpu
-import machine
-from atomicio import write_json
-from ssl_train import dist
+from _augpipe_shared import machine
+from _augpipe_shared.atomicio import write_json
+from _augpipe_shared.timing import TimeAccount
+from ssl_train import dist, preempt
 from ssl_train.checkpoint import load_checkpoint, save_checkpoint
 from ssl_train.config import TrainConfig
 from ssl_train.evaluate import extract, knn_top1, probe_top1
 from ssl_train.optim import lr_at
-from ssl_train import preempt
 from ssl_train.parts import Parts, build, cpu_threads
 from ssl_train.preempt import Preempted, StepControl, StopRequests
 from ssl_train.records import epoch_line, result_record, summary, write_csv
 from ssl_train.rundir import RunDir, RunError
 from ssl_train.state import RunState, config_changes
-from timekeep import TimeAccount
 
 PHASES = ("data", "augment", "model", "eval")
 

@@ -5,12 +5,10 @@ import hashlib
 import importlib.metadata
 from pathlib import Path
 
-import atomicio
+import _augpipe_shared
 import augpipe
 import loaders
-import machine
-import registry
-import timekeep
+from _augpipe_shared import machine
 
 
 def source_digest(roots: list[Path]) -> str:
@@ -27,7 +25,7 @@ def source_digest(roots: list[Path]) -> str:
 
 
 # the packages whose code decides a run's numbers (experiments/ only plans runs)
-CODE_ROOTS = [Path(m.__file__).parent for m in (augpipe, loaders, timekeep, atomicio, machine, registry)] + [
+CODE_ROOTS = [Path(m.__file__).parent for m in (augpipe, loaders, _augpipe_shared)] + [
     Path(__file__).parent]
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from atomicio import write_text
+from _augpipe_shared.atomicio import write_text
 from ssl_train.provenance import run_versions
 
 

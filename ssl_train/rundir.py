@@ -12,7 +12,7 @@
   stale file of the old run (`linear_eval.json`, `failed.txt`...) remains. A staged run stopped by
   a signal keeps its checkpoint there, and `--resume` continues it (then swaps it in).
 - **No stale temporaries.** Temporary files of writes killed midway (`.NAME.*.tmp`) are removed
-  when a run starts; every writer goes through `atomicio.atomic_write`, so they never hold data,
+  when a run starts; every writer goes through `_augpipe_shared.atomicio.atomic_write`, so they never hold data,
   and files get the usual permissions (`0666 & ~umask`).
 """
 from __future__ import annotations
@@ -21,7 +21,7 @@ import os
 import shutil
 from pathlib import Path
 
-from atomicio import remove_stale_temporaries, replace_folder
+from _augpipe_shared.atomicio import remove_stale_temporaries, replace_folder
 
 # Everything the project writes into a run folder (ssl_train, ssl_train.linear_eval and the
 # experiments runner); `--overwrite` deletes a folder only when it holds nothing else.

@@ -12,10 +12,10 @@ import pytest
 import torch
 
 import augpipe
+from _augpipe_shared.plugins import import_plugin
 from augpipe import Op, build_policy, register_op
 from augpipe.diagnostics import count_ops
 from augpipe.engines import Unsupported, build
-from augpipe.plugins import import_plugin
 from tests.tolerance import assert_float_close
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -7,7 +7,7 @@ from typing import ClassVar
 import torch
 import torch.nn as nn
 
-from registry import Registry
+from _augpipe_shared.registry import Registry
 
 
 def mlp(in_dim: int, hidden: int, out: int, layers: int = 2, last_bn: bool = False) -> nn.Sequential:

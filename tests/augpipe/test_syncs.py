@@ -125,7 +125,7 @@ class _CountingAccount:
     windows = []
 
     def __init__(self, device):
-        from timekeep import TimeAccount
+        from _augpipe_shared.timing import TimeAccount
         self._inner, self._counter, self.steps = TimeAccount(device), None, 0
 
     def phase(self, name):

@@ -1,6 +1,5 @@
-"""Which device, which versions: the one place every command line asks (a tiny leaf package like
-`timekeep` and `atomicio`, so that `augpipe`, `loaders` and `ssl_train` share it without
-importing each other; docs/ARCHITECTURE.md)."""
+"""Which device, which versions: the one place every command line asks (shared by `augpipe`,
+`loaders` and `ssl_train`, which do not import each other; docs/ARCHITECTURE.md)."""
 from __future__ import annotations
 
 import os

@@ -1,4 +1,4 @@
-"""Atomic file writes, shared by every package (a tiny leaf like `timekeep`: docs/ARCHITECTURE.md).
+"""Atomic file writes, shared by every package (docs/ARCHITECTURE.md).
 
 `atomic_write(path, write)` calls `write(tmp)` on a temporary file next to `path` (named
 `.NAME.PID.*.tmp`), gives it the usual permissions (`0666 & ~umask`, not `mkstemp`'s 0600) and

@@ -1,7 +1,7 @@
 """The shared timer: phases accumulate (add, never overwrite) across intervals and names."""
 import time
 
-from timekeep import SyncTimer, TimeAccount
+from _augpipe_shared.timing import SyncTimer, TimeAccount
 
 
 def _busy(seconds):
@@ -95,7 +95,7 @@ def test_cuda_timers_synchronise_the_device_and_read_events_once(monkeypatch):
     with SyncTimer("cpu"), SyncTimer(None):
         pass
     assert fake.synced == []                       # the CPU (and no device) never synchronise
-    from timekeep import sync
+    from _augpipe_shared.timing import sync
     sync("cuda:1")
     sync(None)
     assert fake.synced == [cuda]

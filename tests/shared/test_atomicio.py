@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from atomicio import atomic_write_bytes, exclusive, remove_stale_temporaries
+from _augpipe_shared.atomicio import atomic_write_bytes, exclusive, remove_stale_temporaries
 
 
 def test_only_temporaries_of_dead_writers_are_removed(tmp_path):
@@ -49,7 +49,7 @@ def test_exclusive_locks_the_folder_other_processes_wait_for(tmp_path):
 
 
 def test_replace_folder_swaps_a_whole_folder_in_and_leaves_nothing_beside_it(tmp_path):
-    from atomicio import replace_folder
+    from _augpipe_shared.atomicio import replace_folder
     dst, staged = tmp_path / "run", tmp_path / ".run.staged"
     staged.mkdir()
     (staged / "a.txt").write_text("first")
@@ -62,7 +62,7 @@ def test_replace_folder_swaps_a_whole_folder_in_and_leaves_nothing_beside_it(tmp
 
 
 def test_nearest_existing_is_where_a_write_would_begin(tmp_path):
-    from atomicio import nearest_existing
+    from _augpipe_shared.atomicio import nearest_existing
     (tmp_path / "file").write_text("x")
     assert nearest_existing(tmp_path / "a" / "b") == tmp_path
     assert nearest_existing(tmp_path / "file" / "deeper" / "x") == tmp_path / "file"

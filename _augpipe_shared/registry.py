@@ -1,4 +1,4 @@
-"""`Registry`: name -> class tables that user code extends (a tiny leaf package, like `timekeep`).
+"""`Registry`: name -> class tables that user code extends.
 
 One shape for every extension point (`augpipe.register_op`, `ssl_train.register_method`,
 `loaders.register_backend`, as timm's `register_model`): read like a dict; written through
