@@ -20,7 +20,7 @@ from torchvision.datasets import ImageFolder
 from torchvision.transforms import v2
 
 import augpipe
-from loaders.datasets import materialize
+from loaders.sources.datasets import materialize
 from ssl_train.methods.simclr import info_nce
 
 

@@ -19,7 +19,7 @@ from torchvision.datasets import ImageFolder
 from torchvision.transforms import v2
 
 import augpipe
-from loaders.datasets import materialize
+from loaders.sources.datasets import materialize
 
 train_transform = v2.Compose([
     v2.RandomCrop(32, padding=4), v2.RandomHorizontalFlip(), v2.TrivialAugmentWide(),

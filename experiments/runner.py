@@ -18,7 +18,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from _augpipe_shared.atomicio import atomic_write_bytes, write_json
-from loaders.datasets import ARCHIVES, resolve_source, splits
+from loaders.sources.datasets import ARCHIVES, resolve_source, splits
 from ssl_train.config import TrainConfig
 
 CONFIGS = Path(__file__).parent / "configs"
@@ -45,7 +45,7 @@ def load_experiment(name: str) -> dict:
 
 def resolve_data(data: str) -> str:
     """A folder with train/ and test/, or an archive holding one (unpacked once into the cache by
-    `loaders.datasets`, the one resolver): the folder, so that runs name their data by it."""
+    `loaders.sources.datasets`, the one resolver): the folder, so that runs name their data by it."""
     if not data.endswith(ARCHIVES):
         splits(data)  # a name or a folder with train/ and test/, else one line naming --data
         return data

@@ -4,15 +4,15 @@
     for images, labels in loader: ...
 
 Backends `torch`, `dali`, `ffcv` (and any registered with `register_backend`) meet one contract
-(`loaders.base.Backend`, docs/ARCHITECTURE.md) and share the ImageFolder scan (`scan`), the subset,
+(`loaders.backends.base.Backend`, docs/ARCHITECTURE.md) and share the ImageFolder scan (`scan`), the subset,
 epoch order and sharding (`base.Selection`, `order`) and the embedded dataset (`datasets`); they
 differ only in how bytes become batches. This package imports none of augpipe / ssl_train: use
 it in any training loop.
 """
-from loaders.api import Loader, build_loader
-from loaders.base import BACKENDS, Backend, LoaderConfig, Selection, register_backend
-from loaders.datasets import EMBEDDED, materialize, resolve_source
-from loaders.scan import DatasetError, ImageIndex, scan_image_folder
+from loaders.build import Loader, build_loader
+from loaders.backends.base import BACKENDS, Backend, LoaderConfig, Selection, register_backend
+from loaders.sources.datasets import EMBEDDED, materialize, resolve_source
+from loaders.sources.scan import DatasetError, ImageIndex, scan_image_folder
 
 __all__ = ["BACKENDS", "Backend", "DatasetError", "EMBEDDED", "ImageIndex", "Loader", "LoaderConfig", "Selection",
            "build_loader", "materialize", "register_backend", "resolve_source", "scan_image_folder"]

@@ -27,8 +27,8 @@ from _augpipe_shared.atomicio import atomic_write_bytes
 from _augpipe_shared.cli import ArgumentParser
 from _augpipe_shared.plugins import add_plugin_flag, load_plugins
 from _augpipe_shared.timing import SyncTimer
-from loaders.api import BACKENDS, DEFAULT_RANDOM_CROP, build_loader
-from loaders.datasets import cache_dir
+from loaders.build import BACKENDS, DEFAULT_RANDOM_CROP, build_loader
+from loaders.sources.cache import cache_dir
 
 # a folder holding cifar10-jpeg.tar.gz (CIFAR-10 as JPEGs, cifar10/{train,test}/<class>/) and
 # imagenet-samples/ (full-size JPEG photographs)
@@ -76,7 +76,7 @@ def dali_bare_loader(root: Path, size: int, batch_size: int, workers: int, devic
     from nvidia.dali.plugin.base_iterator import LastBatchPolicy
     from nvidia.dali.plugin.pytorch import DALIGenericIterator
 
-    from loaders.scan import scan_image_folder
+    from loaders.sources.scan import scan_image_folder
     index = scan_image_folder(root)
     on_gpu = device.type == "cuda"
 

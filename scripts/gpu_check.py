@@ -85,7 +85,7 @@ def training_command(args, device: torch.device, run_dir: Path) -> list[str] | N
         data = args.cifar
         if data.endswith(".tar.gz"):
             from experiments.runner import resolve_data
-            from loaders.datasets import cache_dir
+            from loaders.sources.cache import cache_dir
             data = resolve_data(data, cache_dir() / "experiments-data")
         extra = ["--backbone", "resnet18", "--batch-size", "512", "--optimizer", "lars", "--lr", "1.0",
                  "--weight-decay", "1e-6", "--proj-hidden", "2048", "--temperature", "0.2", "--precision", "bf16",

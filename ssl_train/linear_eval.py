@@ -16,7 +16,7 @@ import loaders
 from _augpipe_shared.atomicio import write_json
 from _augpipe_shared.cli import ArgumentParser
 from _augpipe_shared.machine import pick_device
-from loaders.scan import DatasetError
+from loaders.sources.scan import DatasetError
 from ssl_train.backbones import build_backbone
 from ssl_train.checkpoint import CheckpointError, load_checkpoint
 from ssl_train.config import TrainConfig

@@ -12,7 +12,7 @@ import torch.nn as nn
 import augpipe
 import augpipe.engines
 import loaders
-from loaders.datasets import splits
+from loaders.sources.datasets import splits
 from ssl_train.backbones import build_backbone
 from ssl_train.config import TrainConfig
 from ssl_train.methods import build_method
@@ -42,7 +42,7 @@ def cpu_threads(num_workers: int, requested: int = 0) -> int:
 
 def data_splits(data: str) -> tuple[str, str]:
     """`digits` -> embedded train/test; an archive -> its train/test; PATH -> PATH/train and PATH/test
-    (`loaders.datasets.splits`, the one resolver)."""
+    (`loaders.sources.datasets.splits`, the one resolver)."""
     try:
         return splits(data)
     except ValueError as err:

@@ -99,3 +99,48 @@ def test_the_code_cites_the_architecture_document_in_the_repository():
     assert not stale, stale
     cited = [p for p in sources(*PACKAGES) if "docs/ARCHITECTURE.md" in p.read_text()]
     assert len(cited) >= 5
+
+
+# loaders by layer (docs/ARCHITECTURE.md, "loaders: the layers"): a module may import its own
+# layer and those below, never above; the command lines are imported by nobody
+LOADERS_LAYERS = {"sources": 0, "backends": 1, "build": 2, "__init__": 3, "prepare": 4, "bench": 4}
+
+
+def loaders_module(path: Path) -> str:
+    rel = path.relative_to(ROOT / "loaders").with_suffix("")
+    return ".".join(("loaders", *rel.parts)).removesuffix(".__init__")
+
+
+def loaders_imports(path: Path):
+    """The `loaders.*` modules `path` imports, at the top or inside a function."""
+    for node in ast.walk(parse(path)):
+        if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module and node.module.startswith("loaders"):
+            yield node.module
+        elif isinstance(node, ast.Import):
+            yield from (a.name for a in node.names if a.name.startswith("loaders"))
+
+
+def layer_of(module: str) -> int:
+    parts = module.split(".")
+    return LOADERS_LAYERS["__init__" if len(parts) == 1 else parts[1]]
+
+
+def test_loaders_layers_import_downwards_only_and_without_circles():
+    graph = {loaders_module(p): set(loaders_imports(p)) for p in sources("loaders")}
+    assert set(LOADERS_LAYERS) == {m.split(".")[1] if "." in m else "__init__" for m in graph}  # every module has a layer
+    upward = sorted(f"{m} imports {t}" for m, targets in graph.items() for t in targets
+                    if t != "loaders" and layer_of(t) > layer_of(m))
+    assert not upward, upward
+    cycles = []
+
+    def visit(module, trail):
+        for target in sorted(graph.get(module, ())):
+            if target in trail:
+                cycles.append(" -> ".join([*trail[trail.index(target):], target]))
+            elif target in graph and target not in done:
+                visit(target, [*trail, target])
+        done.add(module)
+    done: set[str] = set()
+    for module in sorted(graph):
+        visit(module, [module])
+    assert not cycles, cycles

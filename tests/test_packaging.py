@@ -4,6 +4,7 @@ folder with no checkout in sight; a user's own `registry.py` or `utils.py` besid
 changes nothing."""
 import json
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -20,11 +21,24 @@ TINY = ["--image-size", "16", "--batch-size", "128", "--proj-hidden", "32", "--p
         "--no-progress", "--knn-k", "10", "--policy", "crop", "--epochs", "1"]
 
 
+def source_tree(dest: Path) -> Path:
+    """The checkout's files as git sees them (tracked, and new ones it does not ignore), copied to
+    `dest`: a wheel built in place would reuse a stale `build/` folder, modules since moved included."""
+    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
+                            check=True, capture_output=True, text=True).stdout.split("\0")
+    for name in filter(None, listed):
+        if (ROOT / name).is_file():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, dest / name)
+    return dest
+
+
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("wheel")
+    src = source_tree(tmp_path_factory.mktemp("source"))
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(out),
-                    str(ROOT)], check=True, capture_output=True, timeout=600)
+                    str(src)], check=True, capture_output=True, timeout=600)
     (path,) = out.glob("augpipe-*.whl")
     return path
 

@@ -6,7 +6,7 @@ import torch
 
 import loaders
 from loaders import LoaderConfig, Selection, build_loader, register_backend
-from loaders.order import epoch_indices, subset_members
+from loaders.backends.order import epoch_indices, subset_members
 
 
 @register_backend
@@ -57,3 +57,23 @@ def test_a_taken_name_or_a_broken_backend_is_refused():
         build_loader("test_broken", "1", batch_size=1, image_size=2)
     with pytest.raises(TypeError):
         LoaderConfig(8, 32, torch.device("cpu"))  # keyword-only: no positional soup
+
+
+@register_backend
+class OptionBackend(MemoryBackend):
+    """A backend with an option of its own (as FFCV's `order`): nothing in LoaderConfig."""
+    name = "test_option"
+
+    def __init__(self, path, config: LoaderConfig, flavour: str = "plain"):
+        super().__init__(path, config)
+        self.flavour = flavour
+
+
+def test_a_backends_own_options_reach_it_and_others_refuse_them_in_one_line():
+    assert build_loader("test_option", "10", batch_size=4, image_size=2, flavour="salted")._backend.flavour == "salted"
+    assert build_loader("test_option", "10", batch_size=4, image_size=2)._backend.flavour == "plain"
+    with pytest.raises(ValueError, match="^the test_memory loader takes no option 'flavour'$"):
+        build_loader("test_memory", "10", batch_size=4, image_size=2, flavour="salted")
+    assert "ffcv_order" not in LoaderConfig.__dataclass_fields__  # one backend's setting is its own
+    with pytest.warns(DeprecationWarning, match="order="), pytest.raises(ValueError, match="takes no option 'order'"):
+        build_loader("test_memory", "10", batch_size=4, image_size=2, ffcv_order="quasi_random")

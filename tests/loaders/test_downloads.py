@@ -1,4 +1,4 @@
-"""Datasets by name (loaders/downloads.py), without the network: torchvision's downloader is pointed
+"""Datasets by name (loaders/sources/downloads.py), without the network: torchvision's downloader is pointed
 at local fixture files in its own format, or made to fail as it does offline."""
 import importlib.util
 import pickle
@@ -11,7 +11,7 @@ import torchvision.datasets.cifar as tv_cifar
 
 import loaders
 from loaders import build_loader
-from loaders.datasets import splits
+from loaders.sources.datasets import splits
 from tests.loaders.test_loaders import epoch_pairs
 
 DALI = pytest.mark.skipif(importlib.util.find_spec("nvidia") is None or importlib.util.find_spec("nvidia.dali") is None,

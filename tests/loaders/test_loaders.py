@@ -12,7 +12,7 @@ from PIL import Image
 
 import loaders
 from loaders import DatasetError, build_loader, scan_image_folder
-from loaders.order import epoch_indices
+from loaders.backends.order import epoch_indices
 
 HAVE = {"torch": True,
         "dali": importlib.util.find_spec("nvidia") is not None and importlib.util.find_spec("nvidia.dali") is not None,
@@ -86,7 +86,7 @@ def test_an_archive_unpacks_once_keyed_by_its_content(digits_archives, tmp_path)
     first = loaders.resolve_source(archive)
     assert first.name == "train" and loaders.resolve_source(f"{archive}:test") == first.parent / "test"
     assert loaders.resolve_source(archive) == first  # unpacked once
-    assert loaders.datasets.splits(str(archive)) == (f"{archive}:train", f"{archive}:test")
+    assert loaders.sources.datasets.splits(str(archive)) == (f"{archive}:train", f"{archive}:test")
     copy = tmp_path / "digits.tar.gz"
     copy.write_bytes(archive.read_bytes())
     before = loaders.resolve_source(copy)
@@ -448,7 +448,7 @@ def test_subset_is_the_same_on_every_backend(kind):
     assert got.dataset_size == 100 and len(got) == 2
     assert epoch_pairs(got) == ref
     if kind == "ffcv":  # a folder's subset is all FFCV converts: its cached file holds those 100 images
-        from loaders.ffcv_backend import open_beton
+        from loaders.backends.ffcv_backend import open_beton
         assert open_beton(got._backend.beton)[0] == 100  # (a wrong image <-> sample mapping fails the line above)
 
 
@@ -510,7 +510,7 @@ def test_a_batch_of_one_keeps_its_shapes(kind, tmp_path):
 @pytest.mark.slow
 @pytest.mark.skipif(not HAVE["ffcv"], reason="ffcv not installed")
 def test_ffcv_cache_follows_the_folders_content(tmp_path):
-    from loaders.datasets import cache_dir
+    from loaders.sources.cache import cache_dir
     root = _colour_folder(tmp_path / "edit", {"a": (250, 0, 0), "b": (0, 250, 0)})
     target = root / "a" / "0.png"
     Image.new("RGB", (8, 8), (250, 0, 0)).save(target, format="BMP")  # uncompressed: its size is fixed
@@ -530,6 +530,7 @@ def test_a_beton_knows_its_classes_and_refuses_damage(tmp_path):
     import time
 
     from loaders import prepare
+    from loaders.sources.beton import sidecar_path
     root = _colour_folder(tmp_path / "src", {"cat": (200, 100, 0), "dog": (0, 100, 200)})
     dst = tmp_path / "pets.beton"
     assert prepare.main([str(root), str(dst), "--no-progress"]) == 0
@@ -541,7 +542,7 @@ def test_a_beton_knows_its_classes_and_refuses_damage(tmp_path):
     def damaged(data, keep_sidecar=True):
         dst.write_bytes(data)
         if not keep_sidecar:
-            prepare.sidecar_path(dst).unlink(missing_ok=True)
+            sidecar_path(dst).unlink(missing_ok=True)
         start = time.monotonic()
         with pytest.raises(DatasetError) as err:
             build_loader("ffcv", dst, batch_size=6, image_size=8, shuffle=False, num_workers=1)
@@ -565,7 +566,7 @@ def test_a_beton_knows_its_classes_and_refuses_damage(tmp_path):
 def test_an_unlabeled_folder_loads_at_any_depth(kind, tmp_path):
     """Photos with no class subfolders (nested any deep): label UNLABELED (-1), classes [],
     the same images on every backend; other extensions are ignored and listed."""
-    from loaders.scan import UNLABELED
+    from loaders.sources.scan import UNLABELED
     root = tmp_path / "photos"
     rng = np.random.default_rng(0)
     for i, sub in enumerate(["", "2024", "2024/june", "2025"]):
@@ -605,7 +606,7 @@ def test_a_file_broken_after_the_scan_is_skipped_or_named(kind, tmp_path):
 
 
 def test_the_scan_decodes_a_file_again_only_when_it_changed(tmp_path, monkeypatch):
-    import loaders.scan as scan
+    import loaders.sources.scan as scan
     root = _colour_folder(tmp_path / "memo", {"a": (200, 0, 0), "b": (0, 0, 200)})
     decoded = []
     real = scan._check_image
@@ -625,7 +626,7 @@ def test_the_scan_decodes_a_file_again_only_when_it_changed(tmp_path, monkeypatc
 
 @pytest.mark.parametrize("drop_last", [False, True])
 def test_num_batches_counts_the_batches_a_rank_gets(drop_last):
-    from loaders.order import batches, num_batches
+    from loaders.backends.order import batches, num_batches
     for n in (1, 7, 10, 64, 65):
         for world in (1, 2, 3):
             for batch in (1, 4, 8):
@@ -636,7 +637,7 @@ def test_num_batches_counts_the_batches_a_rank_gets(drop_last):
 
 
 def test_subset_members_are_distinct_sorted_and_checked():
-    from loaders.order import subset_members
+    from loaders.backends.order import subset_members
     members = subset_members(20, 15, seed=3)
     assert len(set(members.tolist())) == 15 and members.tolist() == sorted(members.tolist())
     assert subset_members(20, 1, seed=3).shape == (1,)

@@ -1,4 +1,4 @@
-"""WebDataset shards (loaders/shards.py, loaders/shard_backend.py, loaders/dali_shard_backend.py):
+"""WebDataset shards (loaders/sources/shards.py, loaders/backends/torch_shards.py, loaders/backends/dali_shards.py):
 written by `loaders.prepare --format wds`, streamed by the torch backend (the `webdataset`
 library) and by DALI (`fn.readers.webdataset`), every sample exactly once per epoch across ranks
 and workers."""
@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from loaders import build_loader, prepare
-from loaders.scan import DatasetError
+from loaders.sources.scan import DatasetError
 
 
 def installed(module: str) -> bool:
@@ -119,7 +119,7 @@ def test_dali_decodes_random_crops_from_shards_with_the_seed(shards):
 
 
 def test_parse_labels_reads_ascii_cls_bytes_on_the_device():
-    from loaders.dali_shard_backend import parse_labels
+    from loaders.backends.dali_shards import parse_labels
     raw = torch.tensor([[ord(c) for c in text.ljust(5, "\0")] for text in ["7", "123\n", "", "0", "42 "]],
                        dtype=torch.uint8)
     assert parse_labels(raw).tolist() == [7, 123, -1, 0, 42]

@@ -1,6 +1,6 @@
 """`torch` backend: Pillow decoding in DataLoader workers, pinned memory, non-blocking copies.
 
-The reference backend: its decoding (`loaders.decode`) defines the pixels that the other
+The reference backend: its decoding (`loaders.sources.decode`) defines the pixels that the other
 backends are tested against.
 """
 from __future__ import annotations
@@ -14,11 +14,11 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from loaders.base import ScannedBackend, register_backend
-from loaders.decode import center_resized, load_rgb
-from loaders.forking import fork_safe
-from loaders.order import batches
-from loaders.scan import failure_reason, unreadable_at_load_time
+from loaders.backends.base import ScannedBackend, register_backend
+from loaders.sources.decode import center_resized, load_rgb
+from loaders.sources.forking import fork_safe
+from loaders.backends.order import batches
+from loaders.sources.scan import failure_reason, unreadable_at_load_time
 
 
 def _crop_seed(seed: int, epoch: int, index: int) -> int:

@@ -2,7 +2,7 @@
 
 Each is fetched once by torchvision (into `$AUGPIPE_CACHE/downloads`, its own format, its own
 checksums) and written once as an ImageFolder of PNG files (`$AUGPIPE_CACHE/<name>-v1/<split>/
-<class>/<i>.png`, through a temporary folder renamed into place: `datasets.written_once`), so every
+<class>/<i>.png`, through a temporary folder renamed into place: `cache.written_once`), so every
 backend reads it as any other folder. Splits: `train` (the default) and `test`; STL-10 also has
 `unlabeled` (100,000 images, no class folders: an unlabeled folder). Offline, the error names what
 is missing, the URL, and how to pass a local copy instead.
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from loaders.sources.cache import written_once
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,6 @@ def _write(name: str, download: Download, root: Path, folder: Path) -> None:
 
 def materialize_download(name: str, cache: Path) -> Path:
     """The ImageFolder of the dataset `name` (a key of `DOWNLOADS`), downloaded and written once."""
-    from loaders.datasets import written_once
     download, root = DOWNLOADS[name], cache / "downloads"
     try:
         return written_once(cache / f"{name}-v1", lambda folder: _write(name, download, root, folder))

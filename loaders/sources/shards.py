@@ -13,7 +13,7 @@ sample is seen exactly once per epoch across all ranks and workers. That needs t
 split evenly over the ranks: a shard count that W does not divide is refused, naming both
 (write a multiple of W shards: `--shard-size`). Shards are whole units of work, so sample counts
 per rank match only when shard sizes do (prepare writes equal shards but the last). The torch
-backend (`loaders.shard_backend`) and DALI (`loaders.dali_shard_backend`) stream shards; FFCV
+backend (`loaders.backends.torch_shards`) and DALI (`loaders.backends.dali_shards`) stream shards; FFCV
 reads them unpacked once into the cache (`as_folder`).
 """
 from __future__ import annotations
@@ -26,6 +26,7 @@ import tarfile
 from pathlib import Path
 
 import numpy as np
+from loaders.sources.cache import cache_dir, written_once
 
 INDEX = "index.json"
 IMAGE_EXTENSIONS = ("jpg", "jpeg", "png", "webp", "bmp", "ppm", "tif", "tiff")
@@ -118,7 +119,7 @@ def _decoded(sample: dict, decode) -> tuple:
     try:
         return decode(sample_image(sample)), sample_label(sample), None
     except Exception as err:  # Pillow and int() raise many types for a damaged sample
-        from loaders.scan import failure_reason
+        from loaders.sources.scan import failure_reason
         return None, -1, (sample_name(sample), failure_reason(err))
 
 
@@ -149,7 +150,6 @@ def as_folder(shards: list[str]) -> Path:
     """The shards unpacked once into the cache as an ImageFolder (`<class>/<key>.<ext>`; unlabeled
     samples at the top), for the backends that read files (DALI) or convert them (FFCV's `.beton`).
     Keyed by the shards' paths, sizes and mtimes; written through a temporary folder."""
-    from loaders.datasets import cache_dir, written_once
     names = describe(shards)["classes"]
 
     def unpack(folder: Path) -> None:
@@ -179,7 +179,6 @@ def dali_index(shards: list[str]) -> list[str]:
     """DALI's index file of each shard (`wds2idx`, shipped with DALI), written once into the cache:
     without them `fn.readers.webdataset` re-reads every tar header each time a pipeline starts."""
     from wds2idx import IndexCreator
-    from loaders.datasets import cache_dir, written_once
 
     def write(folder: Path) -> None:
         for i, shard in enumerate(shards):
@@ -204,13 +203,13 @@ def samples(shards: list[str]):
 
 
 def open_image(data: bytes):
-    """`loaders.decode.load_rgb` of an image held in memory."""
-    from loaders.decode import load_rgb
+    """`loaders.sources.decode.load_rgb` of an image held in memory."""
+    from loaders.sources.decode import load_rgb
     return load_rgb(io.BytesIO(data))
 
 
 class ShardReader:
-    """What the backends that stream shards share (`loaders.base.SHARD_READERS`): the shards'
+    """What the backends that stream shards share (`loaders.backends.base.SHARD_READERS`): the shards'
     classes and sizes, the refusal of what streams cannot do, each epoch's shards of this rank
     (`epoch_shards`) and the batches it yields."""
 

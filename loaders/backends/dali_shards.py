@@ -1,14 +1,14 @@
-"""The `dali` backend on WebDataset shards (`loaders.shards`): DALI's own `fn.readers.webdataset`
+"""The `dali` backend on WebDataset shards (`loaders.sources.shards`): DALI's own `fn.readers.webdataset`
 streams each rank's shards, DALI decodes (nvJPEG on a CUDA device) with the folder backend's
-geometry (`loaders.dali_backend.decode_square`), so shards and their folder give the same pixels.
+geometry (`loaders.backends.dali_backend.decode_square`), so shards and their folder give the same pixels.
 
-The same split as the torch backend's: each epoch this rank reads `loaders.shards.epoch_shards`
+The same split as the torch backend's: each epoch this rank reads `loaders.sources.shards.epoch_shards`
 (the seeded shard permutation, every W-th shard), so every sample is seen exactly once per epoch
 across ranks, and `drop_last` gives every rank the same number of full batches. Within the
 rank's shards DALI's reader shuffles samples in a buffer seeded by (seed, epoch, rank). One
 pipeline per epoch: DALI's reader cannot start an arbitrary epoch (resume) or take a new shard
 list, and it starts fast because DALI's index of each shard (`wds2idx`) is written once into the
-cache (`loaders.shards.dali_index`).
+cache (`loaders.sources.shards.dali_index`).
 
 Labels: the `.cls` component (ASCII digits) is read as bytes, padded to the batch's longest and
 parsed on the device (`parse_labels`); a sample without one is unlabeled (-1). Shards whose
@@ -24,9 +24,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from loaders.dali_backend import PREFETCH, decode_square
-from loaders.scan import DatasetError, failure_reason
-from loaders.shards import (IMAGE_EXTENSIONS, ShardReader, dali_index, label_component, open_image, sample_image,
+from loaders.backends.dali_backend import PREFETCH, decode_square
+from loaders.sources.scan import DatasetError, failure_reason
+from loaders.sources.shards import (IMAGE_EXTENSIONS, ShardReader, dali_index, label_component, open_image, sample_image,
                             sample_name, samples)
 
 SHUFFLE_BUFFER = 1000  # samples held for the seeded in-shard shuffle, as the torch backend's

@@ -1,6 +1,6 @@
 """Per-epoch order and sharding, decided in one place from (seed, epoch, rank, world_size).
 
-Every backend asks here (through `loaders.base.Selection`) which sample indices it loads, in which
+Every backend asks here (through `loaders.backends.base.Selection`) which sample indices it loads, in which
 order, for one epoch. The torch and DALI backends load exactly that order; FFCV loads this rank's
 shard of the epoch-0 order and permutes it per epoch with its own seeded order (its `Loader` takes
 one fixed index list), so its shards are the same but its order within an epoch is FFCV's. The

@@ -4,7 +4,7 @@ Sources (`resolve_source`, used by `build_loader`, `loaders.prepare`, `ssl_train
 `splits`, and the experiments): an ImageFolder path; an archive of one (`.tar`, `.tar.gz`,
 `.tgz`, `.zip`), unpacked once into the cache under a key of its content, atomically, optionally
 with a split (`data.tar.gz:test`); an embedded dataset name; a dataset torchvision downloads
-(`cifar10`, `cifar100`, `stl10`, with `:test` or STL-10's `:unlabeled`: `loaders.downloads`).
+(`cifar10`, `cifar100`, `stl10`, with `:test` or STL-10's `:unlabeled`: `loaders.sources.downloads`).
 
 `digits`: scikit-learn's bundled handwritten digits (1,797 real 8x8 scans, 10 classes), upsampled
 to 32x32 RGB PNGs. Every 5th image of each class goes to `test/`, the rest to `train/`.
@@ -23,15 +23,12 @@ import zipfile
 import zlib
 from pathlib import Path
 
-from loaders.downloads import DOWNLOADS, materialize_download
-from loaders.scan import DatasetError, failure_reason
+from loaders.sources.cache import cache_dir, written_once
+from loaders.sources.downloads import DOWNLOADS, materialize_download
+from loaders.sources.scan import DatasetError, failure_reason
 
 EMBEDDED = ("digits",)
 DIGITS_SIZE = 32
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("AUGPIPE_CACHE", Path.home() / ".cache" / "augpipe"))
 
 
 def _write_digits(dest: Path) -> None:
@@ -57,24 +54,6 @@ def materialize(name: str) -> Path:
     if name not in EMBEDDED:
         raise DatasetError(f"unknown embedded dataset {name!r}; valid: {', '.join(EMBEDDED)}")
     return written_once(cache_dir() / f"{name}-v1", _write_digits)
-
-
-def written_once(final: Path, write) -> Path:
-    """`final`, made by `write(folder)` into a temporary folder beside it that is then renamed into
-    place: a crash never leaves half of it, and concurrent first uses (DDP ranks) are safe."""
-    if final.exists():
-        return final
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}-", dir=final.parent))
-    try:
-        write(tmp)
-        os.rename(tmp, final)
-    except OSError:
-        if not final.exists():
-            raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return final
 
 
 ARCHIVES = (".tar", ".tar.gz", ".tgz", ".zip")

@@ -1,6 +1,6 @@
 """`dali` backend: file paths in our order -> DALI reads, decodes, crops -> `DALIGenericIterator`.
 
-Which files, in which order, on which rank, comes from `loaders.order` (the one place that decides
+Which files, in which order, on which rank, comes from `loaders.backends.order` (the one place that decides
 order and sharding), so DALI loads exactly the samples the other backends load, in the same
 batches. Our order enters as file *paths* through `fn.external_source` (DALI's documented way to
 bring a custom order), one pipeline for the whole run; DALI's own threads read the files
@@ -12,7 +12,7 @@ prefetching 3 batches (the Python feed gets ahead of the decoding threads), and 
 images leave DALI as HWC and become `[B, 3, S, S]` as a permuted view (NHWC memory, like the
 `torch` backend's batches), which saved a full copy per batch (~8%).
 
-Same pixels as the reference (`loaders.decode`), within DALI's decoders and resampling:
+Same pixels as the reference (`loaders.sources.decode`), within DALI's decoders and resampling:
 - Geometry without random crops: the centre square of side min(H, W) at the same integer offset
   as `decode.center_square` (`fn.decoders.image_slice` from `fn.peek_image_shape`), then resized
   to `image_size`. (`resize_shorter` + centre crop put elongated images half a pixel off: 44 grey
@@ -42,10 +42,10 @@ from pathlib import Path
 
 import numpy as np
 
-from loaders.base import ScannedBackend, register_backend
-from loaders.decode import load_rgb, needs_reference
-from loaders.order import batches
-from loaders.scan import failure_reason, unreadable_at_load_time
+from loaders.backends.base import ScannedBackend, register_backend
+from loaders.sources.decode import load_rgb, needs_reference
+from loaders.backends.order import batches
+from loaders.sources.scan import failure_reason, unreadable_at_load_time
 
 PREFETCH = 3
 

@@ -6,7 +6,7 @@ resolution, the format version: an edited folder means a new file, and the old o
 image with the reference Pillow decoding, stored raw when small. Sample i of the file is image i of
 the shared scan, so indices mean the same thing on every backend.
 
-Order: `shuffle=False` reads this rank's indices in order (`loaders.order`); with shuffling FFCV
+Order: `shuffle=False` reads this rank's indices in order (`loaders.backends.order`); with shuffling FFCV
 permutes this rank's shard per epoch with its own RANDOM (or QUASI_RANDOM) order seeded from
 `seed + epoch` (FFCV's rule). The shard itself is this rank's share of a fixed `(seed, 0)`
 permutation: disjoint across ranks, covering the dataset, fixed for the run.
@@ -31,8 +31,8 @@ import numpy as np
 import torch
 
 from _augpipe_shared.atomicio import exclusive
-from loaders.base import Selection, register_backend
-from loaders.datasets import cache_dir
+from loaders.backends.base import Selection, register_backend
+from loaders.sources.cache import cache_dir
 
 log = logging.getLogger("loaders.ffcv")
 
@@ -73,8 +73,8 @@ def beton_for_folder(path: Path, on_error: str, max_resolution: int | None = Non
     size, without random crops), so both backends give the same pixels for any image mode.
     `members(n)`: the (sorted) images of a scan of n to convert, e.g. a loader's `subset`: only
     those are decoded and written (a file per subset)."""
-    from loaders.prepare import sidecar_path, write_beton
-    from loaders.scan import scan_image_folder
+    from loaders.sources.beton import sidecar_path, write_beton
+    from loaders.sources.scan import scan_image_folder
 
     index = scan_image_folder(path, on_error=on_error)
     kept = members(len(index)) if members is not None else None
@@ -106,8 +106,8 @@ def open_beton(path: Path) -> tuple[int, list[str] | None]:
     one (a `.beton` from elsewhere): FFCV's header and allocation table must parse and fit the
     file; flipped bytes inside the stored pixels cannot be detected then.
     """
-    from loaders.prepare import beton_samples, file_digest, sidecar_path
-    from loaders.scan import DatasetError
+    from loaders.sources.beton import beton_samples, file_digest, sidecar_path
+    from loaders.sources.scan import DatasetError
     meta_path = sidecar_path(path)
     size = path.stat().st_size
     if meta_path.exists():
@@ -131,7 +131,13 @@ def open_beton(path: Path) -> tuple[int, list[str] | None]:
 class Backend:
     name = "ffcv"
 
-    def __init__(self, path, config):
+    ORDERS = ("random", "quasi_random")
+
+    def __init__(self, path, config, order: str = "random"):
+        """`order`: `random`, or `quasi_random` (FFCV's memory-friendly order for data larger than RAM)."""
+        if order not in self.ORDERS:
+            raise ValueError(f"ffcv: order must be 'random' or 'quasi_random', got {order!r}")
+        self.order = order
         self._threads = torch.get_num_threads()
         import ffcv  # noqa: F401  (fail here, with the import error)
         torch.set_num_threads(self._threads)
@@ -182,7 +188,7 @@ class Backend:
         if ordered:
             order = OrderOption.SEQUENTIAL
         else:
-            order = OrderOption.QUASI_RANDOM if c.ffcv_order == "quasi_random" else OrderOption.RANDOM
+            order = OrderOption.QUASI_RANDOM if self.order == "quasi_random" else OrderOption.RANDOM
         return Loader(str(self.beton), batch_size=c.batch_size, num_workers=max(1, c.num_workers),
                       order=order, seed=c.seed, indices=indices, drop_last=c.drop_last,
                       pipelines={"image": image_ops, "label": label_ops}, os_cache=True)

@@ -55,7 +55,7 @@ class ImageIndex:
     ignored: list[str] = field(default_factory=list)  # files without an image extension
     # Pillow's mode and format of each file ("RGB JPEG", "I;16 PNG", ...), from the validating
     # decode (empty when not validated): backends that decode with another library use it to
-    # find the files it would decode differently (see `loaders.decode.needs_reference`)
+    # find the files it would decode differently (see `loaders.sources.decode.needs_reference`)
     modes: list[str] = field(default_factory=list)
 
     def __len__(self) -> int:

@@ -5,15 +5,17 @@ is decided once, here and in `scan` / `order`, so every backend loads the same s
 
     class MyBackend:                       # registered with @register_backend, name = "mine"
         name = "mine"
-        def __init__(self, path: Path, config: LoaderConfig): ...   # sets size, classes, skipped
+        def __init__(self, path: Path, config: LoaderConfig, **own): ...  # sets size, classes, skipped
         def iter_epoch(self, epoch: int) -> Iterator[tuple[Tensor, Tensor]]: ...
             # uint8 [B, 3, S, S] images and int64 labels (shape [B] or [B, 1]) on config.device
 
 `size` is the number of samples this loader draws from (after `subset`), `classes` the class
-names (`[]` unlabeled), `skipped` the (file, reason) pairs left out. A backend that can begin an
+names (`[]` unlabeled), `skipped` the (file, reason) pairs left out. What every backend reads is
+in `LoaderConfig`; what one backend alone takes (FFCV's `order`) is a keyword argument of its
+own, passed through `build_loader(..., **options)`. A backend that can begin an
 epoch at batch k without loading the batches before it sets `starts_mid_epoch = True` and takes
 `iter_epoch(epoch, start=k)` (a run resumed mid-epoch); for others `Loader.skip` drops them. `Selection` gives the seeded
-subset and each epoch's order and shard (`loaders.order`); `ScannedBackend` adds the shared scan.
+subset and each epoch's order and shard (`loaders.backends.order`); `ScannedBackend` adds the shared scan.
 See docs/ARCHITECTURE.md ("loaders: the Backend contract").
 """
 from __future__ import annotations
@@ -28,8 +30,8 @@ import numpy as np
 import torch
 
 from _augpipe_shared.registry import Registry
-from loaders.order import epoch_indices, subset_members
-from loaders.scan import scan_image_folder
+from loaders.backends.order import epoch_indices, subset_members
+from loaders.sources.scan import scan_image_folder
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -46,7 +48,6 @@ class LoaderConfig:
     on_error: str = "raise"
     random_crop: tuple[tuple[float, float], tuple[float, float]] | None = None  # (scale, ratio)
     channels_last: bool = False
-    ffcv_order: str = "random"
     subset: int | None = None
     progress: bool = True  # progress bars of one-time work (FFCV's .beton writer)
 
@@ -62,8 +63,6 @@ class LoaderConfig:
             raise ValueError(f"subset must be None (all) or an integer >= 1, got {self.subset!r}")
         if self.on_error not in ("raise", "skip"):
             raise ValueError(f"on_error must be 'raise' or 'skip', got {self.on_error!r}")
-        if self.ffcv_order not in ("random", "quasi_random"):
-            raise ValueError(f"ffcv_order must be 'random' or 'quasi_random', got {self.ffcv_order!r}")
         if self.random_crop is not None and not _valid_crop(self.random_crop):
             raise ValueError(f"random_crop must be True or ((scale_lo, scale_hi), (ratio_lo, ratio_hi)) with "
                              f"0 < scale_lo <= scale_hi <= 1 and 0 < ratio_lo <= ratio_hi, got {self.random_crop!r}")
@@ -102,14 +101,14 @@ def _contract_errors(cls) -> list[str]:
 
 BACKENDS: Registry[type[Backend]] = Registry("loader backend", "register_backend", _contract_errors)
 for _name in ("torch", "dali", "ffcv"):  # built-ins, imported on first use (DALI and FFCV are heavy)
-    BACKENDS.register(_name, f"loaders.{_name}_backend:Backend")
+    BACKENDS.register(_name, f"loaders.backends.{_name}_backend:Backend")
 
 
 # Backends that stream WebDataset shards themselves (constructed with the shard list, not a folder);
-# any other backend reads shards unpacked once into the cache (`loaders.shards.as_folder`).
+# any other backend reads shards unpacked once into the cache (`loaders.sources.shards.as_folder`).
 SHARD_READERS: Registry[type] = Registry("shard reader", "SHARD_READERS.register")
-SHARD_READERS.register("torch", "loaders.shard_backend:ShardBackend")
-SHARD_READERS.register("dali", "loaders.dali_shard_backend:DaliShardBackend")
+SHARD_READERS.register("torch", "loaders.backends.torch_shards:ShardBackend")
+SHARD_READERS.register("dali", "loaders.backends.dali_shards:DaliShardBackend")
 
 register_backend = BACKENDS.class_decorator(
     """Class decorator: `@register_backend` above a class meeting the `Backend` contract; its
@@ -118,7 +117,7 @@ register_backend = BACKENDS.class_decorator(
 
 class Selection:
     """Which dataset indices a loader draws from (all, or the seeded `subset`) and, per epoch,
-    which of them this rank loads in which order (`loaders.order`): the same on every backend."""
+    which of them this rank loads in which order (`loaders.backends.order`): the same on every backend."""
 
     def __init__(self, num_samples: int, config: LoaderConfig):
         self.config = config

@@ -1,6 +1,6 @@
-"""The torch backend on WebDataset shards (`loaders.shards`): the `webdataset` library streams each
+"""The torch backend on WebDataset shards (`loaders.sources.shards`): the `webdataset` library streams each
 rank's shards through DataLoader workers, Pillow decodes with the reference geometry
-(`loaders.decode`: the centre square resized), so a folder and its shards give the same pixels.
+(`loaders.sources.decode`: the centre square resized), so a folder and its shards give the same pixels.
 
 Exactly once per epoch across ranks and workers (tested at world sizes 1, 2 and 3). Workers hand
 over what they decoded and the main process cuts it into batches of exactly `batch_size` (one
@@ -10,8 +10,8 @@ every rank yields the same number of batches, the smallest rank's (from the shar
 than `drop_last` leaves anyway. Not for shards: `subset` and decode-time
 `random_crop` (one line says so). A sample that does not decode is named (`shard.tar:key`) in
 one line, or with `on_error="skip"` left out and listed in `loader.skipped`. DALI streams shards
-itself (`loaders.dali_shard_backend`); FFCV reads them unpacked once into the cache as an
-ImageFolder (`loaders.shards.as_folder`), then converts that folder to its `.beton`.
+itself (`loaders.backends.dali_shards`); FFCV reads them unpacked once into the cache as an
+ImageFolder (`loaders.sources.shards.as_folder`), then converts that folder to its `.beton`.
 """
 from __future__ import annotations
 
@@ -21,10 +21,10 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from loaders.decode import center_resized
-from loaders.forking import fork_safe
-from loaders.scan import unreadable_at_load_time
-from loaders.shards import ShardReader, dataset, open_image
+from loaders.sources.decode import center_resized
+from loaders.sources.forking import fork_safe
+from loaders.sources.scan import unreadable_at_load_time
+from loaders.sources.shards import ShardReader, dataset, open_image
 
 SHUFFLE_BUFFER = 1000  # samples per worker held for the seeded in-shard shuffle
 

@@ -1,16 +1,17 @@
-"""`build_loader`: one interface over every registered backend (`loaders.base.BACKENDS`)."""
+"""`build_loader`: one interface over every registered backend (`loaders.backends.base.BACKENDS`)."""
 from __future__ import annotations
 
 import itertools
 import os
+import warnings
 from pathlib import Path
 
 import torch
 
-from loaders.base import BACKENDS, SHARD_READERS, LoaderConfig
-from loaders.datasets import resolve_source
-from loaders.shards import as_folder, shard_list
-from loaders.order import num_batches
+from loaders.backends.base import BACKENDS, SHARD_READERS, LoaderConfig
+from loaders.sources.datasets import resolve_source
+from loaders.sources.shards import as_folder, shard_list
+from loaders.backends.order import num_batches
 
 DEFAULT_RANDOM_CROP = ((0.08, 1.0), (3 / 4, 4 / 3))  # random_crop=True: torchvision's (scale, ratio)
 
@@ -73,16 +74,35 @@ def _check_source(source) -> None:
         raise ValueError(f"source must be a folder, an archive, a dataset name or WebDataset shards, got {source!r}")
 
 
-def _open(kind: str, source, config: LoaderConfig):
+def _open(kind: str, source, config: LoaderConfig, options: dict):
     """(the source's folder, the backend reading it): WebDataset shards streamed by the backends
     that read them (`SHARD_READERS`: torch, DALI, each saying which shards it `reads`) and
     unpacked once into the cache for the others; anything else resolved to a folder (or `.beton`)
     for the backend `kind`."""
     shards = shard_list(source)
     if shards is not None and kind in SHARD_READERS and SHARD_READERS[kind].reads(shards):
-        return Path(shards[0]).parent, SHARD_READERS[kind](shards, config)
+        return Path(shards[0]).parent, _construct(SHARD_READERS[kind], kind, shards, config, options)
     path = as_folder(shards) if shards is not None else resolve_source(source)
-    return path, BACKENDS[kind](path, config)
+    return path, _construct(BACKENDS[kind], kind, path, config, options)
+
+
+def _renamed_option(options: dict, ffcv_order: str | None) -> None:
+    if ffcv_order is not None:
+        warnings.warn("build_loader(ffcv_order=...) is now the FFCV backend's own option: order=...",
+                      DeprecationWarning, stacklevel=3)
+        options.setdefault("order", ffcv_order)
+
+
+def _construct(cls, kind: str, where, config: LoaderConfig, options: dict):
+    """`cls(where, config, **options)`; an option the backend does not take is one line naming it."""
+    if options:
+        import inspect
+        params = inspect.signature(cls.__init__).parameters
+        takes_any = any(p.kind is p.VAR_KEYWORD for p in params.values())
+        unknown = [k for k in options if k not in params and not takes_any]
+        if unknown:
+            raise ValueError(f"the {kind} loader takes no option {', '.join(map(repr, unknown))}")
+    return cls(where, config, **options)
 
 
 def build_loader(kind: str, source: str | os.PathLike, *, batch_size: int, image_size: int,
@@ -90,21 +110,23 @@ def build_loader(kind: str, source: str | os.PathLike, *, batch_size: int, image
                  drop_last: bool = False, num_workers: int | None = None, rank: int = 0,
                  world_size: int = 1, on_error: str = "raise",
                  random_crop: tuple[tuple[float, float], tuple[float, float]] | bool | None = None,
-                 channels_last: bool = False, ffcv_order: str = "random", subset: int | None = None,
-                 progress: bool = True) -> Loader:
+                 channels_last: bool = False, subset: int | None = None, progress: bool = True,
+                 ffcv_order: str | None = None, **options) -> Loader:
     """A loader of uint8 `[N,3,image_size,image_size]` images and int64 labels on `device`.
 
     kind:        `torch`, `dali`, `ffcv`, or a backend registered with `register_backend`.
     source:      an ImageFolder root, an archive of one, a dataset name (`digits`, `cifar10:test`...:
-                 `loaders.datasets`), WebDataset shards (`train-{000000..000127}.tar`, a folder
-                 of `.tar` files, or a list: `loaders.shards`; streamed by `torch` and `dali`,
+                 `loaders.sources.datasets`), WebDataset shards (`train-{000000..000127}.tar`, a folder
+                 of `.tar` files, or a list: `loaders.sources.shards`; streamed by `torch` and `dali`,
                  unpacked once into the cache for `ffcv`), or for `ffcv` also
                  a `.beton` file (any other source is converted once into the cache).
     random_crop: None/False for the centre square resized to `image_size`; True or
                  `(scale, ratio)` for a random resized crop at decode time (DALI
                  `image_random_crop`, FFCV `RandomResizedCropRGBImageDecoder`, torchvision's
                  RandomResizedCrop parameters on the torch backend).
-    ffcv_order:  `random` or `quasi_random` (FFCV's memory-friendly order).
+    options:     what one backend alone takes, passed to it: for `ffcv`, `order="random"` or
+                 `"quasi_random"` (FFCV's memory-friendly order); any other is refused in one line.
+                 (`ffcv_order=` is the former name of FFCV's `order`.)
     subset:      load only a seeded random subset of this many images (the same on every backend).
     progress:    show progress bars of one-time work (writing the `.beton` of a folder for `ffcv`).
     """
@@ -122,8 +144,9 @@ def build_loader(kind: str, source: str | os.PathLike, *, batch_size: int, image
                           drop_last=drop_last, rank=rank, world_size=world_size, on_error=on_error,
                           num_workers=min(4, os.cpu_count() or 1) if num_workers is None else num_workers,
                           random_crop=DEFAULT_RANDOM_CROP if random_crop is True else random_crop or None,
-                          channels_last=channels_last, ffcv_order=ffcv_order, subset=subset, progress=progress)
-    path, backend = _open(kind, source, config)
+                          channels_last=channels_last, subset=subset, progress=progress)
+    _renamed_option(options, ffcv_order)
+    path, backend = _open(kind, source, config, options)
     size = backend.size
     per_rank = size // world_size if drop_last else -(-size // world_size)
     if drop_last and per_rank < batch_size:
