@@ -12,7 +12,7 @@ An op is a dataclass whose fields are its spec-string arguments (`p` included), 
   [0, 1] and those parameters that transforms every row, with shapes fixed by `ctx.out_size`.
 
 `@register_op` makes the class known to spec strings, presets, overrides, every policy and the
-augpipe engine; see docs/ARCHITECTURE.md ("augpipe: the op contract") and the README's
+augpipe engine; see docs/ARCHITECTURE.md ("augpipe: the op contract") and the guide's (docs/guide.md)
 "Extending" section for a complete example.
 """
 from __future__ import annotations

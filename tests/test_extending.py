@@ -1,4 +1,4 @@
-"""The README's "Extending" example, run as a user would: a module outside the repository registers
+"""The guide's "Extending" example (docs/guide.md), run as a user would: a module outside the repository registers
 an op and a method with the documented API, and they work everywhere a built-in one does."""
 import json
 import os
@@ -22,8 +22,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def readme_plugin() -> str:
-    """The python block of the README's Extending section."""
-    text = (ROOT / "README.md").read_text()
+    """The python block of the guide's Extending section (docs/guide.md)."""
+    text = (ROOT / "docs" / "guide.md").read_text()
     section = text[text.index("## Extending"):]
     return re.search(r"```python\n(# my_plugin\.py\n.*?)```", section, re.S).group(1)
 

@@ -1,4 +1,4 @@
-"""The README's op and preset tables are the registries': every built-in op and every preset is
+"""The guide's (docs/guide.md) op and preset tables are the registries': every built-in op and every preset is
 listed, nothing else is, and each op's torchvision class exists in `torchvision.transforms.v2`."""
 import re
 import subprocess
@@ -9,8 +9,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def table(header: str) -> list[list[str]]:
-    """The rows (cells) of the README table whose header row starts with `header`."""
-    lines = (ROOT / "README.md").read_text().splitlines()
+    """The rows (cells) of the guide table whose header row starts with `header`."""
+    lines = (ROOT / "docs" / "guide.md").read_text().splitlines()
     start = next(i for i, line in enumerate(lines) if line.startswith(header))
     rows = []
     for line in lines[start + 2:]:
