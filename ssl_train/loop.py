@@ -153,7 +153,7 @@ def run_epochs(cfg: TrainConfig, parts: Parts, work: Path, resume: bool, device:
 
 def end_epoch(state: RunState, parts: Parts, epoch: int, work: Path, ckpt_path: Path) -> None:
     """Check the model's state is finite, then write log.csv and the checkpoint (atomically)."""
-    state.epoch, state.step, state.in_epoch = epoch, 0, {}
+    state.epoch = epoch  # (train_epoch has cleared `step` and `in_epoch`: the epoch is whole)
     state.capture(parts)
     check_finite(state, ckpt_path, f"after epoch {epoch + 1}")
     write_csv(state.history, work / "log.csv")
@@ -229,10 +229,9 @@ class EpochState:
     draw from it) and the loss watch; from rank 0, the seconds so far. Restored, the epoch goes
     on with the same draws as if it had never stopped."""
 
-    def __init__(self, generator: torch.Generator, watch: LossWatch, account: TimeAccount, augment, device,
-                 carried: dict | None = None):
+    def __init__(self, generator: torch.Generator, watch: LossWatch, account: TimeAccount, augment, device):
         self.generator, self.watch, self.account, self.augment, self.device = generator, watch, account, augment, device
-        self.carried = carried or {"seconds": {}, "op_seconds": {}}  # from before the stop
+        self.carried = {"seconds": {}, "op_seconds": {}}  # the stopped run's, once `resume` took them
 
     def random_state(self) -> dict:
         state = {"generator": self.generator.get_state(), "torch": torch.get_rng_state()}

@@ -13,6 +13,7 @@ from PIL import Image
 import loaders
 from loaders import DatasetError, build_loader, scan_image_folder
 from loaders.backends.order import epoch_indices
+from tests.procs import HAVE_PROC, children
 
 HAVE = {"torch": True,
         "dali": importlib.util.find_spec("nvidia") is not None and importlib.util.find_spec("nvidia.dali") is not None,
@@ -649,9 +650,7 @@ def test_subset_members_are_distinct_sorted_and_checked():
 
 def _worker_pids(before: set[int]) -> list[int]:
     """This process's children that were not there before (a DataLoader's workers)."""
-    pid = os.getpid()
-    now = {int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()}
-    return sorted(now - before)
+    return sorted(set(children(os.getpid())) - before)
 
 
 def _state(pid: int) -> str:
@@ -661,14 +660,13 @@ def _state(pid: int) -> str:
         return "gone"
 
 
-@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="reads child processes from /proc (Linux)")
+@pytest.mark.skipif(not HAVE_PROC, reason="reads child processes from /proc (Linux)")
 def test_torch_workers_leave_stop_signals_to_the_main_process_but_end_when_it_says():
     """SIGINT, SIGUSR1 and a SIGTERM from another process (a scheduler signalling the job) leave
     the workers loading: the epoch completes. A SIGTERM from their parent (DataLoader shutdown,
     multiprocessing at exit) ends a worker at once, so an interrupted epoch never hangs the exit."""
     import time
-    pid = os.getpid()
-    before = {int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()}
+    before = set(children(os.getpid()))
     loader = build_loader("torch", "digits:train", batch_size=32, image_size=8, num_workers=1)
     batches = iter(loader)
     next(batches)

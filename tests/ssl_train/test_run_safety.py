@@ -15,6 +15,7 @@ import torch
 from ssl_train.cli import main
 from ssl_train.config import TrainConfig
 from ssl_train.rundir import RunDir
+from tests.procs import HAVE_PROC, children
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = ["--data", "digits", "--image-size", "16", "--batch-size", "128", "--proj-hidden", "32",
@@ -206,14 +207,6 @@ def test_payload_really_would_run(tmp_path):
     assert marker.exists()
 
 
-def _children(pid: int) -> list[int]:
-    """The live child processes of `pid` (Linux: /proc), e.g. a run's loader workers."""
-    try:
-        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-    except FileNotFoundError:
-        return []
-
-
 def _kill_while_workers_live(proc: subprocess.Popen, epochs_seen: int) -> list[int]:
     """Read the run's epoch lines until it has finished `epochs_seen` epochs, wait for the next
     epoch's loader workers (forked after the checkpoint is written), then kill -9 the main
@@ -224,7 +217,7 @@ def _kill_while_workers_live(proc: subprocess.Popen, epochs_seen: int) -> list[i
         if seen < epochs_seen:
             continue
         while proc.poll() is None:  # a condition polled, not a guessed delay: the workers exist or the run ended
-            workers = _children(proc.pid)
+            workers = children(proc.pid)
             if workers:
                 os.kill(proc.pid, 9)
                 proc.wait()
@@ -235,7 +228,7 @@ def _kill_while_workers_live(proc: subprocess.Popen, epochs_seen: int) -> list[i
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="reads child processes from /proc (Linux)")
+@pytest.mark.skipif(not HAVE_PROC, reason="reads child processes from /proc (Linux)")
 def test_a_run_killed_while_its_workers_live_resumes_at_once_every_time(tmp_path):
     """kill -9 of the main process leaves its loader workers running for seconds (they notice the
     parent's death on a timer); the lock must die with the main process all the same, so that
