@@ -16,17 +16,10 @@ policy as an `nn.Module` (`Augment`). `SyncTimer` and `TimeAccount` are the time
 measurement of the project uses (on CUDA: synchronised, or events read once).
 """
 from _augpipe_shared.timing import SyncTimer, TimeAccount
-from augpipe import ops as _builtin_ops  # noqa: F401  (registers the built-in ops)
-from augpipe import ops_auto as _auto_ops  # noqa: F401  (TrivialAugmentWide, RandAugment, AutoAugment)
-from augpipe import ops_recipes as _recipe_ops  # noqa: F401  (and those of torchvision's recipes)
-from augpipe.build import build_policy, list_policies, register_preset
-from augpipe.grouping import View
-from augpipe.module import Augment
-from augpipe.op import OPS, ApplyContext, Op, SampleContext, register_op
-from augpipe.options import PolicyOptions
-from augpipe.policy import Policy, check_images
-from augpipe.spec import SpecError
-from augpipe.torchvision_dropin import UnsupportedTransform, from_torchvision
+from augpipe.interop import Augment, UnsupportedTransform, from_torchvision
+from augpipe.ops import OPS, ApplyContext, Op, SampleContext, register_op
+from augpipe.policy import Policy, PolicyOptions, View, check_images
+from augpipe.spec import SpecError, build_policy, list_policies, register_preset
 
 __all__ = ["OPS", "ApplyContext", "Augment", "Op", "Policy", "PolicyOptions", "SampleContext", "SpecError",
            "SyncTimer", "TimeAccount", "UnsupportedTransform", "View", "build_policy", "check_images", "from_torchvision", "list_policies",

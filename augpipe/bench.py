@@ -25,11 +25,10 @@ from _augpipe_shared.atomicio import atomic_write_bytes
 from _augpipe_shared.cli import ArgumentParser
 from _augpipe_shared.plugins import add_plugin_flag, load_plugins
 from _augpipe_shared.timing import SyncTimer
-from augpipe.build import build_policy, list_policies
 from augpipe.cpu import tune_cpu_allocator
 from augpipe.diagnostics import count_ops
-from augpipe.engines import ENGINES, Unsupported, build
-from augpipe.spec import split_top
+from augpipe.interop.engines import ENGINES, Unsupported, build
+from augpipe.spec import build_policy, list_policies, split_top
 
 DEFAULT_POLICIES = ("simclr", "byol", "noise", "crop", "none")
 DEFAULT_ENGINES = ("augpipe", "kornia", "kornia-compiled", "torchvision", "dali", "torchaug")  # missing: skipped

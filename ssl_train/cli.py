@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.resume and args.overwrite:
         parser.error("--resume continues the run in --out and --overwrite replaces it: pass one of them")
     from augpipe import SpecError
-    from augpipe.engines import Unsupported
+    from augpipe.interop.engines import Unsupported
     from ssl_train.loop import NonFiniteLoss, Preempted, RunError, summary, train
     from ssl_train.preempt import resume_command
     try:

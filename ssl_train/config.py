@@ -5,7 +5,7 @@ import math
 import os
 from dataclasses import asdict, dataclass, fields
 
-from augpipe.engines import ENGINES
+from augpipe.interop.engines import ENGINES
 from loaders import BACKENDS
 from ssl_train.backbones import BACKBONES
 from ssl_train.methods import METHODS
@@ -111,7 +111,7 @@ class TrainConfig:
             raise ValueError(f"--seed: must be an integer in [0, 2**32), got {self.seed}")
         if not MIN_IMAGE_SIZE <= self.image_size <= MAX_IMAGE_SIZE:
             raise ValueError(f"--image-size: must be in [{MIN_IMAGE_SIZE}, {MAX_IMAGE_SIZE}] px, got {self.image_size}")
-        from augpipe.views import parse_views
+        from augpipe.spec import parse_views
         try:
             views = parse_views(self.views, self.image_size)
         except ValueError as err:

@@ -10,7 +10,7 @@ import torch
 import torch.nn as nn
 
 import augpipe
-import augpipe.engines
+from augpipe.interop import engines as aug_engines
 import loaders
 from loaders.sources.datasets import splits
 from ssl_train.backbones import build_backbone
@@ -75,7 +75,7 @@ class Data:
 class Parts:
     """Everything a run is made of."""
     data: Data
-    augment: augpipe.engines.Runner   # the policy on its engine
+    augment: aug_engines.Runner   # the policy on its engine
     to_input: Callable                 # images -> the plain, normalised model input (evaluation)
     backbone: nn.Module
     method: nn.Module
@@ -117,7 +117,7 @@ def build_data(cfg: TrainConfig, device: torch.device, rank: int, world: int, pr
     return Data(train, eval_train, eval_test)
 
 
-def build_augment(cfg: TrainConfig, device: torch.device, world: int) -> tuple[augpipe.engines.Runner, Callable]:
+def build_augment(cfg: TrainConfig, device: torch.device, world: int) -> tuple[aug_engines.Runner, Callable]:
     """The policy on its engine, and the plain (resize + normalise) input for evaluation.
     cpu_threads="keep": the loop pins torch's threads (cpu_threads()); a count that followed the
     load would change the model's float reductions from run to run (same seed, same result)."""
@@ -126,7 +126,7 @@ def build_augment(cfg: TrainConfig, device: torch.device, world: int) -> tuple[a
     options = {"device": str(device), "batch_size": cfg.batch_size // world} if cfg.aug_engine == "dali" else {}
     plain = augpipe.build_policy("none", size=cfg.image_size, views=1, normalize=NORMALIZE,
                                  channels_last=cfg.channels_last, cpu_threads="keep")
-    return augpipe.engines.build(cfg.aug_engine, policy, **options), lambda images: plain(images)[0]
+    return aug_engines.build(cfg.aug_engine, policy, **options), lambda images: plain(images)[0]
 
 
 def build(cfg: TrainConfig, device: torch.device, rank: int, world: int, progress: bool = True) -> Parts:

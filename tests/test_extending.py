@@ -15,7 +15,7 @@ import augpipe
 from _augpipe_shared.plugins import import_plugin
 from augpipe import Op, build_policy, register_op
 from augpipe.diagnostics import count_ops
-from augpipe.engines import Unsupported, build
+from augpipe.interop.engines import Unsupported, build
 from tests.tolerance import assert_float_close
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from augpipe import build_policy, kernels
+from augpipe import build_policy, functional
 from tests.tolerance import assert_float_close
 
 pytestmark = pytest.mark.gpu
@@ -53,8 +53,8 @@ def test_cuda_kernels_match_cpu_for_same_params(photo_batch):
     shift = torch.linspace(-0.5, 0.5, n)
     factors = torch.stack([sigma, sigma.flip(0), sigma, shift * 0.4], 1)
     order = torch.rand(n, 4, generator=torch.Generator().manual_seed(0)).argsort(1)
-    for fn, args in [(kernels.resized_crop, (boxes, (32, 32))), (kernels.gaussian_blur, (sigma, 5)),
-                     (kernels.hue, (shift,)), (kernels.color_jitter, (factors, order))]:
+    for fn, args in [(functional.resized_crop, (boxes, (32, 32))), (functional.gaussian_blur, (sigma, 5)),
+                     (functional.hue, (shift,)), (functional.color_jitter, (factors, order))]:
         cpu = fn(x.clone(), *args)
         gpu = fn(x.cuda(), *[a.cuda() if torch.is_tensor(a) else a for a in args]).cpu()
         torch.testing.assert_close(gpu, cpu, atol=1e-4, rtol=0)

@@ -61,12 +61,13 @@ def _hue_kernel_seen(spec_options: dict, photo_batch) -> object:
 def test_cpu_hue_is_compiled_for_large_views_and_equals_eager(photo_batch, monkeypatch):
     """compile="auto" on the CPU: the hue runs as inductor's fused loop from
     COMPILED_HUE_MIN_PIXELS up (lowered here so a 32 px batch takes it), with the same views."""
-    from augpipe import cpu, kernels
+    from augpipe import functional
+    from augpipe.policy import _cpu as cpu
     monkeypatch.setattr(cpu, "COMPILED_HUE_MIN_PIXELS", 32 * 32)
     hue = cpu.CompiledHue()
-    assert hue.for_images(photo_batch.float()) is not kernels.hue
-    assert hue.for_images(photo_batch[:, :, :16, :16].float()) is kernels.hue  # small: eager
-    assert cpu.CompiledHue(enabled=False).for_images(photo_batch.float()) is kernels.hue
+    assert hue.for_images(photo_batch.float()) is not functional.hue
+    assert hue.for_images(photo_batch[:, :, :16, :16].float()) is functional.hue  # small: eager
+    assert cpu.CompiledHue(enabled=False).for_images(photo_batch.float()) is functional.hue
     handed = _hue_kernel_seen({}, photo_batch)  # compile="auto": the policy hands its compiled hue
     assert isinstance(handed, cpu.CompiledHue) and handed.enabled
     assert not _hue_kernel_seen({"compile": False}, photo_batch).enabled
@@ -78,11 +79,12 @@ def test_cpu_hue_is_compiled_for_large_views_and_equals_eager(photo_batch, monke
     for a, b in zip(auto(photo_batch, generator=g1), eager(photo_batch, generator=g2)):
         assert_float_close(a, b)
     x, shift = photo_batch.float() / 255, torch.full((photo_batch.shape[0],), 0.1)
-    assert_float_close(hue(x.clone(), shift), kernels.hue(x, shift))
+    assert_float_close(hue(x.clone(), shift), functional.hue(x, shift))
 
 
 def test_cpu_hue_falls_back_to_eager_when_compiling_fails(photo_batch):
-    from augpipe import cpu, kernels
+    from augpipe import functional
+    from augpipe.policy import _cpu as cpu
 
     def broken(*args):
         raise RuntimeError("no C++ compiler")
@@ -90,6 +92,6 @@ def test_cpu_hue_falls_back_to_eager_when_compiling_fails(photo_batch):
     x, shift = photo_batch.float() / 255, torch.full((photo_batch.shape[0],), 0.1)
     with pytest.warns(RuntimeWarning, match="compiling the CPU hue kernel failed.*no C\\+\\+ compiler"):
         out = hue(x.clone(), shift)
-    torch.testing.assert_close(out, kernels.hue(x, shift), atol=0, rtol=0)
+    torch.testing.assert_close(out, functional.hue(x, shift), atol=0, rtol=0)
     assert hue.failed
-    assert hue.for_images(x) is kernels.hue  # off for the rest of this policy's life
+    assert hue.for_images(x) is functional.hue  # off for the rest of this policy's life

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from augpipe import build_policy
-from augpipe.engines import ENGINES, Unsupported, build
+from augpipe.interop.engines import ENGINES, Unsupported, build
 from tests.tolerance import assert_float_close
 
 HAVE_DALI = importlib.util.find_spec("nvidia") is not None and importlib.util.find_spec("nvidia.dali") is not None

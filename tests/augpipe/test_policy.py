@@ -279,7 +279,7 @@ def test_an_output_batch_is_reused_only_when_no_view_of_it_is_held(photo_batch):
 def test_cpu_chunking_changes_no_result(photo_batch, monkeypatch):
     """Kernels run on cache-sized chunks of rows on CPU; parameters are drawn for the whole batch
     first, so the views are the same as in one pass (noise aside: its draw is seeded per chunk)."""
-    from augpipe import chunking
+    from augpipe.policy import _chunking as chunking
     policy = build_policy("byol", size=40)
     whole = policy(photo_batch, generator=torch.Generator().manual_seed(1))
     monkeypatch.setattr(chunking, "CPU_CHUNK_BYTES", 3 * 48 * 48 * 4 * 3)  # 3 rows per chunk
@@ -294,7 +294,7 @@ def test_cpu_chunking_changes_no_result(photo_batch, monkeypatch):
 
 def test_thread_chooser_follows_the_faster_setting_and_backs_off(monkeypatch):
     """Synthetic speeds: all threads fast while quiet, one thread fast under load."""
-    from augpipe.chunking import ThreadChooser
+    from augpipe.policy._chunking import ThreadChooser
     current = {"n": 4}
     monkeypatch.setattr(torch, "get_num_threads", lambda: current["n"])
     monkeypatch.setattr(torch, "set_num_threads", lambda n: current.update(n=n))
@@ -347,7 +347,7 @@ def test_views_do_not_depend_on_the_thread_count():
 
 
 def test_group_parameters_are_joined_without_a_copy():
-    from augpipe.grouping import join_rows as _join
+    from augpipe.policy._grouping import join_rows as _join
     base = torch.arange(24.0).view(6, 4).clone()  # a tensor of its own, as sample draws them
     parts = [base[0:3], base[3:6]]
     assert _join(parts) is base                       # the slices sample handed out: no copy

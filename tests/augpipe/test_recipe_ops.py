@@ -6,7 +6,7 @@ import pytest
 import torch
 from torchvision.transforms.v2 import functional as TF
 
-from augpipe import build_policy, kernels, sampling
+from augpipe import build_policy, functional, sampling
 from tests.tolerance import assert_float_close
 
 ATOL = 1e-5
@@ -22,23 +22,23 @@ def per_sample(fn, images, *params):
 
 
 def test_flips_invert_and_channel_permutation_match_torchvision(x):
-    torch.testing.assert_close(kernels.vflip(x), TF.vertical_flip(x), atol=0, rtol=0)
-    torch.testing.assert_close(kernels.invert(x), TF.invert(x), atol=0, rtol=0)
+    torch.testing.assert_close(functional.vflip(x), TF.vertical_flip(x), atol=0, rtol=0)
+    torch.testing.assert_close(functional.invert(x), TF.invert(x), atol=0, rtol=0)
     order = sampling.permutations(6, 3, torch.Generator().manual_seed(1), torch.device("cpu"))
     ref = per_sample(lambda img, o: TF.permute_channels(img, o.tolist()), x, order)
-    torch.testing.assert_close(kernels.permute_channels(x, order), ref, atol=0, rtol=0)
+    torch.testing.assert_close(functional.permute_channels(x, order), ref, atol=0, rtol=0)
 
 
 def test_posterize_sharpness_autocontrast_match_torchvision(x):
     bits = torch.tensor([0., 1., 3., 4., 7., 8.])
     ref = per_sample(lambda img, b: TF.posterize(img, int(b)), x, bits)
-    torch.testing.assert_close(kernels.posterize(x, bits), ref, atol=ATOL, rtol=0)
+    torch.testing.assert_close(functional.posterize(x, bits), ref, atol=ATOL, rtol=0)
     factor = torch.tensor([0.0, 0.5, 1.0, 1.7, 2.0, 3.5])
     ref = per_sample(lambda img, f: TF.adjust_sharpness(img, float(f)), x, factor)
-    torch.testing.assert_close(kernels.adjust_sharpness(x, factor), ref, atol=ATOL, rtol=0)
+    torch.testing.assert_close(functional.adjust_sharpness(x, factor), ref, atol=ATOL, rtol=0)
     flat = x.clone()
     flat[2, 1] = 0.25  # a flat channel stays as it is
-    torch.testing.assert_close(kernels.autocontrast(flat), TF.autocontrast(flat), atol=ATOL, rtol=0)
+    torch.testing.assert_close(functional.autocontrast(flat), TF.autocontrast(flat), atol=ATOL, rtol=0)
 
 
 def test_erase_matches_torchvision_per_box(x):
@@ -46,27 +46,27 @@ def test_erase_matches_torchvision_per_box(x):
     values = torch.randn(6, 3, 13, 17, generator=torch.Generator().manual_seed(2))
     ref = torch.stack([TF.erase(img, *b.tolist(), v[:, b[0]:b[0] + b[2], b[1]:b[1] + b[3]])
                        for img, b, v in zip(x, boxes, values)])
-    torch.testing.assert_close(kernels.erase(x, boxes, values), ref, atol=0, rtol=0)
+    torch.testing.assert_close(functional.erase(x, boxes, values), ref, atol=0, rtol=0)
     # the CPU path's box-by-box kernel: the same pixels, per-pixel values or one colour for all
-    torch.testing.assert_close(kernels.erase_rows(x, boxes, values), ref, atol=0, rtol=0)
+    torch.testing.assert_close(functional.erase_rows(x, boxes, values), ref, atol=0, rtol=0)
     colour = torch.tensor([0.1, 0.2, 0.3]).view(1, 3, 1, 1)
-    assert torch.equal(kernels.erase_rows(x, boxes, colour), kernels.erase(x, boxes, colour))
+    assert torch.equal(functional.erase_rows(x, boxes, colour), functional.erase(x, boxes, colour))
     before = x.clone()
-    kernels.erase_rows(x, boxes, colour)
+    functional.erase_rows(x, boxes, colour)
     assert torch.equal(x, before)  # a copy unless told it may write in place
     inplace = x.clone()
-    assert kernels.erase_rows(inplace, boxes, colour, inplace=True) is inplace
-    assert torch.equal(inplace, kernels.erase(x, boxes, colour))
+    assert functional.erase_rows(inplace, boxes, colour, inplace=True) is inplace
+    assert torch.equal(inplace, functional.erase(x, boxes, colour))
 
 
 @pytest.mark.parametrize("mode", ["constant", "edge", "reflect", "symmetric"])
 def test_pad_and_crop_match_torchvision(mode, x):
     padding = (3, 1, 4, 2) if mode != "reflect" else (3, 1, 4, 2)
-    padded = kernels.pad(x, padding, mode, fill=0.3)
+    padded = functional.pad(x, padding, mode, fill=0.3)
     torch.testing.assert_close(padded, TF.pad(x, list(padding), fill=0.3, padding_mode=mode), atol=0, rtol=0)
     offsets = torch.tensor([[0, 0], [1, 2], [3, 10], [6, 0], [2, 5], [6, 10]])
     ref = per_sample(lambda img, o: TF.crop(img, int(o[0]), int(o[1]), 10, 14), padded, offsets)
-    torch.testing.assert_close(kernels.crop(padded, offsets, (10, 14)), ref, atol=0, rtol=0)
+    torch.testing.assert_close(functional.crop(padded, offsets, (10, 14)), ref, atol=0, rtol=0)
 
 
 @pytest.mark.parametrize("size", [(9, 11), (13, 17), (16, 20), (10, 20)])
@@ -132,8 +132,8 @@ def test_the_cpu_row_copy_crop_equals_pad_then_gather(padding):
     size = (7, 10)
     h, w = 9 + padding[1] + padding[3], 11 + padding[0] + padding[2]
     offsets = sampling.crop_offsets(40, h, w, size, torch.Generator().manual_seed(0), torch.device("cpu"))
-    expected = kernels.crop(kernels.pad(images, padding, "constant", 0.25), offsets, size)
-    assert torch.equal(kernels.crop_rows(images, offsets, size, padding, 0.25), expected)
+    expected = functional.crop(functional.pad(images, padding, "constant", 0.25), offsets, size)
+    assert torch.equal(functional.crop_rows(images, offsets, size, padding, 0.25), expected)
 
 
 def test_cifar_crop_pads_then_crops_like_torchvision_with_the_row_copy():
@@ -183,11 +183,11 @@ def test_affine_matches_torchvision_per_sample(mode, fill, x):
     tx, ty = torch.tensor([0., 2., -3., 0., 5., 1.]), torch.tensor([0., -1., 4., 0., 2., 0.])
     scale = torch.tensor([1., 0.8, 1.2, 1., 0.9, 1.1])
     shear_x, shear_y = torch.tensor([0., 10., -5., 0., 20., 0.]), torch.tensor([0., 0., 7., 0., -10., 3.])
-    matrix = kernels.inverse_affine_matrix(angle, tx, ty, scale, shear_x, shear_y)
+    matrix = functional.inverse_affine_matrix(angle, tx, ty, scale, shear_x, shear_y)
     ref = torch.stack([TF.affine(img, angle=float(a), translate=[float(u), float(v)], scale=float(s),
                                  shear=[float(p), float(q)], interpolation=TF.InterpolationMode(mode), fill=fill)
                        for img, a, u, v, s, p, q in zip(x, angle, tx, ty, scale, shear_x, shear_y)])
-    assert_float_close(kernels.affine(x, matrix, mode, fill), ref, extent=max(x.shape[-2:]))
+    assert_float_close(functional.affine(x, matrix, mode, fill), ref, extent=max(x.shape[-2:]))
 
 
 def test_rotate_policy_matches_torchvisions_rotate(x):
@@ -216,7 +216,7 @@ def test_affine_parameters_follow_torchvisions_distribution():
 def test_perspective_matches_torchvision_for_the_same_corners(mode, fill, x):
     h, w = x.shape[-2:]
     corners = sampling.perspective_corners(len(x), h, w, 0.6, torch.Generator().manual_seed(2), torch.device("cpu"))
-    ours = kernels.perspective(x, sampling.perspective_coeffs(corners, h, w), mode, fill)
+    ours = functional.perspective(x, sampling.perspective_coeffs(corners, h, w), mode, fill)
     start = [[0, 0], [w - 1, 0], [w - 1, h - 1], [0, h - 1]]
     ref = torch.stack([TF.perspective(img, start, [[int(v) for v in xy] for xy in end.tolist()],
                                       interpolation=TF.InterpolationMode(mode), fill=fill)
@@ -246,6 +246,6 @@ def test_equalize_matches_torchvision_on_floats_and_exactly_on_uint8_levels(x):
     y[1] = y[1] * 0.2 + 0.3           # a narrow histogram
     y[2, 0] = 0.5                     # a flat channel: left as it is
     y[3] = (y[3] * 4).floor() / 4     # few levels
-    assert_float_close(kernels.equalize(y), TF.equalize(y))
+    assert_float_close(functional.equalize(y), TF.equalize(y))
     u = torch.randint(0, 256, (4, 3, 20, 20), dtype=torch.uint8, generator=torch.Generator().manual_seed(3))
-    torch.testing.assert_close(kernels.equalize(u.float() / 255), TF.equalize(u).float() / 255, atol=0, rtol=0)
+    torch.testing.assert_close(functional.equalize(u.float() / 255), TF.equalize(u).float() / 255, atol=0, rtol=0)

@@ -3,7 +3,7 @@ per-row-loop threshold, and writes into the target it was given."""
 import pytest
 import torch
 
-from augpipe import rows
+from augpipe.functional import _rows as rows
 
 
 @pytest.mark.parametrize("side", [8, 96])  # below and above ROW_LOOP_MIN_PIXELS

@@ -127,7 +127,7 @@ def test_dtype_antialias_and_solarize_scale_are_honoured_or_warned(batch):
         solarize = from_torchvision(v2.RandomSolarize(128, p=1.0), size=32)
     assert solarize.views[0].ops[-1].threshold == pytest.approx(128 / 255)
     assert isinstance(augpipe.from_torchvision(cifar_recipe(), compile=False).with_options(gating="blend"),
-                      augpipe.torchvision_dropin.DropInPolicy)
+                      augpipe.interop._torchvision.DropInPolicy)
 
 
 def test_random_choice_runs_one_transform_per_sample_with_its_weights():
