@@ -18,7 +18,7 @@ $(STAMP): setup.cfg pyproject.toml scripts/install_system_deps.sh
 # Then the kernel comparisons again on PyTorch's AVX2 and scalar CPU kernels (ATEN_CPU_CAPABILITY picks
 # them on any machine), so that a tolerance that holds here holds on every CPU. test_compile is left
 # out there: inductor's generated C++ does not follow ATEN_CPU_CAPABILITY.
-ISA_TESTS := tests/augpipe --ignore=tests/augpipe/test_compile.py tests/ssl_train/test_losses.py tests/ssl_train/test_evaluate.py
+ISA_TESTS := tests/augpipe --ignore=tests/augpipe/policy/test_compile.py tests/ssl_train/test_losses.py tests/ssl_train/test_evaluate.py
 
 test: install
 	$(PY) -m pytest -q --durations=10

@@ -17,10 +17,10 @@ measurement of the project uses (on CUDA: synchronised, or events read once).
 """
 from _augpipe_shared.timing import SyncTimer, TimeAccount
 from augpipe.interop import Augment, UnsupportedTransform, from_torchvision
-from augpipe.ops import OPS, ApplyContext, Op, SampleContext, register_op
+from augpipe.ops import OPS, ApplyContext, Counterparts, Op, SampleContext, register_op
 from augpipe.policy import Policy, PolicyOptions, View, check_images
 from augpipe.spec import SpecError, build_policy, list_policies, register_preset
 
-__all__ = ["OPS", "ApplyContext", "Augment", "Op", "Policy", "PolicyOptions", "SampleContext", "SpecError",
+__all__ = ["OPS", "ApplyContext", "Augment", "Counterparts", "Op", "Policy", "PolicyOptions", "SampleContext", "SpecError",
            "SyncTimer", "TimeAccount", "UnsupportedTransform", "View", "build_policy", "check_images", "from_torchvision", "list_policies",
            "register_op", "register_preset"]

@@ -5,7 +5,7 @@ and ops that force a device->host synchronisation on CUDA.
     counts.syncs   # {"nonzero": 40, ...}; 0 on the blend path
     counts.ops     # compute ops, view-like ops (no kernel) excluded
 
-The same counter backs `tests/augpipe/test_syncs.py` and the `syncs_per_call` / `ops_per_call` fields of
+The same counter backs `tests/augpipe/policy/test_syncs.py` and the `syncs_per_call` / `ops_per_call` fields of
 `make bench-aug`. On CUDA, `torch.cuda.set_sync_debug_mode` is the ground truth; this counter
 sees the same ops on the CPU, where CI runs.
 """

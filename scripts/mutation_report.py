@@ -13,8 +13,8 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 # the modules issue 11 asks about, by dotted prefix
-GROUPS = {"ssl_train/methods/": "ssl_train.methods.", "augpipe/kernels.py": "augpipe.kernels.",
-          "augpipe/sampling.py": "augpipe.sampling.", "loaders/backends/order.py": "loaders.backends.order.",
+GROUPS = {"ssl_train/methods/": "ssl_train.methods.", "augpipe/functional/": "augpipe.functional.",
+          "augpipe/sampling/": "augpipe.sampling.", "loaders/backends/order.py": "loaders.backends.order.",
           "_augpipe_shared/timing.py": "_augpipe_shared.timing.", "ssl_train/evaluate.py": "ssl_train.evaluate."}
 LINE = re.compile(r"^\s+(\S+): (.+)$")
 

@@ -48,7 +48,6 @@ def hflip(images: torch.Tensor) -> torch.Tensor:
     return images.flip(-1)
 
 
-# --- the ops of torchvision's training recipes (augpipe/ops_recipes.py) --------------------------
 def vflip(images: torch.Tensor) -> torch.Tensor:
     """`F.vertical_flip`."""
     return images.flip(-2)

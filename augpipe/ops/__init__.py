@@ -8,7 +8,7 @@ names exactly as a user's op is: `_geometry`, `_color`, `_misc`, `_augment` (era
 RandAugment and AutoAugment, whose learned policies are data in `_autoaugment_policies`).
 Importing this package registers them all.
 """
-from augpipe.ops._base import (OPS, ApplyContext, Op, Range, SampleContext, Size, WholeImage,
+from augpipe.ops._base import (OPS, ApplyContext, Counterparts, Op, Range, SampleContext, Size, WholeImage,
                                check_finite, check_range, describe, gate, op_fields, register_op)
 from augpipe.ops._geometry import (Affine, CenterCrop, HorizontalFlip, Perspective, RandomCrop, RandomResizedCrop,
                                    Resize, Rotate, VerticalFlip)
@@ -20,7 +20,7 @@ from augpipe.ops._meta import InRandomOrder, OneOf
 from augpipe.ops._auto_augment import AutoAugment, RandAugment, TrivialAugmentWide
 
 __all__ = ["NORMALIZE_STATS", "OPS", "Affine", "ApplyContext", "AutoAugment", "Autocontrast", "CenterCrop",
-           "ChannelPermutation", "ColorJitter", "Equalize", "Erasing", "GaussianBlur", "GaussianNoise",
+           "ChannelPermutation", "ColorJitter", "Counterparts", "Equalize", "Erasing", "GaussianBlur", "GaussianNoise",
            "Grayscale", "HorizontalFlip", "Identity", "InRandomOrder", "Invert", "Normalize", "OneOf", "Op",
            "Perspective", "Posterize", "RandAugment", "RandomCrop", "RandomResizedCrop", "Range", "Resize", "Rotate",
            "SampleContext", "Sharpness", "Size", "Solarize", "TrivialAugmentWide", "VerticalFlip", "WholeImage",

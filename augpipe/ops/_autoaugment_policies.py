@@ -1,7 +1,7 @@
 """AutoAugment's learned policies (Cubuk et al. 2019, "AutoAugment: Learning Augmentation Strategies
 from Data", appendix tables), as data: 25 sub-policies each, a sub-policy being two
 (op, probability, magnitude bin of 10) steps, "-" where the op takes no magnitude. The op names are
-those of `augpipe.ops_auto.AUTOAUGMENT_SPACE`; `tests/augpipe/test_auto_augment.py` checks every
+those of `augpipe.ops._auto_augment.AUTOAUGMENT_SPACE`; `tests/augpipe/ops/test_auto_augment.py` checks every
 entry against torchvision's `AutoAugment`.
 """
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 A crop (or the implied resize) directly followed by a horizontal flip is one `grid_sample`: the
 flip reads the crop's sampling grid backwards, which equals `F.horizontal_flip` of the crop
-exactly (tests/augpipe/test_kernels.py). The table is keyed by class, not by name or subclass: an
+exactly (tests/augpipe/functional/test_kernels.py). The table is keyed by class, not by name or subclass: an
 op registered in place of a built-in (`register_op(replace=True)`) is never fused by mistake.
 """
 from __future__ import annotations

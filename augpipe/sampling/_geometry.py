@@ -31,7 +31,7 @@ def resized_crop_boxes(n: int, height: int, width: int, scale: tuple[float, floa
     For each sample, `tries` candidate boxes are drawn at once; the first that fits the image is
     kept (as torchvision's loop does); samples with no fitting candidate get `fallback_box`.
     The draws, in order: `[n, tries, 2]` uniforms (area, log-ratio), then `[n, 2]` (top, left),
-    all float64 (the order a seed's boxes depend on; the replay test in tests/augpipe/test_sampling.py pins it).
+    all float64 (the order a seed's boxes depend on; the replay test in tests/augpipe/sampling/test_sampling.py pins it).
     """
     area, aspect = _tries(n, height * width, scale, ratio, tries, generator, device)
     w = torch.round(torch.sqrt(area * aspect))

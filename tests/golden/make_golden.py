@@ -1,6 +1,6 @@
 """Writes golden_views.json: a fingerprint of the views of every preset (and a multi-crop,
 normalised policy) for a fixed input and seed. Run once the views are right (first before the
-extension refactor); `tests/augpipe/test_golden.py` then holds every later version of the code,
+extension refactor); `tests/augpipe/policy/test_golden.py` then holds every later version of the code,
 under both gatings, to these numbers.
 
 The fingerprint, per view, is each image's per-channel mean and std and its row and column

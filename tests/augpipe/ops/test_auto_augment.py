@@ -1,4 +1,4 @@
-"""TrivialAugmentWide, RandAugment and AutoAugment per sample (augpipe/ops_auto.py): every op of the
+"""TrivialAugmentWide, RandAugment and AutoAugment per sample (augpipe/ops/_auto_augment.py): every op of the
 space equals torchvision's for the same magnitude, the tables are torchvision's, the draws follow
 torchvision's rules, the views its statistics."""
 import math

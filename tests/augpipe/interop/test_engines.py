@@ -13,7 +13,7 @@ MISSING = {"dali": None if HAVE_DALI else "DALI not installed",
            "torchaug": None if importlib.util.find_spec("torchaug") else
            "torchaug not installed (optional: it pins torchvision<0.20; pip install --no-deps torchaug)"}
 # The compiled engines run the same chains as their eager twins (compiled == eager is tested in
-# tests/augpipe/test_compile.py); compiling each case here would cost minutes for no new semantics.
+# tests/augpipe/policy/test_compile.py); compiling each case here would cost minutes for no new semantics.
 ENGINE_PARAMS = [pytest.param(e, marks=pytest.mark.skipif(bool(MISSING.get(e)), reason=MISSING.get(e) or ""))
                  for e in ENGINES if not e.endswith("-compiled")]
 

@@ -1,4 +1,4 @@
-"""The ops of torchvision's recipes (augpipe/ops_recipes.py): each kernel equals torchvision's
+"""The ops of torchvision's recipes (augpipe/ops/): each kernel equals torchvision's
 functional op for the same parameters, each sampler follows torchvision's distribution."""
 import math
 

@@ -15,7 +15,7 @@ SPECS = list_policies() + [
     "crop | crop+solarize(p=0.3)+blur(p=0.7)",
     "jitter(0.4,0,0.2,0,p=0.5)+rrc(p=0.5)",
 ]
-# every op of torchvision's recipes (augpipe/ops_recipes.py), gated and ungated, in two chains
+# every op of torchvision's recipes (augpipe/ops/), gated and ungated, in two chains
 RECIPE_SPECS = [
     "rcrop(4,mode=reflect)+vflip+invert(p=0.3)+channel_permutation(p=0.5)+posterize(bits=2:6)"
     "+sharpness(factor=0:2)+autocontrast+erasing(p=0.7)+equalize(p=0.6)",
@@ -78,7 +78,7 @@ def test_blend_and_subset_give_the_same_views_for_the_same_params(spec, views, p
 @pytest.mark.parametrize("spec", ["simclr", "byol", "timm-ra", "trivialaugment", "cifar-aa"])
 def test_blend_and_subset_agree_where_the_cpu_path_loops_over_rows(spec, photo_batch):
     """From 80 x 80 px the CPU path crops, translates, erases and writes rows back sample by
-    sample (augpipe/rows.py): the same views as the blend path, where thresholds (solarize,
+    sample (augpipe/functional/_rows.py): the same views as the blend path, where thresholds (solarize,
     posterize, equalize) would turn any rounding difference into a visible one."""
     large = torch.nn.functional.interpolate(photo_batch, size=112, mode="bilinear").clamp_(0, 1)
     blend = build_policy(spec, size=96, gating="blend")

@@ -1,4 +1,4 @@
-"""The CPU path's row subsets (augpipe/rows.py): `put` equals `index_copy_` on both sides of the
+"""The CPU path's row subsets (augpipe/functional/_rows.py): `put` equals `index_copy_` on both sides of the
 per-row-loop threshold, and writes into the target it was given."""
 import pytest
 import torch

@@ -12,7 +12,7 @@ from tests.tolerance import assert_float_close
 # graph break or a data-dependent shape fails there too) without generating code: multi-crop,
 # whose chains differ in size (SimCLR's ops), and a plain resize (the noise policy: no crop).
 # The ops of torchvision's recipes compile in one graph with RandomChoice / RandomOrder:
-# tests/augpipe/test_torchvision_dropin.py::test_a_converted_pipeline_compiles_fullgraph_and_equals_eager
+# tests/augpipe/interop/test_torchvision.py::test_a_converted_pipeline_compiles_fullgraph_and_equals_eager
 @pytest.mark.slow
 @pytest.mark.parametrize("spec, views, backend", [
     ("noise", 2, "aot_eager"), ("simclr", "2x32+2x16@0.05:0.14", "aot_eager"),
