@@ -5,15 +5,15 @@
     # the same call in two steps: parameters, then pure fixed-shape tensor code
     v1, v2 = policy.apply(uint8_images, policy.sample(uint8_images, generator=g))
 
-Layers (one module each; docs/ARCHITECTURE.md): `op` is the op contract and its registry
-(`register_op`), `sampling` draws per-sample parameters, `kernels` are pure batched functions,
-`ops` are the built-in ops, `spec`/`presets`/`views` name policies, `build` makes them, `policy`
-is the sample/apply contract, run by `grouping`, `chain`, `gating`, `fusion`, `chunking`,
-`compiling` and `options`; `engines` runs the same policy on Kornia / torchvision / DALI,
-`diagnostics` counts ops and host syncs, `cpu` tunes the CPU,
-`torchvision_dropin` converts torchvision v2 pipelines (`from_torchvision`), `module` wraps a
-policy as an `nn.Module` (`Augment`). `SyncTimer` and `TimeAccount` are the timers every
-measurement of the project uses (on CUDA: synchronised, or events read once).
+Layers, one folder each, each importing only those before it (docs/ARCHITECTURE.md):
+`functional` (pure batched kernels, by kind), `sampling` (per-sample draws), `ops` (the op
+contract, its registry `register_op`, the gating rule, and the built-in ops by kind, each
+declaring its counterparts in other libraries), `policy` (the `Policy` runtime), `spec` (spec
+strings, presets, views, `build_policy`) and `interop` (`from_torchvision`, the engines that run
+the same policy on Kornia / torchvision / DALI / torchaug, `Augment`: a policy as an
+`nn.Module`). Tools: `diagnostics` counts ops and host syncs, `cpu` tunes the CPU, `bench` is
+the benchmark's command line. `SyncTimer` and `TimeAccount` are the timers every measurement of
+the project uses (on CUDA: synchronised, or events read once).
 """
 from _augpipe_shared.timing import SyncTimer, TimeAccount
 from augpipe.interop import Augment, UnsupportedTransform, from_torchvision

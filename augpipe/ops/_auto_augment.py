@@ -5,7 +5,7 @@ space; fixed shapes, no host read.
 Each space entry is (name, magnitudes, signed): `magnitudes(bins, h, w)` is torchvision's table,
 made on the images' device (`torch.linspace` there: no host copy, and the very values torchvision
 indexes, so whole-pixel translations and posterize bits truncate alike). A slot picks one op per
-row (`ops_meta.per_row`): with blend gating every op runs on every row (sync-free, compilable:
+row (`_meta.per_row`): with blend gating every op runs on every row (sync-free, compilable:
 the GPU path), with subset gating each op on its own rows (the CPU default).
 """
 from __future__ import annotations

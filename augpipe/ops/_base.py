@@ -9,7 +9,13 @@ An op is a dataclass whose fields are its spec-string arguments (`p` included), 
   `ctx.device`, drawn from `ctx.generator` with `augpipe.sampling`'s helpers, never read back
   to the host; `super().sample(n, ctx)` draws the bool `apply` mask (True with probability `p`);
 - `kernel(images, params, ctx) -> Tensor`: a pure function of float `[N, C, H, W]` images in
-  [0, 1] and those parameters that transforms every row, with shapes fixed by `ctx.out_size`.
+  [0, 1] and those parameters that transforms every row, with shapes fixed by `ctx.out_size`;
+- optionally `counterparts` (`Counterparts`): what the op is in torchvision, Kornia, torchaug
+  and DALI, which `from_torchvision` and those engines read.
+
+The gating rule is here too (`gate`): which rows keep a `gated` op's result, by a masked blend
+(no host read) or row subsets (the CPU); the policy runs every op through it, and ops made of
+ops gate their branches with it.
 
 `@register_op` makes the class known to spec strings, presets, overrides, every policy and the
 augpipe engine; see docs/ARCHITECTURE.md ("augpipe: the op contract") and the guide's (docs/guide.md)

@@ -75,8 +75,8 @@ class GaussianNoise(Op):
     name: ClassVar[str] = "noise"
     counterparts: ClassVar[Counterparts] = Counterparts(
         torchvision=("GaussianNoise",), from_torchvision=lambda t, conv: _noise_from(t, conv),
-        to_torchvision=lambda op, v2: v2.lib.RandomApply([v2.lib.GaussianNoise(sigma=v2.fixed(op, "std"), clip=True)],
-                                                         p=op.p),
+        to_torchvision=lambda op, v2: v2.lib.RandomApply([v2.lib.GaussianNoise(sigma=op.std[0], clip=True)], p=op.p)
+        if op.std[0] == op.std[1] else v2.unsupported("noise with a std range (GaussianNoise's sigma is fixed)"),
         kornia=lambda op, k: k.lib.RandomGaussianNoise(std=op.std[0], p=op.p) if op.std[0] == op.std[1]
         else k.unsupported("noise with a std range (Kornia's std is fixed per call)"),
         torchaug=lambda op, ta: _torch_noise(op),

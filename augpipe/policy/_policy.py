@@ -1,10 +1,11 @@
 """`Policy`: the contract between a batch and its views: `sample`, then `apply` (`__call__` = both).
 
-`build_policy` (augpipe.build) is the one way to make one from a name or a spec string. How a
-policy runs is spread over one module per concern: `grouping` (views sharing ops run as one
-batch), `chain` (one group's ops in order), `gating` (which rows keep a kernel's result),
-`fusion` (crop+flip as one kernel), `chunking` (the CPU path's chunks and threads), `compiling`
-(torch.compile), `options` (`PolicyOptions`). See docs/ARCHITECTURE.md.
+`build_policy` (`augpipe.spec`) is the one way to make one from a name or a spec string,
+`from_torchvision` (`augpipe.interop`) from a torchvision pipeline. How a policy runs is spread
+over one private module of this package per concern: `_grouping` (views sharing ops run as one
+batch), `_chain` (one group's ops in order, through the ops' gating rule), `_fusion` (crop+flip
+as one kernel), `_chunking` (the CPU path's chunks and threads), `_compiling` (torch.compile),
+`_cpu` (the compiled CPU hue), `_options` (`PolicyOptions`). See docs/ARCHITECTURE.md.
 """
 from __future__ import annotations
 

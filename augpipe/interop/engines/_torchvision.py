@@ -30,7 +30,7 @@ class TorchvisionTarget(Target):
         """The op's range `key` as the one number torchvision takes (refused when it is a range)."""
         lo, hi = getattr(op, key)
         if lo != hi:
-            self.unsupported(f"{op.name} with a {key} range ({self.engine}'s is fixed)")
+            self.unsupported(f"{op.name} with a {key} range (torchvision's is fixed)")
         return lo
 
     def interpolation(self, op):

@@ -170,7 +170,7 @@ def test_a_converted_pipeline_compiles_fullgraph_and_equals_eager(batch):
     (`aot_eager`: a graph break or a data-dependent shape fails here as under inductor, without
     inductor's 35 s of cold code generation; inductor's code is checked on the SSL ops in
     tests/augpipe/policy/test_compile.py and on the GPU by make gpu-check). AutoAugment's and RandAugment's
-    kernel is TrivialAugmentWide's (`ops_auto._AutoAugment.kernel`, one more op for AutoAugment:
+    kernel is TrivialAugmentWide's (`ops._auto_augment._AutoAugment.kernel`, one more op for AutoAugment:
     Invert, traced here inside RandomChoice); tracing AutoAugment's two slots too costs 10 s more."""
     pipeline = v2.Compose([
         v2.RandomCrop(24, padding=2, padding_mode="reflect"), v2.RandomHorizontalFlip(), v2.RandomVerticalFlip(0.3),
