@@ -223,7 +223,8 @@ def from_torchvision(transform, views: int = 1, *, size: int | tuple[int, int] |
     """A torchvision v2 pipeline (or a list of them, one per view: BYOL's pair) as a policy.
 
     views:    how many views; the pipelines cycle over them.
-    size:     the view size when no transform sets one (a pipeline of colour ops only).
+    size:     the view size when no transform sets one; by default such a pipeline keeps the
+              input's size, as torchvision does.
     fallback: `error` (UnsupportedTransform) or `per-image` for transforms without an op.
     options:  `PolicyOptions` (gating, compile, dtype, channels_last, ...); a final `ToDtype`
               sets the dtype.
@@ -238,9 +239,8 @@ def from_torchvision(transform, views: int = 1, *, size: int | tuple[int, int] |
         conv = Conversion(fallback=fallback)
         ops = convert(pipeline, f"pipeline[{k}]" if len(pipelines) > 1 else "pipeline", conv)
         view_size = conv.size or ((size, size) if isinstance(size, int) else size)
-        if view_size is None:
-            raise UnsupportedTransform("from_torchvision: the pipeline sets no size (no crop or resize); pass size=")
-        built.append(View(size=tuple(view_size), ops=sized(ops)))
+        view_size = None if view_size is None else tuple(view_size)  # None: the input's, as torchvision
+        built.append(View(size=view_size, ops=sized(ops, view_size)))
         dtype = conv.dtype or dtype
     if dtype is not None:
         options.setdefault("dtype", dtype)

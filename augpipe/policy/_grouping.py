@@ -11,17 +11,33 @@ from augpipe.ops import Op
 
 @dataclass
 class View:
-    """One view: output size and its ordered ops (the first op sets the size)."""
-    size: tuple[int, int]
+    """One view: output size and its ordered ops (the first op sets the size). `size=None`: the
+    input's size (torchvision's behaviour for a pipeline without a crop or resize), for views
+    whose ops keep the size; it is read from the batch's static shape, never from its values."""
+    size: tuple[int, int] | None
     ops: list[Op]
+
+    def __post_init__(self):
+        if self.size is None:
+            sizing = [op.name for op in self.ops if op.changes_size]
+            if sizing:
+                raise ValueError(f"a view without a size keeps the input's, but {', '.join(sizing)} sets one; "
+                                 "pass size=")
+
+    def size_for(self, in_size: tuple[int, int]) -> tuple[int, int]:
+        """The output size for images of `in_size` (H, W)."""
+        return tuple(in_size) if self.size is None else self.size
 
 
 @dataclass
 class ViewGroup:
     """Views with the same size and ops, by index into the policy's views."""
-    size: tuple[int, int]
+    size: tuple[int, int] | None  # None: the input's
     ops: list[Op]
     views: list[int]
+
+    def size_for(self, in_size: tuple[int, int]) -> tuple[int, int]:
+        return tuple(in_size) if self.size is None else self.size
 
 
 def group_views(views: list[View]) -> list[ViewGroup]:

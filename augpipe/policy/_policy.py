@@ -94,8 +94,16 @@ class Policy:
         """The same views with some options changed (`compile`, `gating`, ...)."""
         return type(self)(self.views, dataclasses.replace(self.options, **changes))
 
+    def for_input_size(self, in_size: tuple[int, int]) -> "Policy":
+        """This policy with every view's size stated: views that keep the input's size get
+        `in_size` (H, W). What an engine that builds its operators ahead of the images needs."""
+        if all(v.size is not None for v in self.views):
+            return self
+        views = [View(size=v.size_for(in_size), ops=v.ops) for v in self.views]
+        return type(self)(views, self.options)
+
     def __repr__(self) -> str:
-        sizes = "+".join(f"{v.size[0]}x{v.size[1]}" for v in self.views)
+        sizes = "+".join("input" if v.size is None else f"{v.size[0]}x{v.size[1]}" for v in self.views)
         return f"Policy({self.name!r}, views={sizes}, spec={self.spec!r})"
 
     @property
@@ -132,10 +140,11 @@ class Policy:
         per_view: list[ViewParams] = [[] for _ in self.views]
         for group in self.groups:
             rows, hw, drawn = n * len(group.views), tuple(images.shape[-2:]), []
+            size = group.size_for(hw)
             for op in group.ops:
-                drawn.append(op.sample(rows, SampleContext(generator, device, hw, group.size)))
+                drawn.append(op.sample(rows, SampleContext(generator, device, hw, size)))
                 if op.changes_size:
-                    hw = group.size
+                    hw = size
             for k, v in enumerate(group.views):
                 per_view[v] = [{"op": op.name, **{key: t[k * n:(k + 1) * n] for key, t in p.items()}}
                                for op, p in zip(group.ops, drawn)]
@@ -170,13 +179,14 @@ class Policy:
                    gating: str, account: TimeAccount | None) -> torch.Tensor:
         """Blend: the group's rows as one batch. Subset: in CPU-sized chunks, with the compiled hue."""
         output, count = Output(self.options.dtype, self.options.channels_last), len(group.views)
+        size = group.size_for(tuple(images.shape[-2:]))  # static: the batch's shape
         if not images.shape[0]:  # an empty batch: empty views of the right size and dtype
-            return torch.empty((0, 3, *group.size), dtype=output.dtype, device=images.device)
+            return torch.empty((0, 3, *size), dtype=output.dtype, device=images.device)
         if gating == "blend":
-            return run_chain(group.ops, repeat_rows(images, count), params, ApplyContext(group.size), "blend",
+            return run_chain(group.ops, repeat_rows(images, count), params, ApplyContext(size), "blend",
                              output, account)
-        ctx = ApplyContext(group.size, gating="subset", options={"hue_kernel": self._hue})
-        out = self._outputs.get((images.shape[0] * count, 3, *group.size), output.dtype, images.device,
+        ctx = ApplyContext(size, gating="subset", options={"hue_kernel": self._hue})
+        out = self._outputs.get((images.shape[0] * count, 3, *size), output.dtype, images.device,
                                 output.memory_format)
         return run_in_chunks(lambda rows, p: run_chain(group.ops, rows, p, ctx, "subset", output, account),
                              images, params, count, out, self._threads)

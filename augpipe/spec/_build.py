@@ -44,14 +44,15 @@ def resolve_chains(spec: str) -> list[list[Op]]:
     return parse_chains(spec)
 
 
-def sized(ops: list[Op]) -> list[Op]:
-    """`ops`, with a resize to the view size first when no op sets the size."""
-    return list(ops) if any(op.changes_size for op in ops) else [Resize(), *ops]
+def sized(ops: list[Op], size: tuple[int, int] | None) -> list[Op]:
+    """`ops`, with a resize to the view size first when no op sets the size (none when the view
+    has no size of its own: it keeps the input's)."""
+    return list(ops) if size is None or any(op.changes_size for op in ops) else [Resize(), *ops]
 
 
-def _view_ops(chain: list[Op], scale: tuple[float, float] | None, normalize: str | None) -> list[Op]:
+def _view_ops(chain: list[Op], size, scale: tuple[float, float] | None, normalize: str | None) -> list[Op]:
     """A view's ops: its chain, sized, the view's crop scale, and the normalisation last."""
-    ops = sized(chain)
+    ops = sized(chain, size)
     if scale is not None:
         if not any(isinstance(op, RandomResizedCrop) for op in ops):
             raise ValueError(f"views: a crop scale @{scale[0]:g}:{scale[1]:g} needs a policy with rrc")
@@ -63,12 +64,13 @@ def _view_ops(chain: list[Op], scale: tuple[float, float] | None, normalize: str
     return ops
 
 
-def build_policy(spec: str, *, size: int | tuple[int, int], views: int | str = 2, normalize: str | None = None,
-                 **options) -> Policy:
+def build_policy(spec: str, *, size: int | tuple[int, int] | None = None, views: int | str = 2,
+                 normalize: str | None = None, **options) -> Policy:
     """Build a policy from a preset name or a spec string.
 
     spec:      `list_policies()` name, optionally `name[op.key=value,...]`, or a spec string.
-    size:      output side (or (h, w)) of every view when `views` is a count.
+    size:      output side (or (h, w)) of every view when `views` is a count; None (the default):
+               the input's size, for policies whose ops keep it (a crop needs a size).
     views:     a count (chains cycle over views: view i uses chain i % len(chains)), or a
                multi-crop string `"2x224+6x96@0.05:0.14"` (`@LO:HI` overrides the crop scale).
     normalize: `imagenet` or `cifar10` appends per-channel standardisation to every view.
@@ -85,6 +87,10 @@ def build_policy(spec: str, *, size: int | tuple[int, int], views: int | str = 2
         raise TypeError(f"build_policy: unknown option(s) {', '.join(unknown)}; valid: {', '.join(sorted(valid))}")
     options = PolicyOptions(name=name if name in PRESETS else "custom", **options)
     chains = resolve_chains(spec)
-    built = [View(size=hw, ops=_view_ops(chains[i % len(chains)], scale, normalize))
-             for i, (hw, scale) in enumerate(parse_views(views, size))]
+    built = []
+    for i, (hw, scale) in enumerate(parse_views(views, size)):
+        try:
+            built.append(View(size=hw, ops=_view_ops(chains[i % len(chains)], hw, scale, normalize)))
+        except ValueError as err:
+            raise SpecError(f"build_policy({spec!r}): {err}") from None
     return Policy(built, options)

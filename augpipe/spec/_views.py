@@ -11,15 +11,18 @@ from augpipe.ops import check_range
 
 _VIEW_RE = re.compile(r"^\s*(\d+)\s*x\s*(\d+)\s*(?:@\s*([\d.]+)\s*:\s*([\d.]+))?\s*$")
 
-ViewSpec = tuple[tuple[int, int], tuple[float, float] | None]  # (size, crop scale or None)
+ViewSpec = tuple[tuple[int, int] | None, tuple[float, float] | None]  # (size or None: the input's, crop scale or None)
 
 
-def parse_views(views: int | str, size: int | tuple[int, int]) -> list[ViewSpec]:
-    """`2` -> two views of `size`; `"2x224+6x96@0.05:0.14"` -> multi-crop groups (size, crop scale)."""
+def parse_views(views: int | str, size: int | tuple[int, int] | None) -> list[ViewSpec]:
+    """`2` -> two views of `size` (None: the input's); `"2x224+6x96@0.05:0.14"` -> multi-crop
+    groups (size, crop scale)."""
     if isinstance(views, int) or (isinstance(views, str) and views.strip().isdigit()):
         count = int(views)
         if count < 1:
             raise ValueError(f"views must be >= 1, got {views}")
+        if size is None:
+            return [(None, None)] * count
         hw = (size, size) if isinstance(size, int) else tuple(size) if isinstance(size, (tuple, list)) else ()
         if len(hw) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in hw):
             raise ValueError(f"size must be a whole number of pixels >= 1 (or two: height, width), got {size!r}")

@@ -53,6 +53,19 @@ class TranslatedEngine:
     def build(self, policy, **options) -> Runner:
         module = importlib.import_module(self.module)
         check_supported(self.name, module.KEY, policy)
+        if all(view.size is not None for view in policy.views):
+            return Runner(self.name, policy, self._built(module, policy, options))
+        # views that keep the input's size: the library's operators are made per input size
+        runs: dict[tuple[int, int], object] = {}
+
+        def run(images, generator=None):
+            hw = tuple(images.shape[-2:])
+            if hw not in runs:
+                runs[hw] = self._built(module, policy.for_input_size(hw), options)
+            return runs[hw](images, generator=generator)
+        return Runner(self.name, policy, run)
+
+    def _built(self, module, policy, options):
         try:
             run = module.build(policy, **options)
         except ImportError as err:  # the engine's library is optional (DALI, torchaug)
@@ -61,7 +74,7 @@ class TranslatedEngine:
         if self.compiled:
             import torch
             run = torch.compile(own_code(run))  # its own graph cache: one per built chain
-        return Runner(self.name, policy, run)
+        return run
 
 
 _ENGINES: list[Engine] = [

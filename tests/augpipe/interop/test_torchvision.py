@@ -85,6 +85,39 @@ def test_geometric_statistics_match_torchvision_per_image(photo_batch):
     torch.testing.assert_close(ours.quantile(qs), theirs.quantile(qs), atol=0.02, rtol=0)
 
 
+@pytest.mark.parametrize("pipeline", [
+    v2.Compose([v2.RandomAffine(20, translate=(0.1, 0.1)), v2.RandomRotation(30), v2.RandomVerticalFlip(),
+                v2.ToDtype(torch.float32, scale=True)]),
+    v2.Compose([v2.RandomPosterize(3, p=0.5), v2.RandomEqualize(p=0.5), v2.RandomAutocontrast(p=0.5),
+                v2.RandomAdjustSharpness(2.0, p=0.5), v2.RandomInvert(p=0.3)]),
+], ids=["geometric", "photometric"])
+def test_a_pipeline_without_a_crop_keeps_the_input_size_as_torchvision_does(pipeline, photo_batch):
+    """No size argument: the views have the batch's (non-square) size, and the per-image means
+    are distributed like torchvision's on the same photographs."""
+    x = photo_batch[:, :, :32, :48].contiguous()
+    policy = from_torchvision(pipeline)
+    assert "resize" not in [op.name for op in policy.views[0].ops]
+    ours = [policy(x, generator=torch.Generator().manual_seed(s)) for s in range(40)]
+    assert ours[0].shape == (x.shape[0], 3, 32, 48)
+    torch.manual_seed(0)
+    theirs = [torch.stack([pipeline(img) for img in x]) for _ in range(40)]
+    assert theirs[0].shape[-2:] == ours[0].shape[-2:]
+    scale = lambda t: t.float() / 255 if t.dtype == torch.uint8 else t  # noqa: E731
+    qs = torch.tensor([0.1, 0.25, 0.5, 0.75, 0.9])
+    ours_m, theirs_m = per_image_means([scale(o) for o in ours]), per_image_means([scale(t) for t in theirs])
+    torch.testing.assert_close(ours_m.quantile(qs), theirs_m.quantile(qs), atol=0.02, rtol=0)
+
+
+def test_a_kept_size_policy_runs_on_the_other_engines_at_each_input_size(photo_batch):
+    from augpipe.interop.engines import build
+    policy = from_torchvision(v2.Compose([v2.RandomHorizontalFlip(), v2.RandomGrayscale(0.5)]))
+    for hw in ((24, 40), (32, 32)):
+        x = photo_batch[:, :, :hw[0], :hw[1]].contiguous()
+        for engine in ("kornia", "torchvision"):
+            (view,) = build(engine, policy)(x)
+            assert view.shape == (x.shape[0], 3, *hw), engine
+
+
 def test_an_unsupported_transform_is_named_with_its_position():
     pipeline = v2.Compose([v2.RandomCrop(32), v2.Compose([v2.RandomHorizontalFlip(), v2.ElasticTransform()])])
     with pytest.raises(UnsupportedTransform, match=r"ElasticTransform at pipeline\[1\]\[1\] is not supported .*"
@@ -92,8 +125,6 @@ def test_an_unsupported_transform_is_named_with_its_position():
         from_torchvision(pipeline)
     with pytest.raises(UnsupportedTransform, match="holds 2 ops under one coin"):
         from_torchvision(v2.RandomApply([v2.RandomInvert(), v2.RandomVerticalFlip()], p=0.5), size=8)
-    with pytest.raises(UnsupportedTransform, match="sets no size"):
-        from_torchvision(v2.RandomInvert())
 
 
 def test_the_per_image_fallback_runs_torchvision_reproducibly(batch):

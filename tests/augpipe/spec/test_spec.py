@@ -122,3 +122,27 @@ def test_repr_and_spec_roundtrip():
     assert again.spec == policy.spec
     assert "simclr" in repr(policy)
     assert augpipe.check_images(torch.zeros(1, 3, 2, 2)) is None
+
+
+def test_without_a_size_a_policy_keeps_the_input_size_and_a_crop_asks_for_one(photo_batch, gen):
+    x = photo_batch[:, :, :24, :40].contiguous()
+    policy = build_policy("jitter+gray+blur", views=2)
+    assert [op.name for op in policy.views[0].ops] == ["jitter", "gray", "blur"]  # no implied resize
+    views = policy(x, generator=gen)
+    assert [tuple(v.shape) for v in views] == [(x.shape[0], 3, 24, 40)] * 2
+    assert "views=input+input" in repr(policy)
+    sized = build_policy("jitter+gray+blur", size=(24, 40), views=2)  # the same ops once resized to the same size
+    for ours, stated in zip(policy(x, generator=torch.Generator().manual_seed(1)),
+                            sized(x, generator=torch.Generator().manual_seed(1))):
+        assert torch.equal(ours, stated)
+    with pytest.raises(SpecError, match=r"^build_policy\('simclr'\): a view without a size keeps the input's, "
+                                        r"but rrc sets one; pass size=$"):
+        build_policy("simclr")
+
+
+def test_a_kept_size_policy_makes_no_host_sync_with_blend_gating(photo_batch, gen):
+    from augpipe.diagnostics import count_ops
+    policy = build_policy("flip+jitter+gray+blur+solarize", views=2, gating="blend")
+    x = photo_batch[:, :, :24, :40].contiguous()
+    counts = count_ops(lambda: policy(x, generator=gen))
+    assert counts.syncs == {} and counts.ops > 0
