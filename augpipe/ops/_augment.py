@@ -54,8 +54,11 @@ class Erasing(Op):
         boxes, found = sampling.erasing_boxes(n, h, w, self.scale, self.ratio, ctx.generator, ctx.device)
         params["boxes"] = torch.where((params["apply"] & found)[:, None], boxes, torch.zeros_like(boxes))
         if self.value == "random":
-            params["values"] = sampling.normal((n, 3, h, w), ctx.generator, ctx.device)
+            params["values"] = sampling.normal((n * ctx.frames, 3, h, w), ctx.generator, ctx.device)
         return params
+
+    def frame_keys(self):
+        return frozenset({"values"}) if self.value == "random" else frozenset()
 
     def kernel(self, images, params, ctx):
         values = params.get("values")

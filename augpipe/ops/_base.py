@@ -44,11 +44,17 @@ Size = tuple[int, int]
 
 @dataclass(frozen=True)
 class SampleContext:
-    """What a sampler needs besides its own ranges (all static: no tensor is read)."""
+    """What a sampler needs besides its own ranges (all static: no tensor is read).
+
+    `frames`: frames per sample (video clips `[N, T, C, H, W]`: T; images: 1). Every parameter is
+    drawn once per sample (a clip's frames share it), except those an op names in `frame_keys()`,
+    drawn for `n * frames` rows (per-pixel noise differs from frame to frame, as in torchvision).
+    """
     generator: torch.Generator | None
     device: torch.device
     in_size: Size   # (H, W) of the images entering the op
     out_size: Size  # (h, w) of the view
+    frames: int = 1
 
 
 @dataclass(frozen=True)
@@ -114,6 +120,10 @@ class Op:
     def kernel(self, images: torch.Tensor, params: dict[str, torch.Tensor], ctx: ApplyContext) -> torch.Tensor:
         """Transform every row; `ctx.inplace` allows writing into `images`."""
         raise NotImplementedError
+
+    def frame_keys(self) -> frozenset[str]:
+        """The parameters `sample` draws per frame (`n * ctx.frames` rows) rather than per sample."""
+        return frozenset()
 
     def spec(self) -> str:
         """The canonical spec-string form of this op, every argument spelled out."""

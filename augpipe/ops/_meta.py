@@ -72,6 +72,11 @@ def _branch(op: Op, params: dict, i: int, ctx):
                                     ctx.but(inplace=False), "blend")
 
 
+def _frame_keys(ops: list[Op]) -> frozenset[str]:
+    """The sub-ops' per-frame parameters, under their `i.` prefixes."""
+    return frozenset(f"{i}.{key}" for i, op in enumerate(ops) for key in op.frame_keys())
+
+
 def _check_ops(kind: str, ops: list) -> None:
     if not ops or not all(isinstance(op, Op) for op in ops):
         raise ValueError(f"{kind}: ops must be a non-empty list of augpipe ops, got {ops!r}")
@@ -100,6 +105,9 @@ class OneOf(Op):
     def spec(self) -> str:
         weights = f", weights={'/'.join(f'{w:g}' for w in self.weights)}" if self.weights else ""
         return f"one_of({' | '.join(op.spec() for op in self.ops)}{weights})"
+
+    def frame_keys(self):
+        return _frame_keys(self.ops)
 
     def sample(self, n, ctx):
         weights = self.weights or [1.0] * len(self.ops)
@@ -130,6 +138,9 @@ class InRandomOrder(Op):
 
     def spec(self) -> str:
         return f"random_order({' | '.join(op.spec() for op in self.ops)})"
+
+    def frame_keys(self):
+        return _frame_keys(self.ops)
 
     def sample(self, n, ctx):
         params = {"apply": sampling.bernoulli(n, self.p, ctx.generator, ctx.device),

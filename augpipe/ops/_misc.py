@@ -94,8 +94,11 @@ class GaussianNoise(Op):
         params = super().sample(n, ctx)
         std = sampling.uniform(n, *self.std, ctx.generator, ctx.device)
         params["std"] = std if self.p >= 1.0 else torch.where(params["apply"], std, 0.0)
-        params["noise"] = sampling.normal((n, 3, *ctx.in_size), ctx.generator, ctx.device)
+        params["noise"] = sampling.normal((n * ctx.frames, 3, *ctx.in_size), ctx.generator, ctx.device)
         return params
+
+    def frame_keys(self):
+        return frozenset({"noise"})  # each frame of a clip its own noise, as torchvision's on a video
 
     def kernel(self, images, params, ctx):
         return functional.gaussian_noise(images, params["std"], params["noise"])

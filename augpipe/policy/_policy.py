@@ -36,11 +36,13 @@ def check_images(images: torch.Tensor, *, sync_free: bool = False) -> None:
     if not isinstance(images, torch.Tensor):  # a numpy batch: torch.from_numpy(x).permute(0, 3, 1, 2)
         raise TypeError(f"images must be a torch.Tensor [N,3,H,W], got {type(images).__name__} "
                         "(a numpy array [N,H,W,3]: torch.from_numpy(array).permute(0, 3, 1, 2))")
-    if images.dim() != 4:
-        raise ValueError(f"images must have shape [N,3,H,W], got rank {images.dim()} shape {tuple(images.shape)}")
-    if images.shape[1] != 3:
-        raise ValueError(f"images must have 3 channels in dim 1 ([N,3,H,W]), got shape {tuple(images.shape)}")
-    if images.shape[2] < 1 or images.shape[3] < 1:
+    if images.dim() not in (4, 5):
+        raise ValueError(f"images must have shape [N,3,H,W] (or video clips [N,T,3,H,W]), got rank {images.dim()} "
+                         f"shape {tuple(images.shape)}")
+    if images.shape[-3] != 3:
+        where = "dim 1 ([N,3,H,W])" if images.dim() == 4 else "dim 2 ([N,T,3,H,W])"
+        raise ValueError(f"images must have 3 channels in {where}, got shape {tuple(images.shape)}")
+    if images.shape[-2] < 1 or images.shape[-1] < 1:
         raise ValueError(f"images must be at least 1x1 pixels, got shape {tuple(images.shape)}")
     if images.dtype == torch.uint8:
         return
@@ -59,6 +61,17 @@ def check_images(images: torch.Tensor, *, sync_free: bool = False) -> None:
     lo, hi = torch.stack([lo, hi]).tolist()  # one device sync, not two
     if not (lo >= 0.0 and hi <= 1.0):
         raise ValueError(f"{message}; got range [{lo:g}, {hi:g}]")
+
+
+def _view_rows(t: torch.Tensor, k: int, rows: int) -> torch.Tensor:
+    """View `k`'s rows of a group's parameter (views drawn together, `rows` each, view after view)."""
+    return t[k * rows:(k + 1) * rows]
+
+
+def _frame_rows(t: torch.Tensor, frames: int) -> torch.Tensor:
+    """A per-clip parameter `[N, ...]` as per-frame rows `[N * frames, ...]` (each clip's row
+    repeated for its frames; an expand, no host read)."""
+    return t.unsqueeze(1).expand(t.shape[0], frames, *t.shape[1:]).flatten(0, 1)
 
 
 class Policy:
@@ -137,27 +150,40 @@ class Policy:
             raise TypeError(f"generator must be a torch.Generator (or None), got {type(generator).__name__}")
         check_images(images, sync_free=self.gating_for(images.device) == "blend")
         n, device = images.shape[0], images.device
+        frames = images.shape[1] if images.dim() == 5 else 1  # video clips: one draw per clip
         per_view: list[ViewParams] = [[] for _ in self.views]
         for group in self.groups:
             rows, hw, drawn = n * len(group.views), tuple(images.shape[-2:]), []
             size = group.size_for(hw)
             for op in group.ops:
-                drawn.append(op.sample(rows, SampleContext(generator, device, hw, size)))
+                drawn.append(op.sample(rows, SampleContext(generator, device, hw, size, frames)))
                 if op.changes_size:
                     hw = size
             for k, v in enumerate(group.views):
-                per_view[v] = [{"op": op.name, **{key: t[k * n:(k + 1) * n] for key, t in p.items()}}
+                per_view[v] = [{"op": op.name, **{key: _view_rows(t, k, n * frames if key in op.frame_keys() else n)
+                                                  for key, t in p.items()}}
                                for op, p in zip(group.ops, drawn)]
         return per_view
 
     def apply(self, images: torch.Tensor, params: list[ViewParams]) -> list[torch.Tensor]:
-        """The views of `images` for `params` (from `sample`): pure, fixed output shapes."""
+        """The views of `images` for `params` (from `sample`): pure, fixed output shapes. Video
+        clips `[N, T, C, H, W]` run as `N * T` images, each frame with its clip's parameters."""
+        if images.dim() == 5:
+            return self._apply_clips(images, params)
         if self.options.time_ops and (self._log is None or self._log.device != images.device):
             self._log = TimeAccount(images.device)
         if self.options.compiles_on(images.device) and not torch.compiler.is_compiling():
             with self._log.phase("compiled") if self.options.time_ops else nullcontext():
                 return self._compiled(images, params)
         return self._apply(images, params)
+
+    def _apply_clips(self, clips: torch.Tensor, params: list[ViewParams]) -> list[torch.Tensor]:
+        n, frames = clips.shape[:2]
+        per_frame = [[{key: value if key == "op" or key in op.frame_keys() else _frame_rows(value, frames)
+                       for key, value in p.items()} for op, p in zip(view.ops, view_params)]
+                     for view, view_params in zip(self.views, params)]
+        views = self.apply(clips.flatten(0, 1), per_frame)
+        return [v.unflatten(0, (n, frames)) for v in views]
 
     # --- running the groups -----------------------------------------------------------------
     def _apply(self, images: torch.Tensor, params: list[ViewParams]) -> list[torch.Tensor]:
