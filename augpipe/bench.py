@@ -30,7 +30,7 @@ from augpipe.diagnostics import count_ops
 from augpipe.interop.engines import ENGINES, Unsupported, build
 from augpipe.spec import build_policy, list_policies, split_top
 
-DEFAULT_POLICIES = ("simclr", "byol", "noise", "crop", "none")
+DEFAULT_POLICIES = ("simclr", "simclr[rrc.antialias=true]", "byol", "noise", "crop", "none")
 DEFAULT_ENGINES = ("augpipe", "kornia", "kornia-compiled", "torchvision", "dali", "torchaug")  # missing: skipped
 DEFAULT_BATCH = {32: 256, 64: 256, 96: 128, 128: 128, 224: 64}
 

@@ -148,7 +148,7 @@ def main(argv=None) -> int:
     save()
     report["bench"] = []  # 3. augpipe eager / compiled vs Kornia eager / compiled (vs DALI)
     for size, batch in SIZES["dry" if args.dry else "cuda"]:
-        report["bench"] += run_bench(["simclr"], ENGINES, [size], device, batch=batch,
+        report["bench"] += run_bench(["simclr", "simclr[rrc.antialias=true]"], ENGINES, [size], device, batch=batch,
                                      warmup=1 if args.dry else 3, repeats=2 if args.dry else 10,
                                      log=lambda s: print(s, flush=True))
         save()

@@ -8,8 +8,11 @@ import torch.nn.functional as F
 
 
 def resized_crop(images: torch.Tensor, boxes: torch.Tensor, size: tuple[int, int],
-                 flip: torch.Tensor | None = None) -> torch.Tensor:
+                 flip: torch.Tensor | None = None, antialias: bool = False) -> torch.Tensor:
     """Crop box `(top, left, h, w)` of each image and resize it to `size`, bilinearly.
+
+    `antialias=True`: `F.resized_crop(..., antialias=True)` per sample (`antialiased_resized_crop`).
+    Otherwise:
 
     Matches `F.resized_crop(img, top, left, h, w, size, antialias=False)` per sample: sample
     points are the output pixel centres mapped into the box (half-pixel convention) and clamped
@@ -18,6 +21,8 @@ def resized_crop(images: torch.Tensor, boxes: torch.Tensor, size: tuple[int, int
     `flip` (`[N]` bool) mirrors the selected outputs horizontally for free: their sampling grid
     is read right to left, which equals `F.horizontal_flip` of the crop exactly.
     """
+    if antialias:
+        return antialiased_resized_crop(images, boxes, size, flip)
     n, _, in_h, in_w = images.shape
     out_h, out_w = size
     # the grid in float64 (a few [N, side] vectors: free), cast once: in float32 the sampling
@@ -41,6 +46,44 @@ def resized_crop(images: torch.Tensor, boxes: torch.Tensor, size: tuple[int, int
     planes = torch.stack(torch.broadcast_tensors(gx[:, None, :], gy[:, :, None]), dim=1).to(images.dtype)
     return F.grid_sample(images, planes.permute(0, 2, 3, 1), mode="bilinear", padding_mode="border",
                          align_corners=True)
+
+
+def antialias_weights(start: torch.Tensor, length: torch.Tensor, out_len: int, in_len: int) -> torch.Tensor:
+    """`[N, out_len, in_len]`: the weight of each input pixel in each output pixel when the span
+    `[start, start + length)` of an axis (per sample) is resized to `out_len` with antialiasing.
+
+    torchvision's (PyTorch's `interpolate(mode="bilinear", antialias=True)`, after PIL): output
+    pixel `i` is centred at `start + scale * (i + 0.5)` with `scale = length / out_len`; the
+    triangle filter is widened by the scale when shrinking (support `max(scale, 1)`), cut to the
+    window `[floor(centre - support + 0.5), floor(centre + support + 0.5))` inside the span, and
+    normalised to sum 1. Every sample gets its own filter width; the shape is fixed.
+    """
+    device = start.device
+    scale = (length / out_len)[:, None, None]                                  # [N, 1, 1]
+    support = scale.clamp(min=1.0)
+    centre = scale * (torch.arange(out_len, device=device, dtype=start.dtype)[None, :, None] + 0.5)
+    j = torch.arange(in_len, device=device, dtype=start.dtype)[None, None, :] - start[:, None, None]  # span coords
+    window = (j >= (centre - support + 0.5).floor().clamp(min=0.0)) & (
+        j < torch.minimum((centre + support + 0.5).floor(), length[:, None, None]))
+    weights = torch.where(window, (1.0 - ((j + 0.5 - centre) / support).abs()).clamp(min=0.0), 0.0)
+    return weights / weights.sum(dim=2, keepdim=True).clamp(min=torch.finfo(weights.dtype).tiny)
+
+
+def antialiased_resized_crop(images: torch.Tensor, boxes: torch.Tensor, size: tuple[int, int],
+                             flip: torch.Tensor | None = None) -> torch.Tensor:
+    """`F.resized_crop(img, top, left, h, w, size, antialias=True)` per sample: the crop and the
+    antialiased resize as two batched matrix products with per-sample weights
+    (`antialias_weights`, rows outside the box weigh 0), fixed shapes, no host read. `flip`
+    mirrors the selected outputs (the column weights read right to left)."""
+    _, _, in_h, in_w = images.shape
+    out_h, out_w = size
+    top, left, bh, bw = boxes.to(device=images.device, dtype=torch.float64).unbind(1)
+    rows = antialias_weights(top, bh, out_h, in_h).to(images.dtype)   # [N, out_h, H]
+    cols = antialias_weights(left, bw, out_w, in_w)                    # [N, out_w, W]
+    if flip is not None:
+        cols = torch.where(flip[:, None, None], cols.flip(1), cols)
+    cols = cols.to(images.dtype)
+    return rows[:, None] @ (images @ cols.transpose(1, 2)[:, None])  # [N, C, out_h, out_w]
 
 
 def hflip(images: torch.Tensor) -> torch.Tensor:

@@ -60,12 +60,9 @@ class Conversion:
         return op
 
     def resized(self, t, op: Op) -> Op:
-        """`sized`, for a transform that resizes: bilinear only; antialias noted."""
+        """`sized`, for a transform that resizes: bilinear only (its `antialias` is the op's)."""
         if _mode(t) != "bilinear":
             self.unsupported(f"only bilinear interpolation is supported, got {t.interpolation}")
-        if getattr(t, "antialias", False):
-            self.note(f"{self.here} has antialias=True; augpipe resizes without antialiasing "
-                      "(as antialias=False): equal when enlarging, sharper when shrinking")
         return self.sized(t, op)
 
     def interpolation(self, t) -> str:

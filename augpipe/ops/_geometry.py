@@ -16,22 +16,32 @@ from augpipe.ops._base import Counterparts, Op, Range, WholeImage, check_range, 
 @register_op
 @dataclass
 class RandomResizedCrop(Op):
-    """`rrc(scale=0.08:1, ratio=0.75:1.333)`: torchvision's RandomResizedCrop, per-sample boxes.
+    """`rrc(scale=0.08:1, ratio=0.75:1.333, antialias=false)`: torchvision's RandomResizedCrop,
+    per-sample boxes.
 
-    With p < 1, the samples not cropped are resized whole.
+    With p < 1, the samples not cropped are resized whole. `antialias=true` filters as
+    torchvision's `antialias=True` (its default) does, each sample by its own scale: what a
+    shrinking crop (a multi-crop local view, a 224 px view of a large photograph) wants, at
+    several times the cost of the plain bilinear resize (`make bench-aug`). The presets do
+    not antialias.
     """
     name: ClassVar[str] = "rrc"
     counterparts: ClassVar[Counterparts] = Counterparts(
         torchvision=("RandomResizedCrop",),
-        from_torchvision=lambda t, conv: conv.resized(t, RandomResizedCrop(scale=tuple(t.scale), ratio=tuple(t.ratio))),
+        from_torchvision=lambda t, conv: conv.resized(t, RandomResizedCrop(
+            scale=tuple(t.scale), ratio=tuple(t.ratio), antialias=bool(t.antialias))),
         to_torchvision=lambda op, v2: v2.maybe_else(op, v2.lib.RandomResizedCrop(
-            v2.size, scale=op.scale, ratio=op.ratio, antialias=False), v2.lib.Resize(v2.size, antialias=False)),
-        kornia=lambda op, k: k.lib.RandomResizedCrop(k.size, scale=op.scale, ratio=op.ratio, p=op.p),
-        torchaug=lambda op, ta: ta.lib.RandomResizedCrop(ta.size, scale=op.scale, ratio=op.ratio, antialias=False,
-                                                         num_chunks=ta.batch, batch_transform=True)
+            v2.size, scale=op.scale, ratio=op.ratio, antialias=op.antialias),
+            v2.lib.Resize(v2.size, antialias=op.antialias)),
+        kornia=lambda op, k: k.lib.RandomResizedCrop(k.size, scale=op.scale, ratio=op.ratio, p=op.p)
+        if not op.antialias else k.unsupported("rrc with antialias=true (Kornia's RandomResizedCrop has none)"),
+        torchaug=lambda op, ta: ta.lib.RandomResizedCrop(ta.size, scale=op.scale, ratio=op.ratio,
+                                                         antialias=op.antialias, num_chunks=ta.batch,
+                                                         batch_transform=True)
         if op.p >= 1 else ta.unsupported("rrc with p < 1"),
         dali=lambda op, d: (lambda x: d.lib.random_resized_crop(x, size=list(d.size), random_area=list(op.scale),
-                                                                random_aspect_ratio=list(op.ratio), antialias=False))
+                                                                random_aspect_ratio=list(op.ratio),
+                                                                antialias=op.antialias))
         if op.p >= 1 else d.unsupported("rrc with p < 1"),
         dali_uint8=True)
     positional: ClassVar[tuple[str, ...]] = ("scale", "ratio")
@@ -39,6 +49,7 @@ class RandomResizedCrop(Op):
     gated: ClassVar[bool] = False
     scale: Range = (0.08, 1.0)
     ratio: Range = (3.0 / 4.0, 4.0 / 3.0)
+    antialias: bool = False
 
     def validate(self) -> None:
         super().validate()
@@ -55,22 +66,24 @@ class RandomResizedCrop(Op):
         return params
 
     def kernel(self, images, params, ctx):
-        return functional.resized_crop(images, params["boxes"], ctx.out_size)
+        return functional.resized_crop(images, params["boxes"], ctx.out_size, antialias=self.antialias)
 
 
 @register_op
 @dataclass
 class Resize(Op):
-    """`resize`: the whole image resized to the view size (implied when a view has no crop)."""
+    """`resize(antialias=false)`: the whole image resized to the view size (implied when a view
+    has no crop); `antialias` as `rrc`'s."""
     name: ClassVar[str] = "resize"
     counterparts: ClassVar[Counterparts] = Counterparts(
         torchvision=("Resize",), from_torchvision=lambda t, conv: _resize_from(t, conv),
-        to_torchvision=lambda op, v2: v2.lib.Resize(v2.size, antialias=False),
-        kornia=lambda op, k: k.lib.Resize(k.size),
-        torchaug=lambda op, ta: ta.lib.Resize(ta.size, antialias=False),
-        dali=lambda op, d: lambda x: d.lib.resize(x, size=list(d.size), antialias=False), dali_uint8=True)
+        to_torchvision=lambda op, v2: v2.lib.Resize(v2.size, antialias=op.antialias),
+        kornia=lambda op, k: k.lib.Resize(k.size, antialias=op.antialias),
+        torchaug=lambda op, ta: ta.lib.Resize(ta.size, antialias=op.antialias),
+        dali=lambda op, d: lambda x: d.lib.resize(x, size=list(d.size), antialias=op.antialias), dali_uint8=True)
     changes_size: ClassVar[bool] = True
     gated: ClassVar[bool] = False
+    antialias: bool = False
 
     def sample(self, n, ctx):
         h, w = ctx.in_size
@@ -80,7 +93,7 @@ class Resize(Op):
     def kernel(self, images, params, ctx):
         if tuple(images.shape[-2:]) == tuple(ctx.out_size):  # static shapes: no tensor is read
             return images
-        return functional.resized_crop(images, params["boxes"], ctx.out_size)
+        return functional.resized_crop(images, params["boxes"], ctx.out_size, antialias=self.antialias)
 
 
 @register_op
@@ -326,7 +339,7 @@ class Perspective(Op):
 def _resize_from(t, conv) -> Resize:
     if t.size is None or getattr(t, "max_size", None) is not None:
         conv.unsupported("give a size (int on square batches, or (h, w))")
-    return conv.resized(t, Resize())
+    return conv.resized(t, Resize(antialias=bool(t.antialias)))
 
 
 def _random_crop_from(t, conv) -> RandomCrop:

@@ -20,7 +20,7 @@ Fused = Callable[[Op, dict, Op, dict, torch.Tensor, ApplyContext], torch.Tensor]
 def _crop_then_flip(crop: Op, crop_params: dict, flip: Op, flip_params: dict, images: torch.Tensor,
                     ctx: ApplyContext) -> torch.Tensor:
     mirrored = flip_params["apply"] if flip.p > 0 else None
-    return functional.resized_crop(images, crop_params["boxes"], ctx.out_size, flip=mirrored)
+    return functional.resized_crop(images, crop_params["boxes"], ctx.out_size, flip=mirrored, antialias=crop.antialias)
 
 
 FUSED: dict[tuple[type[Op], type[Op]], Fused] = {

@@ -4,6 +4,7 @@ import torch
 from torchvision.transforms.v2 import functional as TF
 
 from augpipe import functional
+from tests.tolerance import assert_float_close
 
 ATOL = 1e-5  # float32 rounding; every kernel computes the same formula as torchvision
 
@@ -31,6 +32,40 @@ def test_resized_crop_matches_torchvision_per_sample(images, gen):
         ref = torch.stack([TF.resized_crop(img, *b.tolist(), list(size), antialias=False)
                            for img, b in zip(images, boxes)])
         torch.testing.assert_close(ours, ref, atol=ATOL, rtol=0)
+
+
+def _random_boxes(n, h, w, gen, smallest=2):
+    boxes = []
+    for _ in range(n):
+        bh, bw = torch.randint(smallest, h + 1, (1,), generator=gen).item(), torch.randint(smallest, w + 1, (1,),
+                                                                                            generator=gen).item()
+        boxes.append([torch.randint(0, h - bh + 1, (1,), generator=gen).item(),
+                      torch.randint(0, w - bw + 1, (1,), generator=gen).item(), bh, bw])
+    return torch.tensor(boxes)
+
+
+@pytest.mark.parametrize("side, out", [(48, 32), (96, 32), (256, 224), (32, 96), (96, 224), (40, 20)])
+def test_antialiased_resized_crop_matches_torchvision_per_sample(side, out, gen):
+    """Shrinking and enlarging, each sample its own box and so its own filter width."""
+    x = torch.rand(6, 3, side, side, generator=gen)
+    boxes = _random_boxes(6, side, side, gen)
+    ours = functional.resized_crop(x, boxes, (out, out), antialias=True)
+    ref = torch.stack([TF.resized_crop(img, *b.tolist(), [out, out], antialias=True) for img, b in zip(x, boxes)])
+    assert_float_close(ours, ref, extent=side)
+    if side > out:  # shrinking the whole image: without antialiasing the result is not torchvision's
+        whole = torch.tensor([[0, 0, side, side]] * 6)
+        ref = TF.resize(x, [out, out], antialias=True)
+        assert_float_close(functional.resized_crop(x, whole, (out, out), antialias=True), ref, extent=side)
+        assert (functional.resized_crop(x, whole, (out, out)) - ref).abs().max() > 1e-2
+
+
+def test_antialiased_crop_with_flip_is_the_flipped_crop(gen):
+    x = torch.rand(8, 3, 64, 64, generator=gen)
+    boxes = _random_boxes(8, 64, 64, gen)
+    flip = torch.arange(8) % 2 == 0
+    fused = functional.resized_crop(x, boxes, (24, 24), flip=flip, antialias=True)
+    plain = functional.resized_crop(x, boxes, (24, 24), antialias=True)
+    torch.testing.assert_close(fused, torch.where(flip.view(-1, 1, 1, 1), plain.flip(-1), plain), atol=0, rtol=0)
 
 
 def test_full_box_resize_equals_resize(images):

@@ -151,9 +151,11 @@ def test_converted_pipelines_make_no_host_sync_on_the_blend_path(batch):
 
 
 def test_dtype_antialias_and_solarize_scale_are_honoured_or_warned(batch):
-    with pytest.warns(UserWarning, match="antialias=True"):
-        policy = from_torchvision(v2.Compose([v2.RandomResizedCrop(16), v2.ToDtype(torch.bfloat16, scale=True)]))
+    policy = from_torchvision(v2.Compose([v2.RandomResizedCrop(16), v2.ToDtype(torch.bfloat16, scale=True)]))
     assert policy(batch).dtype == torch.bfloat16
+    assert policy.views[0].ops[0].antialias  # torchvision's default, True
+    assert not from_torchvision(v2.RandomResizedCrop(16, antialias=False)).views[0].ops[0].antialias
+    assert from_torchvision(v2.Resize(16)).views[0].ops[0].antialias
     with pytest.warns(UserWarning, match="threshold 128 read on the uint8 scale"):
         solarize = from_torchvision(v2.RandomSolarize(128, p=1.0), size=32)
     assert solarize.views[0].ops[-1].threshold == pytest.approx(128 / 255)

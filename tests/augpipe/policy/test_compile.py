@@ -16,6 +16,7 @@ from tests.tolerance import assert_float_close
 @pytest.mark.slow
 @pytest.mark.parametrize("spec, views, backend", [
     ("noise", 2, "aot_eager"), ("simclr", "2x32+2x16@0.05:0.14", "aot_eager"),
+    ("rrc(antialias=true)+flip+resize(antialias=true)", 2, "aot_eager"),
     ("rrc(scale=0.2:1)+flip+jitter(0.4,0.4,0.4,0.1,p=0.8)+gray(p=0.2)+blur(sigma=0.1:2,p=0.5)+solarize(p=0.3)"
      "+noise(std=0.05)", 2, "inductor")])
 def test_fullgraph_compile_matches_eager(spec, views, backend, photo_batch):
