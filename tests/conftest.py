@@ -7,8 +7,10 @@ import torch
 
 # Real data for the parity tests, named by environment variables (CI's .ci/run sets them):
 # AUGPIPE_CIFAR10, the CIFAR-10 JPEG archive (`cifar10/{train,test}/<class>/*.jpg` in a .tar.gz).
+# AUGPIPE_PHOTOS, a folder of full-size JPEG photographs (the 200 ImageNet samples).
 DATA_HELP = {
     "AUGPIPE_CIFAR10": "a .tar.gz holding cifar10/test/<class>/*.jpg (CIFAR-10 as JPEGs in the ImageFolder layout)",
+    "AUGPIPE_PHOTOS": "a folder of full-size JPEG photographs (*.JPEG or *.jpg)",
 }
 
 
@@ -57,3 +59,17 @@ def cifar_root(tmp_path_factory):
     with tarfile.open(archive) as tar:
         tar.extractall(folder, members=[m for m in tar if m.name.startswith("cifar10/test")], filter="data")
     return folder / "cifar10"
+
+
+@pytest.fixture(scope="session")
+def real_photos():
+    """48 real photographs (RGB), each resized (antialiased) and centre-cropped to 96 x 96 uint8."""
+    from PIL import Image
+    from torchvision.transforms.v2 import functional as TF
+    folder = data_path("AUGPIPE_PHOTOS")
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in (".jpeg", ".jpg"))[:48]
+
+    def load(path):
+        with Image.open(path) as image:
+            return TF.center_crop(TF.resize(TF.pil_to_tensor(image.convert("RGB")), 96, antialias=True), 96)
+    return torch.stack([load(f) for f in files])

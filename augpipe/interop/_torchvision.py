@@ -41,29 +41,51 @@ class Conversion:
     dtype: torch.dtype | None = None
     notes: list[str] = field(default_factory=list)
     here: str = "pipeline"
+    sizer: Op | None = None  # the op that set `size`
+    # before the pipeline's ToDtype(scale=True), a pipeline that has one works on uint8 images:
+    # its thresholds and fills are on the 0-255 scale, as torchvision reads them there
+    uint8_scale: bool = False
+
+    def to_unit(self, value: float, what: str) -> float:
+        """A pixel value (threshold, fill) on the policy's [0, 1] scale: /255 on the uint8 scale;
+        elsewhere, a value above 1 is read as uint8 too (said once)."""
+        if self.uint8_scale:
+            return float(value) / 255
+        if value > 1:
+            self.note(f"{self.here}: {what} {value:g} read on the uint8 scale, as {value / 255:g}")
+            return float(value) / 255
+        return float(value)
 
     def unsupported(self, what: str) -> NoReturn:
         raise UnsupportedTransform(f"from_torchvision: {self.here}: {what}")
 
-    def set_size(self, size) -> None:
+    def set_size(self, size, op: Op | None = None) -> None:
+        """The view's size is `size`; an earlier resize to another size keeps that one as its own
+        (`Resize(56)` then `CenterCrop(48)`), any other earlier size is refused."""
         hw = (size, size) if isinstance(size, int) else tuple(int(s) for s in size)
         if len(hw) == 1:
             hw = (hw[0], hw[0])
         if self.size is not None and self.size != hw:
-            raise UnsupportedTransform(f"from_torchvision: {self.here} resizes to {hw} after an earlier transform set "
-                                       f"{self.size}; a view has one size")
-        self.size = hw
+            if not hasattr(self.sizer, "height"):
+                raise UnsupportedTransform(f"from_torchvision: {self.here} resizes to {hw} after an earlier transform "
+                                           f"set {self.size}; only a Resize may come before another size")
+            self.sizer.height, self.sizer.width = self.size  # the resize keeps its own size
+        self.size, self.sizer = hw, op
 
     def sized(self, t, op: Op) -> Op:
         """`op`, the view's size being the transform's `size`."""
-        self.set_size(t.size)
+        self.set_size(t.size, op)
+        return op
+
+    def bilinear(self, t, op: Op) -> Op:
+        """`op`, for a transform that interpolates bilinearly (the one mode resizes support)."""
+        if _mode(t) != "bilinear":
+            self.unsupported(f"only bilinear interpolation is supported, got {t.interpolation}")
         return op
 
     def resized(self, t, op: Op) -> Op:
         """`sized`, for a transform that resizes: bilinear only (its `antialias` is the op's)."""
-        if _mode(t) != "bilinear":
-            self.unsupported(f"only bilinear interpolation is supported, got {t.interpolation}")
-        return self.sized(t, op)
+        return self.sized(t, self.bilinear(t, op))
 
     def interpolation(self, t) -> str:
         """A warp's interpolation (nearest or bilinear, about the centre, without expand)."""
@@ -74,10 +96,10 @@ class Conversion:
         return mode
 
     def fill(self, t) -> float:
-        """A fill of one number, read on the uint8 scale when above 1 (the policy works in [0, 1])."""
+        """A fill of one number, on the policy's [0, 1] scale (`to_unit`)."""
         if not isinstance(t.fill, (int, float)):
             self.unsupported(f"fill must be one number, got {t.fill!r}")
-        return float(t.fill) / 255 if t.fill > 1 else float(t.fill)
+        return self.to_unit(t.fill, "fill")
 
     def auto_fill(self, t) -> str:
         """The auto-augment ops' fill: `none` (torchvision's default: plain zero padding) or `fill`."""
@@ -95,12 +117,20 @@ def _mode(t) -> str:
     return str(getattr(mode, "value", mode))
 
 
+def _converts_to_float(t) -> bool:
+    """Whether the pipeline holds a ToDtype(scale=True) (then it is written for uint8 input)."""
+    if type(t).__name__ == "ToDtype":
+        return bool(t.scale)
+    return any(_converts_to_float(inner) for inner in getattr(t, "transforms", ()))
+
+
 def _to_dtype(t, conv: Conversion) -> list[Op]:
     dtype = t.dtype if isinstance(t.dtype, torch.dtype) else t.dtype.get(torch.Tensor, None)
     if dtype not in DTYPES.values() or not t.scale:
         conv.unsupported(f"only float32, bfloat16 or float16 with scale=True (images in [0, 1]) are supported, "
                          f"got {t.dtype}, scale={t.scale}")
     conv.dtype = dtype  # the last one wins: the policy computes in float32 and outputs this dtype
+    conv.uint8_scale = False  # what follows works on [0, 1] floats
     return []
 
 
@@ -233,7 +263,7 @@ def from_torchvision(transform, views: int = 1, *, size: int | tuple[int, int] |
     pipelines = list(transform) if isinstance(transform, (list, tuple)) else [transform]
     built, dtype = [], None
     for k, pipeline in enumerate(pipelines):
-        conv = Conversion(fallback=fallback)
+        conv = Conversion(fallback=fallback, uint8_scale=_converts_to_float(pipeline))
         ops = convert(pipeline, f"pipeline[{k}]" if len(pipelines) > 1 else "pipeline", conv)
         view_size = conv.size or ((size, size) if isinstance(size, int) else size)
         view_size = None if view_size is None else tuple(view_size)  # None: the input's, as torchvision

@@ -121,6 +121,11 @@ class Op:
         """Transform every row; `ctx.inplace` allows writing into `images`."""
         raise NotImplementedError
 
+    def output_size(self, in_size: Size, view_size: Size | None) -> Size | None:
+        """The size a `changes_size` op makes from `in_size`: the view's by default (None: it
+        needs one and the view has none). An op with a size of its own returns that."""
+        return view_size
+
     def frame_keys(self) -> frozenset[str]:
         """The parameters `sample` draws per frame (`n * ctx.frames` rows) rather than per sample."""
         return frozenset()

@@ -238,11 +238,7 @@ def _grayscale_from(t, conv) -> Grayscale:
 
 
 def _solarize_from(t, conv) -> Solarize:
-    threshold = float(t.threshold)
-    if threshold > 1:  # the policy works on floats in [0, 1]
-        conv.note(f"{conv.here}: threshold {threshold:g} read on the uint8 scale, as {threshold / 255:g}")
-        threshold /= 255
-    return Solarize(threshold=threshold, p=t.p)
+    return Solarize(threshold=conv.to_unit(t.threshold, "threshold"), p=t.p)
 
 
 def _dali_jitter(op: ColorJitter, d):

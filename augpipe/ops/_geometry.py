@@ -72,18 +72,44 @@ class RandomResizedCrop(Op):
 @register_op
 @dataclass
 class Resize(Op):
-    """`resize(antialias=false)`: the whole image resized to the view size (implied when a view
-    has no crop); `antialias` as `rrc`'s."""
+    """`resize(side=0, height=0, width=0, antialias=false)`: the whole image resized: to the view
+    size (implied when a view has no crop), or to a size of its own: `side` (torchvision's
+    `Resize(int)`: the shorter side to `side`, the longer in proportion, from the input's static
+    size) or `height` and `width` (then a crop may follow: `Resize(56)` + `CenterCrop(48)`).
+    `antialias` as `rrc`'s."""
     name: ClassVar[str] = "resize"
     counterparts: ClassVar[Counterparts] = Counterparts(
         torchvision=("Resize",), from_torchvision=lambda t, conv: _resize_from(t, conv),
-        to_torchvision=lambda op, v2: v2.lib.Resize(v2.size, antialias=op.antialias),
-        kornia=lambda op, k: k.lib.Resize(k.size, antialias=op.antialias),
-        torchaug=lambda op, ta: ta.lib.Resize(ta.size, antialias=op.antialias),
-        dali=lambda op, d: lambda x: d.lib.resize(x, size=list(d.size), antialias=op.antialias), dali_uint8=True)
+        to_torchvision=lambda op, v2: v2.lib.Resize(op.target_size(v2.size), antialias=op.antialias),
+        kornia=lambda op, k: k.lib.Resize(op.target_size(k.size), antialias=op.antialias),
+        torchaug=lambda op, ta: ta.lib.Resize(op.target_size(ta.size), antialias=op.antialias),
+        dali=lambda op, d: lambda x: d.lib.resize(x, size=list(d.size), antialias=op.antialias)
+        if not op.side else d.lib.resize(x, resize_shorter=op.side, antialias=op.antialias), dali_uint8=True)
     changes_size: ClassVar[bool] = True
     gated: ClassVar[bool] = False
+    side: int = 0
+    height: int = 0
+    width: int = 0
     antialias: bool = False
+
+    def validate(self) -> None:
+        super().validate()
+        for key in ("side", "height", "width"):
+            _check_int(self.name, key, getattr(self, key), 0, 1 << 16)
+        if (self.height > 0) != (self.width > 0) or (self.side and self.height):
+            raise ValueError(f"resize: give side, or height and width, or none (the view's size), got side={self.side}, "
+                             f"height={self.height}, width={self.width}")
+
+    def output_size(self, in_size, view_size):
+        if self.side:  # torchvision's _compute_resized_output_size for one int
+            (h, w), short = in_size, min(in_size)
+            longer = int(self.side * max(h, w) / short)
+            return (self.side, longer) if h <= w else (longer, self.side)
+        return (self.height, self.width) if self.height else view_size
+
+    def target_size(self, view_size):
+        """The size other libraries' Resize takes: an int (`side`), (h, w), or the view's."""
+        return self.side or ((self.height, self.width) if self.height else view_size)
 
     def sample(self, n, ctx):
         h, w = ctx.in_size
@@ -338,7 +364,10 @@ class Perspective(Op):
 
 def _resize_from(t, conv) -> Resize:
     if t.size is None or getattr(t, "max_size", None) is not None:
-        conv.unsupported("give a size (int on square batches, or (h, w))")
+        conv.unsupported("give a size (an int: the shorter side, or (h, w)); max_size is not supported")
+    size = [t.size] if isinstance(t.size, int) else list(t.size)
+    if len(size) == 1:  # the shorter side: its output size follows from each batch's, not the view's
+        return conv.bilinear(t, Resize(side=int(size[0]), antialias=bool(t.antialias)))
     return conv.resized(t, Resize(antialias=bool(t.antialias)))
 
 

@@ -19,14 +19,14 @@ class View:
 
     def __post_init__(self):
         if self.size is None:
-            sizing = [op.name for op in self.ops if op.changes_size]
+            sizing = [op.name for op in self.ops if op.changes_size and op.output_size((1, 1), None) is None]
             if sizing:
                 raise ValueError(f"a view without a size keeps the input's, but {', '.join(sizing)} sets one; "
                                  "pass size=")
 
     def size_for(self, in_size: tuple[int, int]) -> tuple[int, int]:
         """The output size for images of `in_size` (H, W)."""
-        return tuple(in_size) if self.size is None else self.size
+        return chain_sizes(self.ops, in_size, self.size)[-1]
 
 
 @dataclass
@@ -37,7 +37,21 @@ class ViewGroup:
     views: list[int]
 
     def size_for(self, in_size: tuple[int, int]) -> tuple[int, int]:
-        return tuple(in_size) if self.size is None else self.size
+        return chain_sizes(self.ops, in_size, self.size)[-1]
+
+
+def chain_sizes(ops: list[Op], in_size: tuple[int, int], view_size: tuple[int, int] | None) -> list[tuple[int, int]]:
+    """Each op's output size (static: from shapes, never values), then the chain's: an op that
+    changes the size makes its own (`Op.output_size`), the others keep it. The view's size is the
+    default of the ops that have none; no size-changing op: the view's size, else the input's."""
+    sizes, hw = [], tuple(in_size)
+    for op in ops:
+        if op.changes_size:
+            hw = tuple(op.output_size(hw, view_size))
+        sizes.append(hw)
+    if not any(op.changes_size for op in ops):
+        hw = tuple(view_size) if view_size is not None else hw
+    return [*sizes, hw]
 
 
 def group_views(views: list[View]) -> list[ViewGroup]:

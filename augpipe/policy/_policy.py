@@ -20,7 +20,7 @@ from augpipe.policy._chain import Output, run_chain
 from augpipe.policy._chunking import OutputBuffers, ThreadChooser, run_in_chunks
 from augpipe.policy._compiling import LazyCompiled
 from augpipe.policy._cpu import CompiledHue
-from augpipe.policy._grouping import View, ViewGroup, group_views, join_rows, repeat_rows
+from augpipe.policy._grouping import View, ViewGroup, chain_sizes, group_views, join_rows, repeat_rows
 from augpipe.policy._options import PolicyOptions
 
 ViewParams = list[dict]  # one dict per op: {"op": name, **[N, ...] tensors}
@@ -61,6 +61,12 @@ def check_images(images: torch.Tensor, *, sync_free: bool = False) -> None:
     lo, hi = torch.stack([lo, hi]).tolist()  # one device sync, not two
     if not (lo >= 0.0 and hi <= 1.0):
         raise ValueError(f"{message}; got range [{lo:g}, {hi:g}]")
+
+
+def op_sizes(group: ViewGroup, in_size: tuple[int, int]) -> list[tuple[int, int]]:
+    """Each op's `out_size`: the size it makes (an op that changes it), else the view's."""
+    *sizes, final = chain_sizes(group.ops, in_size, group.size)
+    return [size if op.changes_size else final for op, size in zip(group.ops, sizes)]
 
 
 def _view_rows(t: torch.Tensor, k: int, rows: int) -> torch.Tensor:
@@ -154,8 +160,7 @@ class Policy:
         per_view: list[ViewParams] = [[] for _ in self.views]
         for group in self.groups:
             rows, hw, drawn = n * len(group.views), tuple(images.shape[-2:]), []
-            size = group.size_for(hw)
-            for op in group.ops:
+            for op, size in zip(group.ops, op_sizes(group, hw)):
                 drawn.append(op.sample(rows, SampleContext(generator, device, hw, size, frames)))
                 if op.changes_size:
                     hw = size
@@ -205,14 +210,15 @@ class Policy:
                    gating: str, account: TimeAccount | None) -> torch.Tensor:
         """Blend: the group's rows as one batch. Subset: in CPU-sized chunks, with the compiled hue."""
         output, count = Output(self.options.dtype, self.options.channels_last), len(group.views)
-        size = group.size_for(tuple(images.shape[-2:]))  # static: the batch's shape
+        sizes = op_sizes(group, tuple(images.shape[-2:]))  # static: the batch's shape
+        size = group.size_for(tuple(images.shape[-2:]))
         if not images.shape[0]:  # an empty batch: empty views of the right size and dtype
             return torch.empty((0, 3, *size), dtype=output.dtype, device=images.device)
         if gating == "blend":
             return run_chain(group.ops, repeat_rows(images, count), params, ApplyContext(size), "blend",
-                             output, account)
+                             output, account, sizes)
         ctx = ApplyContext(size, gating="subset", options={"hue_kernel": self._hue})
         out = self._outputs.get((images.shape[0] * count, 3, *size), output.dtype, images.device,
                                 output.memory_format)
-        return run_in_chunks(lambda rows, p: run_chain(group.ops, rows, p, ctx, "subset", output, account),
+        return run_in_chunks(lambda rows, p: run_chain(group.ops, rows, p, ctx, "subset", output, account, sizes),
                              images, params, count, out, self._threads)

@@ -235,3 +235,25 @@ def test_augment_is_a_module_in_a_sequential_with_its_own_seeded_draws(batch):
     assert not torch.equal(first, a(batch))                   # the generator advances per call
     assert not torch.equal(first, augpipe.Augment(policy, seed=7, rank=1)(batch))  # ranks differ
     assert "seed=7" in repr(a)
+
+
+@pytest.mark.parametrize("pipeline", [
+    v2.Resize(24), v2.Resize(20, antialias=False), v2.Compose([v2.Resize(40), v2.CenterCrop(30)]),
+    v2.Compose([v2.Resize((40, 44)), v2.CenterCrop(32)]),
+], ids=["shorter-side", "shorter-side-plain", "resize-then-centre", "pinned-then-centre"])
+def test_deterministic_resizes_equal_torchvision_on_a_non_square_batch(pipeline, photo_batch):
+    """torchvision's Resize(int) sets the shorter side (the longer in proportion) and may be
+    followed by a crop: the same output, shape and values, for every image."""
+    x = photo_batch[:, :, :32, :48].float().div(255).contiguous()
+    policy = from_torchvision(pipeline)
+    ours = policy(x)
+    theirs = torch.stack([pipeline(img) for img in x])
+    assert ours.shape == theirs.shape
+    assert_float_close(ours, theirs, extent=48)
+
+
+def test_a_size_after_a_crop_is_refused_in_one_line():
+    with pytest.raises(UnsupportedTransform, match=r"^from_torchvision: CenterCrop at pipeline\[1\] resizes to "
+                                                   r"\(16, 16\) after an earlier transform set \(24, 24\); only a "
+                                                   r"Resize may come before another size$"):
+        from_torchvision(v2.Compose([v2.RandomResizedCrop(24), v2.CenterCrop(16)]))
