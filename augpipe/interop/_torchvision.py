@@ -236,13 +236,17 @@ def convert(t, where: str, conv: Conversion) -> list[Op]:
 
 class DropInPolicy(Policy):
     """A policy from `from_torchvision`: one view is returned as a tensor (what the transform
-    gives per image, stacked); several views as a list."""
+    gives per image, stacked), with `masks=`, `boxes=` or `keypoints=` as `(images, Targets)`;
+    several views as lists."""
 
-    def __call__(self, images, generator=None, return_params=False):
-        out = super().__call__(images, generator=generator, return_params=return_params)
+    def __call__(self, images, generator=None, return_params=False, **targets):
+        out = super().__call__(images, generator=generator, return_params=return_params, **targets)
         if len(self.views) != 1:
             return out
-        return (out[0][0], out[1]) if return_params else out[0]
+        if not any(targets.get(k) is not None for k in ("masks", "boxes", "keypoints")):
+            return (out[0][0], out[1]) if return_params else out[0]
+        views, moved, *params = out  # with targets: the view's images and its Targets
+        return (views[0], moved[0], *params)
 
 
 def from_torchvision(transform, views: int = 1, *, size: int | tuple[int, int] | None = None,

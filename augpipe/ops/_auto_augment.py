@@ -129,6 +129,7 @@ class _AutoAugment(Op):
     """Base: `slots` op draws in a row, each from `space`, run by one shared kernel (`op{slot}`
     picks the space entry per row, `magnitude{slot}` its signed magnitude); subclasses draw them."""
     space: ClassVar[list] = []
+    geometric: ClassVar[bool] = True  # shears, translations, rotation: masks and boxes do not follow yet
     mode: str = "nearest"
     fill: str = "none"
 

@@ -112,6 +112,7 @@ class Op:
     changes_size: ClassVar[bool] = False
     gated: ClassVar[bool] = True  # the policy keeps the kernel's result only where `apply` is set
     counterparts: ClassVar[Counterparts] = Counterparts()  # none: augpipe's engines only
+    geometric: ClassVar[bool] = False  # it moves pixels: masks, boxes and keypoints must follow
     p: float = 1.0
 
     def sample(self, n: int, ctx: SampleContext) -> dict[str, torch.Tensor]:
@@ -125,6 +126,23 @@ class Op:
         """The size a `changes_size` op makes from `in_size`: the view's by default (None: it
         needs one and the view has none). An op with a size of its own returns that."""
         return view_size
+
+    def move_points(self, points: torch.Tensor, params: dict[str, torch.Tensor], in_size: Size,
+                    out_size: Size, corners: bool = False) -> torch.Tensor:
+        """Keypoints (or box corners, `corners=True`) `[N, M, 2]` (x, y) after this op on images of
+        `in_size`, for every row (the policy keeps the moved points only where a gated op's `apply`
+        is set). An op that moves no pixel leaves them; a geometric op says how
+        (`augpipe.functional`). The two differ in flips only: torchvision mirrors keypoints about
+        `W - 1` (pixel indices) and box edges about `W`."""
+        if self.geometric or self.changes_size:
+            raise NotImplementedError(f"{self.name}: moving masks, boxes or keypoints is not supported")
+        return points
+
+    def move_masks(self, masks: torch.Tensor, params: dict[str, torch.Tensor], ctx: ApplyContext) -> torch.Tensor:
+        """Masks `[N, K, H, W]` (float label values) after this op, resampled with nearest."""
+        if self.geometric or self.changes_size:
+            raise NotImplementedError(f"{self.name}: moving masks, boxes or keypoints is not supported")
+        return masks
 
     def frame_keys(self) -> frozenset[str]:
         """The parameters `sample` draws per frame (`n * ctx.frames` rows) rather than per sample."""

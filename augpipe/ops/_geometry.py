@@ -68,6 +68,12 @@ class RandomResizedCrop(Op):
     def kernel(self, images, params, ctx):
         return functional.resized_crop(images, params["boxes"], ctx.out_size, antialias=self.antialias)
 
+    def move_points(self, points, params, in_size, out_size, corners=False):
+        return functional.resized_crop_points(points, params["boxes"], out_size)
+
+    def move_masks(self, masks, params, ctx):
+        return functional.resized_crop_masks(masks, params["boxes"], ctx.out_size)
+
 
 @register_op
 @dataclass
@@ -121,6 +127,12 @@ class Resize(Op):
             return images
         return functional.resized_crop(images, params["boxes"], ctx.out_size, antialias=self.antialias)
 
+    def move_points(self, points, params, in_size, out_size, corners=False):
+        return functional.resized_crop_points(points, params["boxes"], out_size)
+
+    def move_masks(self, masks, params, ctx):
+        return functional.resized_crop_masks(masks, params["boxes"], ctx.out_size)
+
 
 @register_op
 @dataclass
@@ -134,11 +146,18 @@ class HorizontalFlip(Op):
         torchaug=lambda op, ta: ta.lib.RandomHorizontalFlip(p=op.p, batch_transform=True),
         dali=lambda op, d: lambda x: d.lib.flip(x, horizontal=d.lib.random.coin_flip(probability=float(op.p))),
         dali_uint8=True)
+    geometric: ClassVar[bool] = True
     positional: ClassVar[tuple[str, ...]] = ("p",)
     p: float = 0.5
 
     def kernel(self, images, params, ctx):
         return functional.hflip(images)
+
+    def move_points(self, points, params, in_size, out_size, corners=False):
+        return functional.flip_points(points, width=in_size[1] - (0 if corners else 1))
+
+    def move_masks(self, masks, params, ctx):
+        return functional.hflip(masks)
 
 
 @register_op
@@ -151,7 +170,14 @@ class VerticalFlip(WholeImage):
         to_torchvision=lambda op, v2: v2.lib.RandomVerticalFlip(p=op.p),
         kornia=lambda op, k: k.lib.RandomVerticalFlip(p=op.p),
         torchaug=lambda op, ta: ta.lib.RandomVerticalFlip(p=op.p, batch_transform=True))
+    geometric: ClassVar[bool] = True
     transform = functional.vflip
+
+    def move_points(self, points, params, in_size, out_size, corners=False):
+        return functional.flip_points(points, height=in_size[0] - (0 if corners else 1))
+
+    def move_masks(self, masks, params, ctx):
+        return functional.vflip(masks)
 
 
 def _check_int(op: str, key: str, value, low: int, high: int) -> None:
@@ -217,6 +243,13 @@ class RandomCrop(Op):
         padded = functional.pad(images, padding, self.mode, self.fill)
         return functional.crop(padded, params["offsets"], ctx.out_size)
 
+    def move_points(self, points, params, in_size, out_size, corners=False):
+        left, top, _, _ = self.padded(in_size, out_size)
+        return functional.shift_points(points, left - params["offsets"][:, 1], top - params["offsets"][:, 0])
+
+    def move_masks(self, masks, params, ctx):
+        return self.kernel(masks, params, ctx.but(gating="blend", inplace=False))
+
 
 @register_op
 @dataclass
@@ -240,6 +273,22 @@ class CenterCrop(Op):
         top, left = int(round((h - out_h) / 2.0)), int(round((w - out_w) / 2.0))
         return images[..., top:top + out_h, left:left + out_w]
 
+    def corner(self, in_size, out_size) -> tuple[int, int, int, int]:
+        """(pad left, pad top, crop top, crop left), static: what `kernel` does."""
+        (h, w), (out_h, out_w) = in_size, out_size
+        pad_h, pad_w = max(0, out_h - h), max(0, out_w - w)
+        h, w = h + pad_h, w + pad_w
+        return pad_w // 2, pad_h // 2, int(round((h - out_h) / 2.0)), int(round((w - out_w) / 2.0))
+
+    def move_points(self, points, params, in_size, out_size, corners=False):
+        pad_left, pad_top, top, left = self.corner(in_size, out_size)
+        n = points.shape[0]
+        return functional.shift_points(points, torch.full((n,), float(pad_left - left), device=points.device),
+                                       torch.full((n,), float(pad_top - top), device=points.device))
+
+    def move_masks(self, masks, params, ctx):
+        return self.kernel(masks, params, ctx)
+
 
 _INTERPOLATIONS = ("nearest", "bilinear")
 
@@ -256,6 +305,7 @@ class Affine(Op):
         to_torchvision=lambda op, v2: v2.maybe(op, v2.lib.RandomAffine(
             op.degrees, translate=(op.translate_x, op.translate_y), scale=op.scale, shear=[*op.shear_x, *op.shear_y],
             interpolation=v2.interpolation(op), fill=op.fill)))
+    geometric: ClassVar[bool] = True
     positional: ClassVar[tuple[str, ...]] = ("degrees",)
     degrees: Range = (0.0, 0.0)
     translate_x: float = 0.0
@@ -289,6 +339,12 @@ class Affine(Op):
     def kernel(self, images, params, ctx):
         return functional.affine(images, params["matrix"], self.mode, self.fill)
 
+    def move_points(self, points, params, in_size, out_size, corners=False):
+        return functional.affine_points(points, params["matrix"], in_size)
+
+    def move_masks(self, masks, params, ctx):
+        return functional.affine(masks, params["matrix"], "nearest", self.fill)
+
 
 @register_op
 @dataclass
@@ -301,6 +357,7 @@ class Rotate(Op):
                                                 mode=conv.interpolation(t), fill=conv.fill(t)),
         to_torchvision=lambda op, v2: v2.maybe(op, v2.lib.RandomRotation(op.degrees, interpolation=v2.interpolation(op),
                                                                          fill=op.fill)))
+    geometric: ClassVar[bool] = True
     positional: ClassVar[tuple[str, ...]] = ("degrees",)
     degrees: Range = (-30.0, 30.0)
     mode: str = "nearest"
@@ -323,6 +380,12 @@ class Rotate(Op):
     def kernel(self, images, params, ctx):
         return functional.affine(images, params["matrix"], self.mode, self.fill)
 
+    def move_points(self, points, params, in_size, out_size, corners=False):
+        return functional.affine_points(points, params["matrix"], in_size)
+
+    def move_masks(self, masks, params, ctx):
+        return functional.affine(masks, params["matrix"], "nearest", self.fill)
+
 
 @register_op
 @dataclass
@@ -338,6 +401,7 @@ class Perspective(Op):
                                                                fill=op.fill),
         kornia=lambda op, k: k.lib.RandomPerspective(op.distortion, p=op.p, resample=op.mode.upper())
         if op.fill == 0 else k.unsupported(f"perspective fill {op.fill:g} (Kornia fills with 0)"))
+    geometric: ClassVar[bool] = True
     positional: ClassVar[tuple[str, ...]] = ("distortion",)
     distortion: float = 0.5
     mode: str = "bilinear"
@@ -387,3 +451,6 @@ def _affine_from(t, conv) -> Affine:
                   shear_x=(float(shear[0]), float(shear[1])),
                   shear_y=(float(shear[2]), float(shear[3])) if len(shear) == 4 else (0.0, 0.0),
                   mode=conv.interpolation(t), fill=conv.fill(t))
+
+
+

@@ -77,6 +77,25 @@ def _frame_keys(ops: list[Op]) -> frozenset[str]:
     return frozenset(f"{i}.{key}" for i, op in enumerate(ops) for key in op.frame_keys())
 
 
+class _MadeOfOps:
+    """Masks, boxes and keypoints pass ops made of photometric ops; geometric choices do not move them yet."""
+    ops: list
+
+    def move_points(self, points, params, in_size, out_size, corners=False):
+        self._photometric_only()
+        return points
+
+    def move_masks(self, masks, params, ctx):
+        self._photometric_only()
+        return masks
+
+    def _photometric_only(self) -> None:
+        moving = [op.name for op in self.ops if op.geometric or op.changes_size]
+        if moving:
+            raise NotImplementedError(f"{self.name}: moving masks, boxes or keypoints through a per-sample choice of "
+                                      f"geometric ops ({', '.join(moving)}) is not supported")
+
+
 def _check_ops(kind: str, ops: list) -> None:
     if not ops or not all(isinstance(op, Op) for op in ops):
         raise ValueError(f"{kind}: ops must be a non-empty list of augpipe ops, got {ops!r}")
@@ -88,7 +107,7 @@ def _check_ops(kind: str, ops: list) -> None:
 
 
 @dataclass
-class OneOf(Op):
+class OneOf(_MadeOfOps, Op):
     """RandomChoice: each sample runs one of `ops`, drawn with `weights` (uniform when empty)."""
     name: ClassVar[str] = "one_of"
     gated: ClassVar[bool] = False
@@ -126,7 +145,7 @@ class OneOf(Op):
 
 
 @dataclass
-class InRandomOrder(Op):
+class InRandomOrder(_MadeOfOps, Op):
     """RandomOrder: each sample runs all `ops`, in its own random order."""
     name: ClassVar[str] = "random_order"
     gated: ClassVar[bool] = False

@@ -11,5 +11,6 @@ from augpipe.policy._compiling import own_code
 from augpipe.policy._options import CPU_THREADS, DTYPES, GATINGS, PolicyOptions
 from augpipe.policy._grouping import View
 from augpipe.policy._policy import Policy, check_images
+from augpipe.policy._targets import Targets
 
-__all__ = ["CPU_THREADS", "DTYPES", "GATINGS", "Policy", "PolicyOptions", "View", "check_images", "own_code"]
+__all__ = ["CPU_THREADS", "DTYPES", "GATINGS", "Policy", "PolicyOptions", "Targets", "View", "check_images", "own_code"]

@@ -22,6 +22,7 @@ from augpipe.policy._compiling import LazyCompiled
 from augpipe.policy._cpu import CompiledHue
 from augpipe.policy._grouping import View, ViewGroup, chain_sizes, group_views, join_rows, repeat_rows
 from augpipe.policy._options import PolicyOptions
+from augpipe.policy._targets import Targets, check_targets, move_targets
 
 ViewParams = list[dict]  # one dict per op: {"op": name, **[N, ...] tensors}
 
@@ -141,10 +142,36 @@ class Policy:
 
     # --- the contract ---------------------------------------------------------------------
     def __call__(self, images: torch.Tensor, generator: torch.Generator | None = None,
-                 return_params: bool = False):
+                 return_params: bool = False, *, masks=None, boxes=None, box_format: str = "xyxy", box_valid=None,
+                 keypoints=None):
+        """The views; with `masks`, `boxes` or `keypoints` also their `Targets`, one per view
+        (`views, targets`, and the params last when `return_params`)."""
         params = self.sample(images, generator=generator)
         views = self.apply(images, params)
-        return (views, params) if return_params else views
+        if masks is None and boxes is None and keypoints is None:
+            return (views, params) if return_params else views
+        targets = self.targets(images, params, masks=masks, boxes=boxes, box_format=box_format,
+                               box_valid=box_valid, keypoints=keypoints)
+        return (views, targets, params) if return_params else (views, targets)
+
+    def targets(self, images: torch.Tensor, params: list[ViewParams], *, masks=None, boxes=None,
+                box_format: str = "xyxy", box_valid=None, keypoints=None) -> list[Targets]:
+        """Masks, boxes and keypoints of `images` moved as `params` move each view's images.
+
+        masks `[N, H, W]` or `[N, K, H, W]` (nearest), boxes `[N, M, 4]` padded to M per image in
+        `box_format` (xyxy, xywh, cxcywh; `box_valid` `[N, M]` marks the real ones), keypoints
+        `[N, M, 2]` (x, y) in pixels. Returns one `Targets` per view.
+        """
+        if images.dim() == 5:
+            raise ValueError("masks, boxes and keypoints go with image batches [N,3,H,W], not video clips")
+        in_size = tuple(images.shape[-2:])
+        check_targets(images.shape[0], in_size, masks, boxes, box_format, box_valid, keypoints)
+        out = []
+        for view, view_params in zip(self.views, params):
+            *sizes, _ = chain_sizes(view.ops, in_size, view.size)
+            out.append(move_targets(view.ops, view_params, sizes, in_size, masks, boxes, box_format, box_valid,
+                                    keypoints))
+        return out
 
     def sample(self, images: torch.Tensor, generator: torch.Generator | None = None) -> list[ViewParams]:
         """Every op's per-sample parameters for the whole batch, before any pixel is touched.
