@@ -20,10 +20,11 @@ from augpipe.functional._geometry import (PAD_MODES, affine, crop, hflip, invers
 from augpipe.functional._misc import gaussian_blur, gaussian_kernels, gaussian_noise, normalize
 from augpipe.functional._rows import ROW_LOOP_MIN_PIXELS, crop_rows, erase_rows, loops_pay, put, take
 from augpipe.functional._targets import (BOX_FORMATS, affine_points, box_corners, boxes_to_xyxy, envelope, flip_points,
-                                         resized_crop_masks, resized_crop_points, shift_points, xyxy_to_boxes)
+                                         perspective_points, resized_crop_masks, resized_crop_points, shift_points,
+                                         xyxy_to_boxes)
 
 __all__ = ["BOX_FORMATS", "PAD_MODES", "ROW_LOOP_MIN_PIXELS", "affine_points", "box_corners", "boxes_to_xyxy",
-           "envelope", "flip_points", "resized_crop_masks", "resized_crop_points", "shift_points", "xyxy_to_boxes", "adjust_brightness", "adjust_contrast", "adjust_saturation",
+           "envelope", "flip_points", "perspective_points", "resized_crop_masks", "resized_crop_points", "shift_points", "xyxy_to_boxes", "adjust_brightness", "adjust_contrast", "adjust_saturation",
            "adjust_sharpness", "affine", "autocontrast", "color_jitter", "crop", "crop_rows", "equalize", "erase",
            "erase_rows", "gaussian_blur", "gaussian_kernels", "gaussian_noise", "grayscale", "hflip", "hue",
            "inverse_affine_matrix", "invert", "loops_pay", "normalize", "pad", "permute_channels", "perspective",

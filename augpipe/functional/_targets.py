@@ -99,3 +99,17 @@ def resized_crop_masks(masks: torch.Tensor, boxes: torch.Tensor, size: tuple[int
     rows, cols = index(top, bh, out_h), index(left, bw, out_w)
     flat = (rows[:, :, None] * w + cols[:, None, :]).view(n, 1, out_h * out_w).expand(n, k, out_h * out_w)
     return masks.reshape(n, k, h * w).gather(2, flat).view(n, k, out_h, out_w)
+
+
+def perspective_points(points: torch.Tensor, coeffs: torch.Tensor) -> torch.Tensor:
+    """Points through the forward map of the perspective coefficients `[N, 8]` (the images'
+    output->input map, `F.perspective`'s), as torchvision's `perspective_keypoints` inverts them."""
+    a, b, c, d, e, f, g, h = coeffs.to(torch.float64).unbind(1)
+    denom = a * e - b * d
+    inv = torch.stack([(e - f * h), (-b + c * h), (b * f - c * e), (-d + f * g), (a - c * g), (-a * f + c * d),
+                       (-e * g + d * h), (-a * h + b * g)], dim=1) / denom[:, None]
+    inv = inv.to(points.dtype)
+    x, y = points[..., 0], points[..., 1]
+    w = inv[:, 6:7] * x + inv[:, 7:8] * y + 1.0
+    return torch.stack([(inv[:, 0:1] * x + inv[:, 1:2] * y + inv[:, 2:3]) / w,
+                        (inv[:, 3:4] * x + inv[:, 4:5] * y + inv[:, 5:6]) / w], dim=-1)

@@ -425,6 +425,12 @@ class Perspective(Op):
     def kernel(self, images, params, ctx):
         return functional.perspective(images, params["coeffs"], self.mode, self.fill)
 
+    def move_points(self, points, params, in_size, out_size, corners=False):
+        return functional.perspective_points(points, params["coeffs"])
+
+    def move_masks(self, masks, params, ctx):
+        return functional.perspective(masks, params["coeffs"], "nearest", self.fill)
+
 
 def _resize_from(t, conv) -> Resize:
     if t.size is None or getattr(t, "max_size", None) is not None:

@@ -41,6 +41,8 @@ def replay(op, p, i, t, out_size):
         return TF.crop(padded, *op["offsets"][i].tolist(), *out_size)
     if name == "center_crop":
         return TF.center_crop(t, list(out_size))
+    if name == "perspective":
+        return TF.perspective(t, None, None, coefficients=op["coeffs"][i].tolist()) if op["apply"][i] else t
     if name in ("affine", "rotate"):
         if not op["apply"][i]:
             return t
@@ -52,7 +54,7 @@ def replay(op, p, i, t, out_size):
 
 CHAINS = ["rrc(scale=0.2:1)+flip+jitter", "resize+vflip(p=0.5)+gray", "rcrop(padding=6)+flip",
           "affine(degrees=30:30, scale=1.2:1.2, shear_x=10:10, p=0.5)+center_crop",
-          "rotate(degrees=25:25, p=0.6)+flip+rrc(scale=0.3:1)"]
+          "rotate(degrees=25:25, p=0.6)+flip+rrc(scale=0.3:1)", "perspective(distortion=0.5, p=0.7)+rrc"]
 
 
 @pytest.mark.parametrize("spec", CHAINS)
@@ -104,7 +106,6 @@ def test_targets_make_no_host_sync_with_blend_gating(targets):
 
 
 @pytest.mark.parametrize("spec, message", [
-    ("perspective", "perspective: moving masks, boxes or keypoints is not supported"),
     ("trivial_augment", "trivial_augment: moving masks, boxes or keypoints is not supported"),
 ])
 def test_ops_that_cannot_move_targets_say_so_in_one_line(spec, message, targets):
