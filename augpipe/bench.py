@@ -109,6 +109,64 @@ def bench_one(engine: str, policy, images: torch.Tensor, g: torch.Generator, war
     return record
 
 
+TARGET_TASKS = ("detection", "segmentation")
+
+
+def _target_pipelines(task: str, size: int):
+    """The task's torchvision pipeline (the drop-in converts it) and Kornia's own equivalent."""
+    from torchvision.transforms import v2
+    import kornia.augmentation as K
+    crop = [v2.RandomResizedCrop(size, scale=(0.3, 1.0), antialias=False), v2.RandomHorizontalFlip()]
+    kcrop = [K.RandomResizedCrop((size, size), scale=(0.3, 1.0)), K.RandomHorizontalFlip()]
+    if task == "segmentation":
+        crop.append(v2.RandomAffine(15))
+        kcrop.append(K.RandomAffine(15))
+    jitter = v2.RandomApply([v2.ColorJitter(0.4, 0.4, 0.4, 0.1)], p=0.8)
+    pipeline = v2.Compose([*crop, jitter, v2.ToDtype(torch.float32, scale=True)])
+    keys = ["input", "bbox_xyxy"] if task == "detection" else ["input", "mask"]
+    return pipeline, K.AugmentationSequential(*kcrop, K.ColorJitter(0.4, 0.4, 0.4, 0.1, p=0.8), data_keys=keys)
+
+
+def _target_runs(task: str, images: torch.Tensor, g: torch.Generator) -> dict:
+    """engine -> a function of the images that also moves the task's targets (8 boxes per image,
+    or a label mask), for augpipe's drop-in, torchvision per image and Kornia with `data_keys`."""
+    from torchvision import tv_tensors
+
+    from augpipe.interop import from_torchvision
+    n, _, side, _ = images.shape
+    pipeline, kornia_chain = _target_pipelines(task, images.shape[-1])
+    xy = torch.rand(n, 8, 2, generator=g, device=images.device) * side * 0.7
+    boxes = torch.cat([xy, xy + side * 0.25], dim=-1)
+    masks = (images[:, 0] // 64).long()  # 4 labels
+    policy = from_torchvision(pipeline)
+    targets = {"boxes": boxes} if task == "detection" else {"masks": masks}
+    per_image = (lambda i: (tv_tensors.BoundingBoxes(boxes[i], format="XYXY", canvas_size=(side, side)),)) \
+        if task == "detection" else (lambda i: (tv_tensors.Mask(masks[i]),))
+    kornia_target = boxes if task == "detection" else masks[:, None].float()
+    return {"augpipe": lambda x: policy(x, generator=g, **targets),
+            "torchvision": lambda x: [pipeline(tv_tensors.Image(x[i]), *per_image(i)) for i in range(n)],
+            "kornia": lambda x: kornia_chain(x.float() / 255, kornia_target)}
+
+
+def run_targets_bench(sizes, device, warmup=2, repeats=5, batch=None, seed=0, log=print) -> list[dict]:
+    """Images with their boxes (detection) or masks (segmentation), one view, per engine."""
+    records = []
+    common = {"machine": machine.describe(device), "versions": machine.versions("torchvision", "kornia")}
+    for size in sizes:
+        n = batch or DEFAULT_BATCH.get(size, 64)
+        g = torch.Generator(device=device).manual_seed(seed)
+        images = torch.randint(0, 256, (n, 3, size, size), dtype=torch.uint8, device=device, generator=g)
+        for task in TARGET_TASKS:
+            for engine, run in _target_runs(task, images, g).items():
+                first_s = first_call(run, images)
+                rate = measure(run, images, warmup, repeats)
+                records.append({"engine": engine, "size": size, "batch": n, "device": str(device), "views": 1,
+                                "policy": f"{task} (+{'boxes' if task == 'detection' else 'masks'})",
+                                "images_per_s": round(rate, 1), "first_call_s": round(first_s, 3), **common})
+                log(f"  {engine:<16} {task:<12} {size:>3}px batch {n:>3}: {rate:9.1f} img/s")
+    return records
+
+
 def table(records: list[dict]) -> str:
     """Markdown table: one row per (size, policy), one column per engine, ratio to augpipe."""
     engines = [e for e in ENGINES if any(r["engine"] == e for r in records)]
@@ -179,6 +237,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--views", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--targets", default="auto", choices=["auto", "on", "off"],
+                        help="also time a detection (+boxes) and a segmentation (+masks) pipeline on augpipe's "
+                             "drop-in, torchvision per image and Kornia (auto: with the default policies)")
     parser.add_argument("--json", default=None, help="write the records to this JSON file")
     parser.add_argument("--png", default=None, help="write a bar chart (default: next to --json)")
     return parser
@@ -217,6 +278,9 @@ def main(argv: list[str] | None = None) -> int:
     records = run_bench(policies, engines, sizes, device, views=args.views, warmup=args.warmup,
                         repeats=args.repeats, batch=args.batch,
                         log=lambda s: print(s, flush=True))
+    if args.targets == "on" or (args.targets == "auto" and args.policies == ",".join(DEFAULT_POLICIES)):
+        records += run_targets_bench(sizes, device, warmup=args.warmup, repeats=args.repeats, batch=args.batch,
+                                     log=lambda s: print(s, flush=True))
     print()
     print(table(records))
     if args.json:

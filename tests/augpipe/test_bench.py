@@ -2,6 +2,7 @@
 import json
 
 import pytest
+import torch
 
 from augpipe import bench
 
@@ -32,3 +33,15 @@ def test_bench_rejects_bad_flags(argv, message, capsys):
     with pytest.raises(SystemExit):
         bench.main(argv)
     assert message in capsys.readouterr().err
+
+
+def test_the_targets_bench_times_boxes_and_masks_on_three_engines():
+    records = bench.run_targets_bench([16], torch.device("cpu"), warmup=0, repeats=1, batch=4, log=lambda s: None)
+    assert {(r["policy"], r["engine"]) for r in records} == {
+        (task, engine) for task in ("detection (+boxes)", "segmentation (+masks)")
+        for engine in ("augpipe", "torchvision", "kornia")}
+    assert all(r["images_per_s"] > 0 and r["size"] == 16 for r in records)
+    runs = bench._target_runs("detection", torch.randint(0, 256, (4, 3, 16, 16), dtype=torch.uint8),
+                              torch.Generator().manual_seed(0))
+    views, moved = runs["augpipe"](torch.randint(0, 256, (4, 3, 16, 16), dtype=torch.uint8))
+    assert views.shape == (4, 3, 16, 16) and moved.boxes.shape == (4, 8, 4)
