@@ -145,6 +145,12 @@ class _AutoAugment(Op):
     def slots(self) -> int:
         return 1
 
+    def move_points(self, points, params, in_size, out_size, corners=False):
+        raise NotImplementedError(f"{self.name}: masks, boxes and keypoints are not supported (nor by torchvision's "
+                                  "TrivialAugmentWide, RandAugment and AutoAugment)")
+
+    move_masks = move_points
+
     def kernel(self, images, params, ctx):
         fill, names = _fill_value(self.fill), [name for name, _, _ in self.space]
         rows_loop = ctx.gating == "subset"

@@ -13,9 +13,19 @@ from augpipe.functional import loops_pay
 from augpipe.ops._base import Counterparts, Op, Range, WholeImage, check_range, register_op
 
 
+class _BoxResample:
+    """Masks, boxes and keypoints of an op that resizes each sample's box `params["boxes"]`."""
+
+    def move_points(self, points, params, in_size, out_size, corners=False):
+        return functional.resized_crop_points(points, params["boxes"], out_size)
+
+    def move_masks(self, masks, params, ctx):
+        return functional.resized_crop_masks(masks, params["boxes"], ctx.out_size)
+
+
 @register_op
 @dataclass
-class RandomResizedCrop(Op):
+class RandomResizedCrop(_BoxResample, Op):
     """`rrc(scale=0.08:1, ratio=0.75:1.333, antialias=false)`: torchvision's RandomResizedCrop,
     per-sample boxes.
 
@@ -68,16 +78,10 @@ class RandomResizedCrop(Op):
     def kernel(self, images, params, ctx):
         return functional.resized_crop(images, params["boxes"], ctx.out_size, antialias=self.antialias)
 
-    def move_points(self, points, params, in_size, out_size, corners=False):
-        return functional.resized_crop_points(points, params["boxes"], out_size)
-
-    def move_masks(self, masks, params, ctx):
-        return functional.resized_crop_masks(masks, params["boxes"], ctx.out_size)
-
 
 @register_op
 @dataclass
-class Resize(Op):
+class Resize(_BoxResample, Op):
     """`resize(side=0, height=0, width=0, antialias=false)`: the whole image resized: to the view
     size (implied when a view has no crop), or to a size of its own: `side` (torchvision's
     `Resize(int)`: the shorter side to `side`, the longer in proportion, from the input's static
@@ -126,12 +130,6 @@ class Resize(Op):
         if tuple(images.shape[-2:]) == tuple(ctx.out_size):  # static shapes: no tensor is read
             return images
         return functional.resized_crop(images, params["boxes"], ctx.out_size, antialias=self.antialias)
-
-    def move_points(self, points, params, in_size, out_size, corners=False):
-        return functional.resized_crop_points(points, params["boxes"], out_size)
-
-    def move_masks(self, masks, params, ctx):
-        return functional.resized_crop_masks(masks, params["boxes"], ctx.out_size)
 
 
 @register_op
@@ -293,9 +291,26 @@ class CenterCrop(Op):
 _INTERPOLATIONS = ("nearest", "bilinear")
 
 
+@dataclass
+class _Warp(Op):
+    """An affine warp by the inverse matrix `params["matrix"]` (`[N, 6]`, drawn by the subclass,
+    which has the fields `mode` and `fill`): the images with them, masks with nearest, points
+    through the matrix's forward map."""
+    geometric: ClassVar[bool] = True
+
+    def kernel(self, images, params, ctx):
+        return functional.affine(images, params["matrix"], self.mode, self.fill)
+
+    def move_points(self, points, params, in_size, out_size, corners=False):
+        return functional.affine_points(points, params["matrix"], in_size)
+
+    def move_masks(self, masks, params, ctx):
+        return functional.affine(masks, params["matrix"], "nearest", self.fill)
+
+
 @register_op
 @dataclass
-class Affine(Op):
+class Affine(_Warp):
     """`affine(degrees=0:0, translate_x=0, translate_y=0, scale=1:1, shear_x=0:0, shear_y=0:0,
     mode=nearest, fill=0)`: RandomAffine about the image centre (angles and shears in degrees;
     translations as fractions of the width and height, whole pixels per sample)."""
@@ -336,19 +351,11 @@ class Affine(Op):
         params["matrix"] = functional.inverse_affine_matrix(**drawn)
         return params
 
-    def kernel(self, images, params, ctx):
-        return functional.affine(images, params["matrix"], self.mode, self.fill)
-
-    def move_points(self, points, params, in_size, out_size, corners=False):
-        return functional.affine_points(points, params["matrix"], in_size)
-
-    def move_masks(self, masks, params, ctx):
-        return functional.affine(masks, params["matrix"], "nearest", self.fill)
 
 
 @register_op
 @dataclass
-class Rotate(Op):
+class Rotate(_Warp):
     """`rotate(degrees=-30:30, mode=nearest, fill=0)`: RandomRotation (expand=False), counter-clockwise."""
     name: ClassVar[str] = "rotate"
     counterparts: ClassVar[Counterparts] = Counterparts(
@@ -377,14 +384,6 @@ class Rotate(Op):
         params["matrix"] = functional.inverse_affine_matrix(-angle, zero, zero, zero + 1, zero, zero)
         return params
 
-    def kernel(self, images, params, ctx):
-        return functional.affine(images, params["matrix"], self.mode, self.fill)
-
-    def move_points(self, points, params, in_size, out_size, corners=False):
-        return functional.affine_points(points, params["matrix"], in_size)
-
-    def move_masks(self, masks, params, ctx):
-        return functional.affine(masks, params["matrix"], "nearest", self.fill)
 
 
 @register_op

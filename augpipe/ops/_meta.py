@@ -81,6 +81,10 @@ class _MadeOfOps:
     """Masks, boxes and keypoints pass ops made of photometric ops; geometric choices do not move them yet."""
     ops: list
 
+    @property
+    def geometric(self) -> bool:  # as its ops are
+        return any(op.geometric or op.changes_size for op in self.ops)
+
     def move_points(self, points, params, in_size, out_size, corners=False):
         self._photometric_only()
         return points

@@ -106,12 +106,27 @@ def test_targets_make_no_host_sync_with_blend_gating(targets):
 
 
 @pytest.mark.parametrize("spec, message", [
-    ("trivial_augment", "trivial_augment: moving masks, boxes or keypoints is not supported"),
+    ("trivial_augment", r"trivial_augment: masks, boxes and keypoints are not supported \(nor by torchvision's "
+                        r"TrivialAugmentWide, RandAugment and AutoAugment\)"),
 ])
 def test_ops_that_cannot_move_targets_say_so_in_one_line(spec, message, targets):
     images, boxes, _, _ = targets
     with pytest.raises(NotImplementedError, match=f"^{message}$"):
         build_policy(spec, size=SIDE, views=1)(images, boxes=boxes)
+
+
+def test_a_per_sample_choice_moves_targets_only_when_its_ops_are_photometric(targets):
+    from torchvision.transforms import v2
+
+    from augpipe import from_torchvision
+    images, boxes, _, _ = targets
+    photometric = from_torchvision(v2.RandomChoice([v2.RandomGrayscale(1.0), v2.RandomInvert(1.0)]))
+    _, moved = photometric(images, boxes=boxes)
+    assert torch.equal(moved.boxes, boxes)
+    geometric = from_torchvision(v2.RandomChoice([v2.RandomHorizontalFlip(1.0), v2.RandomInvert(1.0)]))
+    with pytest.raises(NotImplementedError, match=r"^one_of: moving masks, boxes or keypoints through a per-sample "
+                                                  r"choice of geometric ops \(flip\) is not supported$"):
+        geometric(images, boxes=boxes)
 
 
 def test_bad_targets_are_named(targets):
