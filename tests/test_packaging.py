@@ -15,7 +15,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 TOP_LEVEL = {"augpipe", "loaders", "ssl_train", "experiments", "_augpipe_shared"}
-CONSOLE_SCRIPTS = {"augpipe-bench", "loaders-prepare", "loaders-bench", "ssl-train", "ssl-train-linear-eval",
+CONSOLE_SCRIPTS = {"augpipe-bench", "loaders-prepare", "loaders-bench", "ssl-train", "ssl-train-linear-eval", "ssl-train-export",
                    "augpipe-experiments"}
 TINY = ["--image-size", "16", "--batch-size", "128", "--proj-hidden", "32", "--proj-dim", "16", "--num-workers", "0",
         "--no-progress", "--knn-k", "10", "--policy", "crop", "--epochs", "1"]
