@@ -9,6 +9,7 @@ from pathlib import Path
 from _augpipe_shared.cli import ArgumentParser
 from _augpipe_shared.plugins import add_plugin_flag, load_plugins
 from ssl_train.config import TrainConfig
+from ssl_train.runconfig import ConfigFileError, read_config
 
 HELP = {
     "data": "digits (embedded), a dataset name (cifar10, cifar100, stl10: downloaded once into the cache), an "
@@ -78,6 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
             choices = list(choices) if choices is not None else None
             parser.add_argument(flag, type=kind, default=f.default, choices=choices,
                                 help=f"{_help(f.name)} (default: {f.default})")
+    parser.add_argument("--config", default=None, metavar="FILE",
+                        help="a run config (.yaml, .yml or .json) of these options; flags given here override it "
+                             "(every run writes its resolved config.json, and config.yaml for a YAML config)")
     parser.add_argument("--resume", action="store_true", help="continue the unfinished run in --out")
     parser.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -89,6 +93,14 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     load_plugins(argv, "python -m ssl_train")  # before the registries become the flags' choices
     parser = build_parser()
+    config_format = "json"
+    given, _ = parser.parse_known_args(argv)  # --config first: its values are the flags' defaults
+    if given.config is not None:
+        try:
+            from_file, config_format = read_config(given.config)
+        except ConfigFileError as err:
+            parser.error(str(err))
+        parser.set_defaults(**from_file)
     args = parser.parse_args(argv)
     values = {f.name: getattr(args, f.name) for f in fields(TrainConfig)}
     cfg = TrainConfig(**values)
@@ -104,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     from ssl_train.preempt import resume_command
     try:
         result = train(cfg, resume=args.resume, overwrite=args.overwrite, progress=not args.no_progress,
-                       requeue=args.requeue)
+                       requeue=args.requeue, config_format=config_format)
     except Preempted as stop:  # a signal: the checkpoint is written, the message says how to resume
         print(stop.with_resume(resume_command(sys.argv[1:] if argv is None else argv)), file=sys.stderr)
         return stop.exit_code

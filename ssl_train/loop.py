@@ -36,6 +36,7 @@ from ssl_train.parts import Parts, build, cpu_threads
 from ssl_train.preempt import Preempted, StepControl, StopRequests
 from ssl_train.records import epoch_line, result_record, summary, write_csv
 from ssl_train.rundir import RunDir, RunError
+from ssl_train.runconfig import write_config
 from ssl_train.state import RunState, config_changes
 
 PHASES = ("data", "augment", "model", "eval")
@@ -46,7 +47,7 @@ class NonFiniteLoss(RunError):
 
 
 def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False, progress: bool = True,
-          requeue: bool = False) -> dict | None:
+          requeue: bool = False, config_format: str = "json") -> dict | None:
     """Train as `cfg` says into `cfg.out`; returns result.json's record on rank 0 (None elsewhere).
 
     A stop signal (SIGTERM, SIGUSR1, Ctrl-C: `ssl_train.preempt`) ends the run with a step
@@ -71,7 +72,7 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False, progr
         dist.barrier()
         control = StepControl(stops, cfg.checkpoint_every, world, device, main)
         try:
-            result = run_epochs(cfg, parts, work, resume, device, world, main, progress, control)
+            result = run_epochs(cfg, parts, work, resume, device, world, main, progress, control, config_format)
         except Stopped as stop:
             dist.barrier()  # every rank waits for rank 0's checkpoint before any exits
             if main:
@@ -115,14 +116,14 @@ def start_state(cfg: TrainConfig, parts: Parts, ckpt_path: Path, resume: bool, m
 
 
 def run_epochs(cfg: TrainConfig, parts: Parts, work: Path, resume: bool, device: torch.device, world: int,
-               main: bool, progress: bool, control: StepControl) -> dict | None:
+               main: bool, progress: bool, control: StepControl, config_format: str = "json") -> dict | None:
     steps_per_epoch = len(parts.data.train)
     schedule = Schedule(steps_per_epoch * cfg.epochs, int(cfg.warmup_epochs * steps_per_epoch), parts.peak_lr)
     ckpt_path = work / "checkpoint.pt"
     state = start_state(cfg, parts, ckpt_path, resume, main, world)
     if main:
         work.mkdir(parents=True, exist_ok=True)
-        write_json(cfg.to_dict(), work / "config.json")
+        write_config(cfg.to_dict(), work, config_format)  # config.json, and config.yaml for a YAML run
         if state.knn_init is None:
             state.knn_init = evaluate(cfg, parts, device, with_knn=True)["knn_top1"]  # the random-init floor
     for epoch in range(state.epoch + 1, cfg.epochs):
