@@ -87,7 +87,7 @@ class Policy:
     `sample` draws every per-sample parameter (small `[N, ...]` tensors on the images' device;
     `return_params=True` hands them back, one list of `{"op": name, ...}` dicts per view).
     `apply` is pure tensor code with fixed shapes; per-sample gating (`p < 1`) is the policy's
-    ((`augpipe.ops.gate`)), blend or subset by `options.gating`, the same views either way.
+    (`augpipe.ops.gate`), blend or subset by `options.gating`, the same views either way.
     `options` (`PolicyOptions`) say how it runs; keyword arguments change them. With
     `time_ops=True`, seconds per op (by name, summed over views) accumulate in `op_seconds()`
     (CUDA events, read there); a compiled apply is timed as one entry, `compiled`.
