@@ -24,6 +24,9 @@ RECIPE_SPECS = [
     "+rotate(degrees=-30:30,mode=bilinear,fill=0.5,p=0.5)+perspective(0.4,mode=nearest,p=0.6)",
     "rrc+flip+trivial_augment(p=0.9) | rrc+rand_augment(2,9,mode=bilinear,fill=0.5)+erasing(p=0.25)",
     "auto_augment(imagenet,p=0.9)+perspective(fill=0.5) | auto_augment(svhn,mode=bilinear,fill=0.2)",
+    # the antialiased crop and resize, and a resize with a size of its own before a crop
+    "rrc(scale=0.05:0.5,antialias=true)+flip",
+    "resize(side=36,antialias=true)+center_crop+flip",
 ]
 
 
