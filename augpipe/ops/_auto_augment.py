@@ -146,10 +146,14 @@ class _AutoAugment(Op):
         return 1
 
     def move_points(self, points, params, in_size, out_size, corners=False):
+        self._no_targets()
+
+    def move_masks(self, masks, params, ctx):
+        self._no_targets()
+
+    def _no_targets(self):
         raise NotImplementedError(f"{self.name}: masks, boxes and keypoints are not supported (nor by torchvision's "
                                   "TrivialAugmentWide, RandAugment and AutoAugment)")
-
-    move_masks = move_points
 
     def kernel(self, images, params, ctx):
         fill, names = _fill_value(self.fill), [name for name, _, _ in self.space]

@@ -109,10 +109,12 @@ def test_targets_make_no_host_sync_with_blend_gating(targets):
     ("trivial_augment", r"trivial_augment: masks, boxes and keypoints are not supported \(nor by torchvision's "
                         r"TrivialAugmentWide, RandAugment and AutoAugment\)"),
 ])
-def test_ops_that_cannot_move_targets_say_so_in_one_line(spec, message, targets):
-    images, boxes, _, _ = targets
+@pytest.mark.parametrize("kind", ["boxes", "masks", "keypoints"])
+def test_ops_that_cannot_move_targets_say_so_in_one_line(spec, message, kind, targets):
+    images, boxes, keypoints, masks = targets
+    given = {"boxes": boxes, "masks": masks, "keypoints": keypoints}[kind]
     with pytest.raises(NotImplementedError, match=f"^{message}$"):
-        build_policy(spec, size=SIDE, views=1)(images, boxes=boxes)
+        build_policy(spec, size=SIDE, views=1)(images, **{kind: given})
 
 
 def test_a_per_sample_choice_moves_targets_only_when_its_ops_are_photometric(targets):
