@@ -9,7 +9,7 @@ RandAugment and AutoAugment, whose learned policies are data in `_autoaugment_po
 Importing this package registers them all.
 """
 from augpipe.ops._base import (OPS, ApplyContext, Counterparts, Op, Range, SampleContext, Size, WholeImage,
-                               check_finite, check_range, describe, gate, op_fields, register_op)
+                               check_finite, check_range, coin_only, describe, gate, op_fields, register_op)
 from augpipe.ops._geometry import (Affine, CenterCrop, HorizontalFlip, Perspective, RandomCrop, RandomResizedCrop,
                                    Resize, Rotate, VerticalFlip)
 from augpipe.ops._color import (Autocontrast, ChannelPermutation, ColorJitter, Equalize, Grayscale, Invert, Posterize,
@@ -24,4 +24,4 @@ __all__ = ["NORMALIZE_STATS", "OPS", "Affine", "ApplyContext", "AutoAugment", "A
            "Grayscale", "HorizontalFlip", "Identity", "InRandomOrder", "Invert", "Normalize", "OneOf", "Op",
            "Perspective", "Posterize", "RandAugment", "RandomCrop", "RandomResizedCrop", "Range", "Resize", "Rotate",
            "SampleContext", "Sharpness", "Size", "Solarize", "TrivialAugmentWide", "VerticalFlip", "WholeImage",
-           "check_finite", "check_range", "describe", "gate", "op_fields", "register_op"]
+           "check_finite", "check_range", "coin_only", "describe", "gate", "op_fields", "register_op"]

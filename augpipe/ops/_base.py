@@ -103,6 +103,26 @@ class Counterparts:
     dali: Callable[["Op", Any], Any] | None = None
     dali_uint8: bool = False
 
+    def __set_name__(self, owner: type, name: str) -> None:
+        """Remember the op class that declares these (`coin_only` converts back to it)."""
+        if not hasattr(self, "owner"):
+            object.__setattr__(self, "owner", owner)
+
+
+def coin_only(torchvision: str, *, kornia: bool = False, torchaug: bool = True, dali=None,
+              dali_uint8: bool = False) -> Counterparts:
+    """The counterparts of an op that is, in torchvision and in the libraries named, the class
+    `torchvision` with only its coin `p` (torchaug's drawn per sample: `batch_transform`);
+    `from_torchvision` makes the op class that declares them."""
+    def made(op, target):
+        return getattr(target.lib, torchvision)(p=op.p)
+
+    declared = Counterparts(
+        torchvision=(torchvision,), from_torchvision=lambda t, conv: declared.owner(p=t.p), to_torchvision=made,
+        kornia=made if kornia else None, dali=dali, dali_uint8=dali_uint8,
+        torchaug=(lambda op, ta: getattr(ta.lib, torchvision)(p=op.p, batch_transform=True)) if torchaug else None)
+    return declared
+
 
 @dataclass
 class Op:

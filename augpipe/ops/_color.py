@@ -9,7 +9,7 @@ from typing import ClassVar
 import torch
 
 from augpipe import functional, sampling
-from augpipe.ops._base import Counterparts, Op, Range, WholeImage, check_range, register_op
+from augpipe.ops._base import Counterparts, Op, Range, WholeImage, check_range, coin_only, register_op
 
 
 @register_op
@@ -110,10 +110,7 @@ class Solarize(Op):
 class Invert(WholeImage):
     """`invert(p=0.5)`: RandomInvert."""
     name: ClassVar[str] = "invert"
-    counterparts: ClassVar[Counterparts] = Counterparts(
-        torchvision=("RandomInvert",), from_torchvision=lambda t, conv: Invert(p=t.p),
-        to_torchvision=lambda op, v2: v2.lib.RandomInvert(p=op.p),
-        torchaug=lambda op, ta: ta.lib.RandomInvert(p=op.p, batch_transform=True))
+    counterparts: ClassVar[Counterparts] = coin_only("RandomInvert")
     transform = functional.invert
 
 
@@ -196,10 +193,7 @@ class Sharpness(Op):
 class Autocontrast(WholeImage):
     """`autocontrast(p=0.5)`: RandomAutocontrast."""
     name: ClassVar[str] = "autocontrast"
-    counterparts: ClassVar[Counterparts] = Counterparts(
-        torchvision=("RandomAutocontrast",), from_torchvision=lambda t, conv: Autocontrast(p=t.p),
-        to_torchvision=lambda op, v2: v2.lib.RandomAutocontrast(p=op.p),
-        torchaug=lambda op, ta: ta.lib.RandomAutocontrast(p=op.p, batch_transform=True))
+    counterparts: ClassVar[Counterparts] = coin_only("RandomAutocontrast")
     transform = functional.autocontrast
 
 
@@ -208,10 +202,7 @@ class Autocontrast(WholeImage):
 class Equalize(WholeImage):
     """`equalize(p=0.5)`: RandomEqualize (per channel, on 256 levels, as torchvision)."""
     name: ClassVar[str] = "equalize"
-    counterparts: ClassVar[Counterparts] = Counterparts(
-        torchvision=("RandomEqualize",), from_torchvision=lambda t, conv: Equalize(p=t.p),
-        to_torchvision=lambda op, v2: v2.lib.RandomEqualize(p=op.p),
-        torchaug=lambda op, ta: ta.lib.RandomEqualize(p=op.p, batch_transform=True))
+    counterparts: ClassVar[Counterparts] = coin_only("RandomEqualize")
     transform = functional.equalize
 
 

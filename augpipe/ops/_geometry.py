@@ -10,7 +10,7 @@ import torch
 
 from augpipe import functional, sampling
 from augpipe.functional import loops_pay
-from augpipe.ops._base import Counterparts, Op, Range, WholeImage, check_range, register_op
+from augpipe.ops._base import Counterparts, Op, Range, WholeImage, check_range, coin_only, register_op
 
 
 class _BoxResample:
@@ -137,13 +137,9 @@ class Resize(_BoxResample, Op):
 class HorizontalFlip(Op):
     """`flip(p=0.5)`."""
     name: ClassVar[str] = "flip"
-    counterparts: ClassVar[Counterparts] = Counterparts(
-        torchvision=("RandomHorizontalFlip",), from_torchvision=lambda t, conv: HorizontalFlip(p=t.p),
-        to_torchvision=lambda op, v2: v2.lib.RandomHorizontalFlip(p=op.p),
-        kornia=lambda op, k: k.lib.RandomHorizontalFlip(p=op.p),
-        torchaug=lambda op, ta: ta.lib.RandomHorizontalFlip(p=op.p, batch_transform=True),
-        dali=lambda op, d: lambda x: d.lib.flip(x, horizontal=d.lib.random.coin_flip(probability=float(op.p))),
-        dali_uint8=True)
+    counterparts: ClassVar[Counterparts] = coin_only(
+        "RandomHorizontalFlip", kornia=True, dali_uint8=True,
+        dali=lambda op, d: lambda x: d.lib.flip(x, horizontal=d.lib.random.coin_flip(probability=float(op.p))))
     geometric: ClassVar[bool] = True
     positional: ClassVar[tuple[str, ...]] = ("p",)
     p: float = 0.5
@@ -163,11 +159,7 @@ class HorizontalFlip(Op):
 class VerticalFlip(WholeImage):
     """`vflip(p=0.5)`: RandomVerticalFlip."""
     name: ClassVar[str] = "vflip"
-    counterparts: ClassVar[Counterparts] = Counterparts(
-        torchvision=("RandomVerticalFlip",), from_torchvision=lambda t, conv: VerticalFlip(p=t.p),
-        to_torchvision=lambda op, v2: v2.lib.RandomVerticalFlip(p=op.p),
-        kornia=lambda op, k: k.lib.RandomVerticalFlip(p=op.p),
-        torchaug=lambda op, ta: ta.lib.RandomVerticalFlip(p=op.p, batch_transform=True))
+    counterparts: ClassVar[Counterparts] = coin_only("RandomVerticalFlip", kornia=True)
     geometric: ClassVar[bool] = True
     transform = functional.vflip
 

@@ -64,10 +64,11 @@ def check_images(images: torch.Tensor, *, sync_free: bool = False) -> None:
         raise ValueError(f"{message}; got range [{lo:g}, {hi:g}]")
 
 
-def op_sizes(group: ViewGroup, in_size: tuple[int, int]) -> list[tuple[int, int]]:
-    """Each op's `out_size`: the size it makes (an op that changes it), else the view's."""
+def op_sizes(group: ViewGroup, in_size: tuple[int, int]) -> tuple[list[tuple[int, int]], tuple[int, int]]:
+    """Each op's `out_size` (the size it makes, for an op that changes it, else the view's) and
+    the view's."""
     *sizes, final = chain_sizes(group.ops, in_size, group.size)
-    return [size if op.changes_size else final for op, size in zip(group.ops, sizes)]
+    return [size if op.changes_size else final for op, size in zip(group.ops, sizes)], final
 
 
 def _view_rows(t: torch.Tensor, k: int, rows: int) -> torch.Tensor:
@@ -187,7 +188,7 @@ class Policy:
         per_view: list[ViewParams] = [[] for _ in self.views]
         for group in self.groups:
             rows, hw, drawn = n * len(group.views), tuple(images.shape[-2:]), []
-            for op, size in zip(group.ops, op_sizes(group, hw)):
+            for op, size in zip(group.ops, op_sizes(group, hw)[0]):
                 drawn.append(op.sample(rows, SampleContext(generator, device, hw, size, frames)))
                 if op.changes_size:
                     hw = size
@@ -237,8 +238,7 @@ class Policy:
                    gating: str, account: TimeAccount | None) -> torch.Tensor:
         """Blend: the group's rows as one batch. Subset: in CPU-sized chunks, with the compiled hue."""
         output, count = Output(self.options.dtype, self.options.channels_last), len(group.views)
-        sizes = op_sizes(group, tuple(images.shape[-2:]))  # static: the batch's shape
-        size = group.size_for(tuple(images.shape[-2:]))
+        sizes, size = op_sizes(group, tuple(images.shape[-2:]))  # static: the batch's shape
         if not images.shape[0]:  # an empty batch: empty views of the right size and dtype
             return torch.empty((0, 3, *size), dtype=output.dtype, device=images.device)
         if gating == "blend":
