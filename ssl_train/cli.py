@@ -25,12 +25,15 @@ HELP = {
     "views": "number of views, or multi-crop '2x32+4x16@0.05:0.14' (COUNTxSIZE[@crop-scale])",
     "method": "JE-SSL method; supervised trains a labelled reference (the ceiling)",
     "negatives": "SimCLR negatives per anchor: 'all' (2N-2) or K drawn uniformly from other images' views; 1 = single negative",
-    "temperature": "SimCLR softmax temperature",
+    "temperature": "InfoNCE softmax temperature (SimCLR, MoCo v3)",
     "proj_hidden": "projector hidden width", "proj_dim": "projector output width",
     "proj_layers": "projector depth (linear layers)",
-    "ema": "BYOL base target momentum (cosine-increased to 1)",
+    "ema": "base momentum of the teacher (BYOL's target, MoCo v3's momentum encoder, DINO's teacher), "
+           "cosine-increased to 1",
     "barlow_lambda": "Barlow Twins off-diagonal weight",
-    "backbone": "small is a 4-layer ConvNet (CPU-friendly); ResNets use the CIFAR stem at <= 64 px",
+    "backbone": "small (a 4-layer ConvNet, CPU-friendly), resnet18, resnet50, timm:NAME or torchvision:NAME, with "
+                "keyword arguments as timm:NAME(key=value, ...); ResNets use the CIFAR stem at <= 64 px, timm ViTs "
+                "get img_size and a patch of image-size/8",
     "image_size": "side of loaded images and views (px)",
     "batch_size": "global batch size (split over DDP processes)",
     "epochs": "training epochs",
@@ -55,6 +58,8 @@ HELP = {
                    "--cpu-threads); one thread has no partner to wait for when other processes share the cores",
     "checkpoint_every": "minutes between step checkpoints, so a kill loses at most that much work (0: at epoch "
                         "ends only); SIGTERM, SIGUSR1 and Ctrl-C always checkpoint the step they stop at",
+    "logger": "tensorboard: write loss, lr, kNN, probe and the time account as TensorBoard scalars into "
+              "OUT/tensorboard (rank 0; log.csv is written either way)",
     "seed": "seed of every random choice (data order, augmentation, init)",
     "out": "output folder (config.json, log.csv, checkpoint.pt, result.json)",
 }
@@ -70,6 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
                                      description="Train a JE-SSL model and account for augmentation cost vs accuracy.")
     add_plugin_flag(parser)
     for f in fields(TrainConfig):
+        if f.name == "method_options":  # one flag per option instead (add_method_options)
+            continue
         flag = "--" + f.name.replace("_", "-")
         if f.type in ("bool", bool):
             parser.add_argument(flag, action="store_true", help=_help(f.name))
@@ -79,6 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
             choices = list(choices) if choices is not None else None
             parser.add_argument(flag, type=kind, default=f.default, choices=choices,
                                 help=f"{_help(f.name)} (default: {f.default})")
+    add_method_options(parser)
     parser.add_argument("--config", default=None, metavar="FILE",
                         help="a run config (.yaml, .yml or .json) of these options; flags given here override it "
                              "(every run writes its resolved config.json, and config.yaml for a YAML config)")
@@ -90,21 +98,57 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _dest(method: str, name: str) -> str:
+    return f"method_option:{method}:{name}"
+
+
+def add_method_options(parser: argparse.ArgumentParser) -> None:
+    """`--METHOD.OPTION` for every option of every registered method (its `Options`)."""
+    from ssl_train.methods import METHODS, options
+    for method, cls in METHODS.items():
+        found = options.option_fields(cls.Options)
+        if not found:
+            continue
+        group = parser.add_argument_group(f"--method {method} options")
+        for f in found:
+            group.add_argument(options.flag(method, f.name), dest=_dest(method, f.name), default=None,
+                               type=lambda text, d=f.default: options.parse_value(text, d),
+                               metavar=type(f.default).__name__.upper(),
+                               help=f"{f.metadata.get('help', '')} (default: {f.default})")
+
+
+def method_options(args: argparse.Namespace, method: str, from_file: dict) -> dict:
+    """The chosen method's options: the --config file's `method_options`, then the flags given.
+    Raises ValueError for a flag of another method."""
+    from ssl_train.methods import options
+    chosen = dict(from_file)
+    for key, value in vars(args).items():
+        if not key.startswith("method_option:") or value is None:
+            continue
+        _, owner, name = key.split(":")
+        if owner != method:
+            raise ValueError(f"{options.flag(owner, name)} applies to --method {owner} only (this run: --method {method})")
+        chosen[name] = value
+    return chosen
+
+
 def main(argv: list[str] | None = None) -> int:
     load_plugins(argv, "python -m ssl_train")  # before the registries become the flags' choices
     parser = build_parser()
-    config_format = "json"
+    config_format, file_options = "json", {}
     given, _ = parser.parse_known_args(argv)  # --config first: its values are the flags' defaults
     if given.config is not None:
         try:
             from_file, config_format = read_config(given.config)
         except ConfigFileError as err:
             parser.error(str(err))
+        file_options = from_file.pop("method_options", {})
         parser.set_defaults(**from_file)
     args = parser.parse_args(argv)
-    values = {f.name: getattr(args, f.name) for f in fields(TrainConfig)}
+    values = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if f.name != "method_options"}
     cfg = TrainConfig(**values)
     try:
+        cfg.method_options = method_options(args, cfg.method, file_options)
         cfg.validate()
     except ValueError as err:
         parser.error(str(err))

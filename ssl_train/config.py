@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 
 from augpipe.interop.engines import ENGINES
 from loaders import BACKENDS
-from ssl_train.backbones import BACKBONES
+from ssl_train.backbones import resolve_backbone
 from ssl_train.methods import METHODS
 from ssl_train.optim import LR_RULES, OPTIMIZERS
+from ssl_train.tracking import LOGGERS
 
 
 MIN_IMAGE_SIZE, MAX_IMAGE_SIZE = 8, 4096
@@ -31,15 +32,16 @@ class TrainConfig:
     policy: str = "simclr"            # preset name (with [overrides]) or spec string
     aug_engine: str = "augpipe"       # augpipe | augpipe-compiled | kornia | kornia-compiled | torchvision | dali
     views: str = "2"                  # count, or multi-crop "2x32+4x16@0.05:0.14"
-    method: str = "simclr"            # simclr | vicreg | byol | barlow | supervised (the ceiling) | a registered one
+    method: str = "simclr"            # simclr | vicreg | byol | barlow | dino | mocov3 | supervised (the ceiling) | a registered one
+    method_options: dict = field(default_factory=dict)  # the method's own options (its `Options`), all of them once validated
     negatives: str = "all"            # SimCLR: all | K
-    temperature: float = 0.2
+    temperature: float = 0.2          # InfoNCE temperature: SimCLR, MoCo v3
     proj_hidden: int = 512
     proj_dim: int = 128
     proj_layers: int = 2
-    ema: float = 0.99                 # BYOL base momentum
+    ema: float = 0.99                 # the momentum teacher's base momentum: BYOL, MoCo v3, DINO
     barlow_lambda: float = 5e-3
-    backbone: str = "small"           # small | resnet18 | resnet50
+    backbone: str = "small"           # small | resnet18 | resnet50 | timm:NAME | torchvision:NAME, with (key=value, ...)
     image_size: int = 32
     batch_size: int = 256
     epochs: int = 20
@@ -64,15 +66,15 @@ class TrainConfig:
     seed: int = 0
     out: str = "runs/run"
     checkpoint_every: float = 30.0    # minutes between step checkpoints (0 = at epoch ends only)
+    logger: str = "none"              # none | tensorboard (scalars into OUT/tensorboard)
 
     # the CLI's choices are the registries themselves (read when checked: a --plugin's names count)
-    CHOICES = {"loader": BACKENDS, "aug_engine": ENGINES, "method": METHODS, "backbone": tuple(BACKBONES),
-               "optimizer": tuple(OPTIMIZERS), "lr_scaling": tuple(LR_RULES), "device": ("auto", "cpu", "cuda"),
-               "precision": ("fp32", "bf16")}
+    CHOICES = {"loader": BACKENDS, "aug_engine": ENGINES, "method": METHODS, "optimizer": tuple(OPTIMIZERS), "lr_scaling": tuple(LR_RULES), "device": ("auto", "cpu", "cuda"),
+               "precision": ("fp32", "bf16"), "logger": LOGGERS}
 
     def validate(self) -> None:
         """One-line errors naming the flag and what it expects (nothing is touched before this)."""
-        for key in ("data", "out", "policy", "views"):  # a config read from a file may hold anything
+        for key in ("data", "out", "policy", "views", "backbone"):  # a config read from a file may hold anything
             if not isinstance(getattr(self, key), str) or not getattr(self, key).strip():
                 raise ValueError(f"--{key}: expected a non-empty string, got {getattr(self, key)!r}")
         for f in fields(self):
@@ -120,6 +122,10 @@ class TrainConfig:
             raise ValueError(f"--views: {self.method} compares views of the same image; needs >= 2, got {len(views)}")
         self._check_policy()
         self._check_memory(views)
+        resolve_backbone(self.backbone, self.image_size)
+        from ssl_train.methods import options
+        method = METHODS[self.method]
+        self.method_options = options.resolve(self.method, method.Options, self.method_options)
 
     def _check_policy(self) -> None:
         """The policy and the views it is built for, checked before anything is loaded."""

@@ -41,6 +41,22 @@ def gather_with_grad(x: torch.Tensor) -> torch.Tensor:
     return torch.cat(all_gather(x), dim=0)
 
 
+def gather(x: torch.Tensor) -> torch.Tensor:
+    """Concatenate `x` from every rank, without gradients (MoCo v3's keys)."""
+    if world_size() == 1:
+        return x
+    parts = [torch.empty_like(x) for _ in range(world_size())]
+    dist.all_gather(parts, x.contiguous())
+    return torch.cat(parts, dim=0)
+
+
+def all_reduce_sum(x: torch.Tensor) -> torch.Tensor:
+    """`x` summed over every rank, in place (DINO's centre)."""
+    if world_size() > 1:
+        dist.all_reduce(x)
+    return x
+
+
 def barrier() -> None:
     if world_size() > 1:
         dist.barrier()

@@ -4,8 +4,11 @@ downstream code, as data only.
 The weights go into a safetensors file (no pickle: loading it cannot run code), beside it a JSON
 file of what they are (the same name, `.json`): the backbone's name and image size (so
 `ssl_train.backbones.build_backbone(name, image_size)` makes the module they load into, strictly),
+its library, model name and keyword arguments (a timm backbone's weights load into
+`timm.create_model(model, **kwargs)`; `cifar_stem` says a ResNet's stem was swapped for small images),
 the method, the epochs trained and the run's kNN accuracy. `--teacher` exports the momentum
-teacher instead, for the methods that have one (BYOL's target network). Both files are written
+teacher instead, for the methods that have one (BYOL's target network, MoCo v3's momentum encoder,
+DINO's teacher). Both files are written
 atomically; the run is only read.
 """
 from __future__ import annotations
@@ -24,6 +27,15 @@ PREFIXES = {"backbone": "backbone.", "teacher": "method.target_backbone."}
 
 class ExportError(ValueError):
     """A run that cannot be exported as asked; the message names the run and the reason."""
+
+
+def _built_from(cfg: dict, weights: dict) -> dict:
+    """What the backbone is built from (`ssl_train.backbones.BackboneSpec.describe`), checked by
+    loading the weights into a fresh one, strictly: the description is the module they fit."""
+    from ssl_train.backbones import build_backbone_spec
+    module, _, spec = build_backbone_spec(cfg["backbone"], cfg["image_size"])
+    module.load_state_dict(weights, strict=True)
+    return spec.describe()
 
 
 def export(run: Path, out: Path, teacher: bool = False) -> dict:
@@ -45,9 +57,12 @@ def export(run: Path, out: Path, teacher: bool = False) -> dict:
     if not weights:
         raise ExportError(f"--run {run}: its method ({cfg.get('method')}) has no {kind} to export"
                           + ("; export the backbone (without --teacher)" if teacher else ""))
+    library = _built_from(cfg, weights)
     result_path = run / "result.json"
     result = json.loads(result_path.read_text()) if result_path.is_file() else {}
-    about = {"weights": kind, "backbone": cfg["backbone"], "image_size": cfg["image_size"], "method": cfg["method"],
+    about = {"weights": kind, "backbone": cfg["backbone"], "library": library["library"], "model": library["name"],
+             "kwargs": library["kwargs"], "cifar_stem": library["cifar_stem"], "image_size": cfg["image_size"],
+             "method": cfg["method"],
              "epochs_trained": state["epoch"] + 1, "knn_top1": result.get("knn_top1"),
              "knn_top1_random_init": result.get("knn_top1_random_init"), "finished": bool(result),
              "run": str(run.resolve()), "tensors": len(weights)}
@@ -61,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = ArgumentParser(prog="python -m ssl_train.export", description=__doc__)
     parser.add_argument("--run", type=Path, required=True, help="the --out folder of a training run")
     parser.add_argument("--out", type=Path, required=True, help="the .safetensors file to write")
-    parser.add_argument("--teacher", action="store_true", help="the momentum teacher (BYOL) instead of the backbone")
+    parser.add_argument("--teacher", action="store_true", help="the momentum teacher (BYOL, MoCo v3, DINO) instead of the backbone")
     args = parser.parse_args(argv)
     try:
         about = export(args.run, args.out, teacher=args.teacher)

@@ -2,6 +2,8 @@
 there, before anything is written), lock `--out` (`ssl_train.rundir`), then the epochs; each
 epoch is steps, evaluation and a checkpoint.
 
+Scalars go to `--logger` (`ssl_train.tracking`: rank 0, from values already read).
+
 Per step: `data` (waiting for the loader), `augment` (the policy on its engine), `model` (forward,
 backward, optimiser, online probe), timed with CUDA events read once per epoch (the wall clock on
 CPU); the loss is summed on the device and read every `check_every` steps (`LossWatch`). At each
@@ -38,6 +40,7 @@ from ssl_train.records import epoch_line, result_record, summary, write_csv
 from ssl_train.rundir import RunDir, RunError
 from ssl_train.runconfig import write_config
 from ssl_train.state import RunState, config_changes
+from ssl_train.tracking import Tracker, build_tracker
 
 PHASES = ("data", "augment", "model", "eval")
 
@@ -126,30 +129,43 @@ def run_epochs(cfg: TrainConfig, parts: Parts, work: Path, resume: bool, device:
         write_config(cfg.to_dict(), work, config_format)  # config.json, and config.yaml for a YAML run
         if state.knn_init is None:
             state.knn_init = evaluate(cfg, parts, device, with_knn=True)["knn_top1"]  # the random-init floor
-    for epoch in range(state.epoch + 1, cfg.epochs):
-        row, epoch_ops = train_epoch(cfg, parts, device, epoch, schedule, state, work, control, progress and main)
-        row["images_per_s"] *= world
-        for phase in ("data", "augment", "model"):
-            state.totals[phase] += row[f"{phase}_s"]
-        for name, secs in epoch_ops.items():
-            state.op_totals[name] = state.op_totals.get(name, 0.0) + secs
-        if main:
-            row.update(evaluate(cfg, parts, device, with_knn=epoch + 1 == cfg.epochs or (epoch + 1) % cfg.eval_every == 0))
-            state.totals["eval"] += row["eval_s"]
-            state.history.append(row)
-            print(epoch_line(row), flush=True)
-            end_epoch(state, parts, epoch, work, ckpt_path)
-        dist.barrier()
-        control.saved()
-        _, stop = control.decide(at_check=True)
-        if stop and epoch + 1 < cfg.epochs:  # the epoch's checkpoint is written: stop there
-            raise Stopped(control.stops.signum, epoch, 0)
+    tracker = build_tracker(cfg.logger, work, main)
+    try:
+        for epoch in range(state.epoch + 1, cfg.epochs):
+            run_epoch(cfg, parts, work, device, world, main, progress, control, schedule, state, ckpt_path, epoch,
+                      tracker)
+    finally:
+        tracker.close()
     if not main:
         return None
     images = {"train": parts.data.train.dataset_size, "test": parts.data.eval_test.dataset_size}
     result = result_record(cfg, device, world, state, steps_per_epoch, images)
     write_json(result, work / "result.json")
     return result
+
+
+def run_epoch(cfg: TrainConfig, parts: Parts, work: Path, device: torch.device, world: int, main: bool,
+              progress: bool, control: StepControl, schedule: "Schedule", state: RunState, ckpt_path: Path,
+              epoch: int, tracker: Tracker) -> None:
+    """One epoch: its steps, then (rank 0) evaluation, the log line and scalars, the checkpoint."""
+    row, epoch_ops = train_epoch(cfg, parts, device, epoch, schedule, state, work, control, progress and main, tracker)
+    row["images_per_s"] *= world
+    for phase in ("data", "augment", "model"):
+        state.totals[phase] += row[f"{phase}_s"]
+    for name, secs in epoch_ops.items():
+        state.op_totals[name] = state.op_totals.get(name, 0.0) + secs
+    if main:
+        row.update(evaluate(cfg, parts, device, with_knn=epoch + 1 == cfg.epochs or (epoch + 1) % cfg.eval_every == 0))
+        state.totals["eval"] += row["eval_s"]
+        state.history.append(row)
+        print(epoch_line(row), flush=True)
+        tracker.epoch(row, len(parts.data.train) * cfg.batch_size)
+        end_epoch(state, parts, epoch, work, ckpt_path)
+    dist.barrier()
+    control.saved()
+    _, stop = control.decide(at_check=True)
+    if stop and epoch + 1 < cfg.epochs:  # the epoch's checkpoint is written: stop there
+        raise Stopped(control.stops.signum, epoch, 0)
 
 
 def end_epoch(state: RunState, parts: Parts, epoch: int, work: Path, ckpt_path: Path) -> None:
@@ -184,9 +200,11 @@ class LossWatch:
     names the range of steps it happened in. Also drives the progress bar."""
 
     def __init__(self, cfg: TrainConfig, device: torch.device, epoch: int, steps: int, ckpt_path: Path,
-                 progress: bool, start: int = 0):
+                 progress: bool, start: int = 0, tracker: Tracker | None = None):
         self.cfg, self.epoch, self.steps, self.ckpt_path = cfg, epoch, steps, ckpt_path
         self.loss_sum, self.total, self.checked, self.seen = torch.zeros((), device=device), 0.0, 0, 0
+        self.checked_total, self.checked_seen = 0.0, 0  # at the last check: the next group's start
+        self.tracker = tracker or Tracker()
         self.bar = None
         if progress:
             from tqdm import tqdm  # only for the bar: the lent GPU machine may not have it
@@ -195,7 +213,7 @@ class LossWatch:
     def at_check(self, step: int) -> bool:
         return (step + 1) % self.cfg.check_every == 0 or step + 1 == self.steps
 
-    def add(self, step: int, loss: torch.Tensor, batch: int) -> None:
+    def add(self, step: int, loss: torch.Tensor, batch: int, lr: float = 0.0) -> None:
         self.loss_sum += loss * batch
         self.seen += batch
         if self.at_check(step):
@@ -205,17 +223,22 @@ class LossWatch:
                 raise NonFiniteLoss(f"loss became {self.total} at epoch {self.epoch + 1} between steps "
                                     f"{self.checked + 1} and {step + 1}; stopped ({last}); try a lower --lr")
             self.checked = step + 1
+            group = (self.total - self.checked_total) / max(self.seen - self.checked_seen, 1)
+            self.tracker.step_group(self.epoch * self.steps + step + 1, group, lr)
+            self.checked_total, self.checked_seen = self.total, self.seen
             if self.bar is not None:
                 self.bar.set_postfix_str(f"loss {self.total / self.seen:.3f}")
         if self.bar is not None:
             self.bar.update()
 
     def state_dict(self) -> dict:
-        return {"loss_sum": self.loss_sum.cpu(), "total": self.total, "checked": self.checked, "seen": self.seen}
+        return {"loss_sum": self.loss_sum.cpu(), "total": self.total, "checked": self.checked, "seen": self.seen,
+                "checked_seen": self.checked_seen}
 
     def load_state_dict(self, saved: dict) -> None:
         self.loss_sum = saved["loss_sum"].to(self.loss_sum.device)
         self.total, self.checked, self.seen = saved["total"], saved["checked"], saved["seen"]
+        self.checked_total, self.checked_seen = self.total, saved.get("checked_seen", self.seen)
 
     def close(self) -> float:
         """The epoch's mean loss."""
@@ -277,7 +300,7 @@ class EpochState:
 
 def train_epoch(cfg: TrainConfig, parts: Parts, device: torch.device, epoch: int, schedule: Schedule,
                 state: RunState | None = None, work: Path | None = None, control: StepControl | None = None,
-                progress: bool = False) -> tuple[dict, dict]:
+                progress: bool = False, tracker: Tracker | None = None) -> tuple[dict, dict]:
     """One epoch of steps (from the step a step checkpoint stopped at); returns its log row and
     the policy's per-op seconds. Raises `Stopped` after a stop signal's checkpoint. Without a
     `state` and `control` (tests, notebooks) it starts at step 0 and never checkpoints."""
@@ -289,13 +312,14 @@ def train_epoch(cfg: TrainConfig, parts: Parts, device: torch.device, epoch: int
     epoch_seed = cfg.seed * 1_000_003 + epoch
     generator = torch.Generator(device=device).manual_seed(epoch_seed)
     torch.manual_seed(epoch_seed)  # engines other than augpipe draw from torch's global state
+    parts.method.epoch = epoch
     parts.method.begin_epoch(generator)
     parts.augment.reset_timing()
     autocast = torch.autocast(device.type, dtype=torch.bfloat16) if cfg.precision == "bf16" else nullcontext()
     account, steps, start = TimeAccount(device), len(parts.data.train), state.step
     ckpt_path, rank, world = work / "checkpoint.pt", dist.rank(), dist.world_size()
     aug_threads = cfg.aug_threads if device.type == "cpu" else 0
-    watch = LossWatch(cfg, device, epoch, steps, ckpt_path, progress, start)
+    watch = LossWatch(cfg, device, epoch, steps, ckpt_path, progress, start, tracker)
     running = EpochState(generator, watch, account, parts.augment, device)
     if start:
         running.resume(state.in_epoch, rank)
@@ -311,7 +335,7 @@ def train_epoch(cfg: TrainConfig, parts: Parts, device: torch.device, epoch: int
             views = parts.augment(images, generator=generator)
         with account.phase("model"):
             loss = model_step(parts, views, labels, lr, autocast, (epoch * steps + step + 1) / schedule.total_steps)
-            watch.add(step, loss, images.shape[0])
+            watch.add(step, loss, images.shape[0], lr)
         save, stop = control.decide(watch.at_check(step))
         if (save or stop) and step + 1 < steps:  # the epoch's last step: its own checkpoint follows
             running.save(state, parts, epoch, step + 1, world, control.main, ckpt_path)
@@ -337,6 +361,7 @@ def model_step(parts: Parts, views: list[torch.Tensor], labels: torch.Tensor, lr
         loss, feats = parts.forward(views, labels)
     parts.optimizer.zero_grad(set_to_none=True)
     loss.backward()
+    parts.method.after_backward()
     parts.optimizer.step()
     parts.method.on_step_end(parts.backbone, progress)
     if parts.labeled_train:

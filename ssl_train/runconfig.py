@@ -8,7 +8,7 @@ repeats it.
 from __future__ import annotations
 
 import json
-from dataclasses import fields
+from dataclasses import MISSING, fields
 from pathlib import Path
 
 import yaml
@@ -49,7 +49,7 @@ def read_config(path: str | Path) -> tuple[dict, str]:
         data = {}
     if not isinstance(data, dict):
         raise ConfigFileError(f"--config {path}: expected a mapping of option: value, got {type(data).__name__}")
-    defaults = {f.name: f.default for f in fields(TrainConfig)}
+    defaults = {f.name: f.default_factory() if f.default is MISSING else f.default for f in fields(TrainConfig)}
     values = {}
     for key, value in data.items():
         name = str(key).replace("-", "_")

@@ -25,7 +25,8 @@ from _augpipe_shared.atomicio import remove_stale_temporaries, replace_folder
 
 # Everything the project writes into a run folder (ssl_train, ssl_train.linear_eval and the
 # experiments runner); `--overwrite` deletes a folder only when it holds nothing else.
-RUN_FILES = frozenset({"config.json", "config.yaml", "log.csv", "checkpoint.pt", "result.json", "linear_eval.json", "failed.txt"})
+RUN_FILES = frozenset({"config.json", "config.yaml", "log.csv", "checkpoint.pt", "result.json", "linear_eval.json", "failed.txt",
+                       "tensorboard"})
 
 
 def foreign_files(folder: Path) -> list[str]:

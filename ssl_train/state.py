@@ -8,8 +8,8 @@ from dataclasses import dataclass, field, fields
 import torch
 
 # config fields that may change between a run and its resume: where it is written, how often it
-# checkpoints (neither changes a result)
-UNCOMPARED_FIELDS = ("out", "checkpoint_every")
+# checkpoints, where its scalars go (none changes a result)
+UNCOMPARED_FIELDS = ("out", "checkpoint_every", "logger")
 
 
 @dataclass

@@ -12,12 +12,11 @@ for V = 2).
 from __future__ import annotations
 
 import copy
-import math
 
 import torch
 import torch.nn.functional as F
 
-from ssl_train.methods.base import Method, mlp, register_method
+from ssl_train.methods.base import Method, cosine_momentum, ema_update, mlp, per_view, register_method
 
 
 def byol_loss(online: list[torch.Tensor], targets: list[torch.Tensor]) -> torch.Tensor:
@@ -46,16 +45,9 @@ class BYOL(Method):
         first, feats = self.embed(backbone, views)
         online = [self.predictor(self.projector(f)) for f in feats]
         with torch.no_grad():
-            target_bb = self.target_backbone
-            tfeats = target_bb(torch.cat(views)).split([v.shape[0] for v in views])
-            targets = [self.target_projector(f) for f in tfeats]
+            targets = [self.target_projector(f) for f in per_view(self.target_backbone, views)]
         return byol_loss(online, targets), first
 
-    @torch.no_grad()
     def on_step_end(self, backbone, progress):
-        tau = 1 - (1 - self.cfg.ema) * (math.cos(math.pi * progress) + 1) / 2
-        for online, target in ((backbone, self.target_backbone), (self.projector, self.target_projector)):
-            for p, tp in zip(online.parameters(), target.parameters()):
-                tp.mul_(tau).add_(p.detach(), alpha=1 - tau)
-            for b, tb in zip(online.buffers(), target.buffers()):
-                tb.copy_(b)
+        ema_update([(backbone, self.target_backbone), (self.projector, self.target_projector)],
+                   cosine_momentum(self.cfg.ema, progress))

@@ -210,3 +210,85 @@ def test_simclr_builds_its_index_tensors_on_the_embeddings_device(negatives):
     """The meta device stands in for CUDA: no helper tensor may be made on the CPU."""
     z = [torch.empty(4, 3, device="meta"), torch.empty(4, 3, device="meta")]
     assert info_nce(z, 0.2, negatives).device.type == "meta"
+
+
+# --- DINO (Caron et al. 2021, algorithm 1 and the reference's DINOLoss), term by term -----------
+def ref_dino(student, teacher, center, ts, tt):
+    """H(P_t(x_i), P_s(x_v)) for every global view i and every other view v, averaged; P_t is the
+    centred, sharpened teacher softmax: exp((t - c) / tt) / sum exp(...)."""
+    terms = []
+    for i, t in enumerate(teacher):
+        p_t = torch.exp((t - center) / tt) / torch.exp((t - center) / tt).sum(dim=1, keepdim=True)
+        for v, s in enumerate(student):
+            if v == i:
+                continue
+            log_p_s = s / ts - torch.log(torch.exp(s / ts).sum(dim=1, keepdim=True))
+            terms.append(torch.stack([-(p_t[n] * log_p_s[n]).sum() for n in range(s.shape[0])]).mean())
+    return sum(terms) / len(terms)
+
+
+def test_dino_loss_matches_the_paper_with_multi_crop():
+    from ssl_train.methods.dino import dino_loss
+    s1, s2, l1, l2, l3, t1, t2, c = _inputs((5, 7), (5, 7), (5, 7), (5, 7), (5, 7), (5, 7), (5, 7), (1, 7), seed=8)
+    ours = _check(lambda *x: dino_loss(list(x[:5]), list(x[5:7]), x[7], 0.1, 0.04),
+                  lambda *x: ref_dino(list(x[:5]), list(x[5:7]), x[7], 0.1, 0.04), [s1, s2, l1, l2, l3, t1, t2, c])
+    assert ours.dtype == torch.float64  # float64 stays float64 (bf16 becomes float32)
+    # 2 global + 3 local views: 2 x 4 = 8 terms; two views: the two cross terms only
+    two = dino_loss([s1, s2], [t1, t2], c, 0.1, 0.04)
+    torch.testing.assert_close(two, ref_dino([s1, s2], [t1, t2], c, 0.1, 0.04), rtol=1e-10, atol=1e-12)
+
+
+def test_dino_centre_and_temperatures_change_the_targets():
+    from ssl_train.methods.dino import dino_loss, teacher_temperature
+    s1, s2, t1, t2 = _inputs((6, 5), (6, 5), (6, 5), (6, 5), seed=9)
+    zero, shift = torch.zeros(1, 5, dtype=torch.float64), torch.tensor([[3.0, 0, 0, 0, 0]], dtype=torch.float64)
+    assert not torch.allclose(dino_loss([s1, s2], [t1, t2], zero, 0.1, 0.04), dino_loss([s1, s2], [t1, t2], shift, 0.1, 0.04))
+    # a constant centre on every dimension changes nothing (softmax is shift-invariant)
+    torch.testing.assert_close(dino_loss([s1, s2], [t1, t2], zero + 2.0, 0.1, 0.04), dino_loss([s1, s2], [t1, t2], zero, 0.1, 0.04))
+    # the reference schedule: np.linspace(warmup, temp, warmup_epochs), then temp
+    import numpy as np
+    expected = np.concatenate([np.linspace(0.02, 0.07, 4), np.full(3, 0.07)])
+    ours = [teacher_temperature(e, 0.02, 0.07, 4) for e in range(7)]
+    np.testing.assert_allclose(ours, expected, rtol=1e-12)
+    assert teacher_temperature(0, 0.03, 0.07, 1) == 0.03 and teacher_temperature(0, 0.03, 0.07, 0) == 0.07
+
+
+def test_dino_centre_is_an_ema_of_the_teachers_batch_mean():
+    from types import SimpleNamespace
+    from ssl_train.methods.dino import DINO
+    cfg = SimpleNamespace(proj_hidden=8, proj_dim=4, proj_layers=2, ema=0.99, method="dino",
+                          method_options={"out_dim": 5, "bottleneck_dim": 3, "center_momentum": 0.8})
+    method = DINO(4, cfg)
+    t1, t2 = _inputs((6, 5), (6, 5), seed=10)
+    method.center.fill_(1.0)
+    method.update_center([t1.detach().float(), t2.detach().float()])
+    expected = 0.8 * torch.ones(1, 5) + 0.2 * torch.cat([t1, t2]).detach().float().mean(dim=0, keepdim=True)
+    torch.testing.assert_close(method.center, expected)
+
+
+# --- MoCo v3 (Chen et al. 2021, algorithm 1), query by query ------------------------------------
+def ref_moco(q1, q2, k1, k2, t):
+    def ctr(q, k):
+        q, k = F.normalize(q, dim=1), F.normalize(k, dim=1)
+        losses = [-torch.log(torch.exp(q[n] @ k[n] / t) / torch.exp(q[n] @ k.T / t).sum()) for n in range(q.shape[0])]
+        return torch.stack(losses).mean() * 2 * t
+    return ctr(q1, k2) + ctr(q2, k1)
+
+
+def test_mocov3_loss_is_the_papers_symmetric_infonce():
+    from ssl_train.methods.mocov3 import mocov3_loss
+    q1, q2, k1, k2 = _inputs((6, 4), (6, 4), (6, 4), (6, 4), seed=11)
+    _check(lambda a, b, c, d: mocov3_loss([a, b], [c, d], 0.2), lambda a, b, c, d: ref_moco(a, b, c, d, 0.2),
+           [q1, q2, k1, k2])
+
+
+def test_mocov3_positive_is_this_ranks_row_among_the_gathered_keys():
+    """Rank r of R: its keys sit at rows r*N..(r+1)*N-1 of the gathered keys (offset)."""
+    from ssl_train.methods.mocov3 import moco_contrastive
+    q, other, mine = _inputs((4, 3), (4, 3), (4, 3), seed=12)
+    gathered = torch.cat([other, mine])  # this process is rank 1 of 2
+    ours = moco_contrastive(q, gathered, 0.5, offset=4)
+    qn, kn = F.normalize(q, dim=1), F.normalize(gathered, dim=1)
+    expected = torch.stack([-torch.log_softmax(qn[n] @ kn.T / 0.5, dim=0)[4 + n] for n in range(4)]).mean() * 2 * 0.5
+    torch.testing.assert_close(ours, expected, rtol=1e-10, atol=1e-12)
+    assert not torch.allclose(ours, moco_contrastive(q, gathered, 0.5, offset=0))

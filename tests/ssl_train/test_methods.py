@@ -141,11 +141,11 @@ def test_method_projector_depth_follows_the_config():
                           barlow_lambda=5e-3)
     linears = [m for m in build_method("simclr", 6, cfg).projector if isinstance(m, torch.nn.Linear)]
     assert [(m.in_features, m.out_features) for m in linears] == [(6, 8), (8, 8), (8, 4)]
-    with pytest.raises(ValueError, match="unknown method 'moco'; valid: simclr, vicreg, byol, barlow, supervised"):
+    with pytest.raises(ValueError, match="unknown method 'moco'; valid: simclr, vicreg, byol, barlow, dino, mocov3, supervised"):
         build_method("moco", 6, cfg)
 
 
-def test_embed_runs_same_size_views_as_one_batch_and_others_one_by_one():
+def test_embed_runs_each_run_of_same_size_views_as_one_batch():
     from types import SimpleNamespace
     from ssl_train.methods.base import Method
     calls = []
@@ -161,9 +161,12 @@ def test_embed_runs_same_size_views_as_one_batch_and_others_one_by_one():
     assert torch.equal(feats[1], b.flatten(1)[:, :2])
     calls.clear()
     small = torch.ones(3, 2, 1, 1)
-    first, feats = method.embed(backbone, [a, small, small])   # multi-crop: sizes differ
-    assert calls == [(3, 2, 2, 2), (3, 2, 1, 1), (3, 2, 1, 1)] and [f.shape[0] for f in feats] == [3, 3, 3]
-    assert torch.equal(first, a.flatten(1)[:, :2])
+    first, feats = method.embed(backbone, [a, small, 2 * small])   # multi-crop: the local crops in one pass
+    assert calls == [(3, 2, 2, 2), (6, 2, 1, 1)] and [f.shape[0] for f in feats] == [3, 3, 3]
+    assert torch.equal(first, a.flatten(1)[:, :2]) and torch.equal(feats[2], 2 * small.flatten(1)[:, :2])
+    calls.clear()
+    method.embed(backbone, [a, small, b])   # only consecutive views share a pass: the order is kept
+    assert calls == [(3, 2, 2, 2), (3, 2, 1, 1), (3, 2, 2, 2)]
 
 
 def test_barlow_method_uses_the_configured_lambda():
