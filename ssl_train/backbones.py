@@ -51,11 +51,8 @@ def small_convnet(image_size: int, width: int = 32):
     return nn.Sequential(*layers), cin
 
 
-BACKBONES = {
-    "small": small_convnet,
-    "resnet18": lambda image_size: build_backbone("torchvision:resnet18", image_size),
-    "resnet50": lambda image_size: build_backbone("torchvision:resnet50", image_size),
-}
+BACKBONES = {"small": small_convnet}  # built here; the other names are the libraries' (ALIASES)
+ALIASES = {"resnet18": "torchvision:resnet18", "resnet50": "torchvision:resnet50"}
 
 
 def _kwargs(text: str, spec: str) -> dict:
@@ -72,9 +69,10 @@ def parse_backbone(spec: str) -> BackboneSpec:
     """`small`, `timm:NAME`, `torchvision:NAME`, each library name optionally with `(key=value, ...)`."""
     if spec in BACKBONES:
         return BackboneSpec(None, spec)
+    spec = ALIASES.get(spec, spec)
     match = re.fullmatch(r"\s*(\w+):([\w.\-]+)\s*(?:\((.*)\))?\s*", spec, flags=re.S)
     if not match or match.group(1) not in LIBRARIES:
-        raise ValueError(f"--backbone {spec}: expected one of {', '.join(BACKBONES)}, timm:NAME or torchvision:NAME")
+        raise ValueError(f"--backbone {spec}: expected one of {', '.join([*BACKBONES, *ALIASES])}, timm:NAME or torchvision:NAME")
     library, name, args = match.groups()
     return BackboneSpec(library, name, _kwargs(args, spec) if args and args.strip() else {})
 

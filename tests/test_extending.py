@@ -104,6 +104,51 @@ def test_other_engines_refuse_the_op_by_name_in_one_line(plugin):
     assert build("augpipe", policy).native
 
 
+def test_the_users_method_option_is_a_flag_in_help_and_refused_in_one_line(plugin, capsys):
+    """The option declared in the plugin (outside the repository) becomes a flag with its help,
+    is read by the method, and a bad value or another method's flag is refused naming it."""
+    from ssl_train.cli import main
+    with pytest.raises(SystemExit):
+        main(["--plugin", str(plugin), "--help"])
+    out = capsys.readouterr().out
+    assert "--align_uniform.t" in out and "uniformity kernel sharpness (default: 2.0)" in out
+    for argv, message in (
+            (["--align_uniform.t", "-1"], "--align_uniform.t: must be > 0, got -1.0"),
+            (["--align_uniform.t", "x"], "argument --align_uniform.t: invalid float value: 'x'"),
+            (["--align_uniform.t", "2", "--method", "simclr"], "--align_uniform.t applies to --method align_uniform only")):
+        base = ["--plugin", str(plugin), "--method", "align_uniform", "--data", "digits"]
+        with pytest.raises(SystemExit):
+            main(base + argv)
+        err = capsys.readouterr().err.strip().splitlines()[-1]
+        assert message in err, err
+    from ssl_train.methods import build_method
+    from ssl_train.config import TrainConfig
+    cfg = TrainConfig(method="align_uniform", method_options={"t": 4})
+    cfg.validate()
+    assert cfg.method_options == {"t": 4.0, "weight": 1.0}
+    method = build_method("align_uniform", 8, cfg)
+    assert method.options.t == 4.0
+    z = [torch.randn(6, 4, generator=torch.Generator().manual_seed(1)) for _ in range(2)]
+    other = build_method("align_uniform", 8, TrainConfig(method="align_uniform", method_options={"t": 1}))
+    other.projector.load_state_dict(method.projector.state_dict())
+    assert not torch.allclose(method.loss(z), other.loss(z))  # the option reaches the loss
+    from dataclasses import dataclass, field
+    from ssl_train import Method, register_method
+
+    class NoDefault(Method):
+        name = "no_default"
+
+        @dataclass
+        class Options:
+            t: float = field(default_factory=float)
+        loss = Method.forward
+    with pytest.raises(TypeError, match="its option 't' needs a default that is a bool, int, float or str"):
+        register_method(NoDefault)
+    NoDefault.Options = dict
+    with pytest.raises(TypeError, match=r"its `Options` must be a dataclass"):
+        register_method(NoDefault)
+
+
 def test_a_taken_name_or_a_broken_contract_is_refused():
     @register_op
     @dataclass
@@ -162,12 +207,13 @@ def test_the_bench_and_the_experiments_cli_take_the_plugin(plugin, tmp_path, cap
 def test_a_run_trains_with_the_users_op_and_method(plugin, tmp_path, tmp_path_factory):
     env = {**os.environ, "AUGPIPE_CACHE": str(tmp_path_factory.getbasetemp() / "augpipe-cache")}
     cmd = [sys.executable, "-m", "ssl_train", "--plugin", "my_plugin", "--policy", "crop+channel_shuffle(p=0.5)",
-           "--method", "align_uniform", "--data", "digits", "--epochs", "1", "--image-size", "16",
+           "--method", "align_uniform", "--align_uniform.t", "3", "--data", "digits", "--epochs", "1", "--image-size", "16",
            "--batch-size", "128", "--num-workers", "0", "--knn-k", "5", "--proj-hidden", "32", "--proj-dim", "16",
            "--no-progress", "--out", str(tmp_path / "run")]
     proc = subprocess.run(cmd, cwd=plugin.parent, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     result = json.loads((tmp_path / "run" / "result.json").read_text())
     assert result["config"]["method"] == "align_uniform"
+    assert result["config"]["method_options"] == {"t": 3.0, "weight": 1.0}  # the flag given, the default
     assert result["time"]["augment_ops_s"]["channel_shuffle"] > 0  # timed like a built-in op
     assert result["knn_top1"] is not None

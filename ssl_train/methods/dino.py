@@ -95,8 +95,8 @@ class DINO(Method):
                                      check=positive)
         head_layers: int = option(3, "linear layers of the head's MLP", check=positive)
         norm_last_layer: bool = option(True, "fix the last layer's weight norm at 1")
-        head_bn: bool = option(True, "BatchNorm after the head's hidden layers (the reference's use_bn_in_head; "
-                                     "a ConvNet's pooled features share a large mean that would make every output alike)")
+        head_bn: bool = option(False, "BatchNorm after the head's hidden layers (the reference's use_bn_in_head): "
+                                     "helps a ConvNet, whose pooled features share a large mean, learn faster")
         student_temp: float = option(0.1, "student softmax temperature", check=positive)
         teacher_temp: float = option(0.04, "teacher softmax temperature after the warm-up", check=positive)
         warmup_teacher_temp: float = option(0.04, "teacher temperature at the first epoch", check=positive)

@@ -67,3 +67,25 @@ def test_a_bad_config_file_is_one_line_naming_it(text, name, message, tmp_path, 
 def test_a_missing_config_file_is_named(tmp_path, capsys):
     code, err = run(["--config", str(tmp_path / "none.yaml")], capsys)
     assert code == 2 and f"--config {tmp_path / 'none.yaml'}: no such file" in err
+
+
+@pytest.mark.slow
+def test_a_methods_options_round_trip_through_the_config_file(tmp_path, capsys):
+    """`method_options` in the file, a --dino.* flag over it: both in the saved config, which
+    repeats the run; an unknown option in the file is refused naming it."""
+    config = tmp_path / "dino.yaml"
+    config.write_text(yaml.safe_dump({**TINY, "negatives": "all", "method": "dino", "epochs": 1,
+                                      "method_options": {"out_dim": 64, "teacher_temp": 0.05}}))
+    first = tmp_path / "first"
+    assert run(["--config", str(config), "--dino.teacher-temp", "0.06", "--out", str(first)], capsys)[0] == 0
+    saved = yaml.safe_load((first / "config.yaml").read_text())["method_options"]
+    assert saved["out_dim"] == 64 and saved["teacher_temp"] == 0.06 and saved["student_temp"] == 0.1  # all of them
+    again = tmp_path / "again"
+    assert run(["--config", str(first / "config.yaml"), "--out", str(again)], capsys)[0] == 0
+    a, b = (json.loads((d / "result.json").read_text()) for d in (first, again))
+    assert a["knn_top1"] == b["knn_top1"] and a["epochs"][0]["loss"] == b["epochs"][0]["loss"]
+    assert a["config"]["method_options"] == saved
+    config.write_text(yaml.safe_dump({**TINY, "method": "dino", "negatives": "all", "method_options": {"bogus": 1}}))
+    code, err = run(["--config", str(config), "--out", str(tmp_path / "bad")], capsys)
+    assert code == 2 and "--dino.bogus: --method dino has no option 'bogus' (its options: --dino.out-dim," in err
+    assert not (tmp_path / "bad").exists()
