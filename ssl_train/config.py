@@ -74,13 +74,7 @@ class TrainConfig:
 
     def validate(self) -> None:
         """One-line errors naming the flag and what it expects (nothing is touched before this)."""
-        for key in ("data", "out", "policy", "views", "backbone"):  # a config read from a file may hold anything
-            if not isinstance(getattr(self, key), str) or not getattr(self, key).strip():
-                raise ValueError(f"--{key}: expected a non-empty string, got {getattr(self, key)!r}")
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if isinstance(value, float) and not math.isfinite(value):
-                raise ValueError(f"--{f.name.replace('_', '-')}: must be a finite number, got {value}")
+        self._check_kinds()
         for key, allowed in self.CHOICES.items():
             if getattr(self, key) not in allowed:
                 raise ValueError(f"--{key.replace('_', '-')}: {getattr(self, key)!r} is not one of {', '.join(allowed)}")
@@ -122,10 +116,23 @@ class TrainConfig:
             raise ValueError(f"--views: {self.method} compares views of the same image; needs >= 2, got {len(views)}")
         self._check_policy()
         self._check_memory(views)
+        self._check_model()
+
+    def _check_kinds(self) -> None:
+        """Strings where names go, finite numbers (a config read from a file may hold anything)."""
+        for key in ("data", "out", "policy", "views", "backbone"):
+            if not isinstance(getattr(self, key), str) or not getattr(self, key).strip():
+                raise ValueError(f"--{key}: expected a non-empty string, got {getattr(self, key)!r}")
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ValueError(f"--{f.name.replace('_', '-')}: must be a finite number, got {value}")
+
+    def _check_model(self) -> None:
+        """The backbone's name, and the method's own options (all of them, once checked)."""
         resolve_backbone(self.backbone, self.image_size)
         from ssl_train.methods import options
-        method = METHODS[self.method]
-        self.method_options = options.resolve(self.method, method.Options, self.method_options)
+        self.method_options = options.resolve(self.method, METHODS[self.method].Options, self.method_options)
 
     def _check_policy(self) -> None:
         """The policy and the views it is built for, checked before anything is loaded."""

@@ -298,6 +298,20 @@ class EpochState:
         self.carried = {"seconds": saved["seconds"], "op_seconds": saved["op_seconds"]}
 
 
+def start_epoch(cfg: TrainConfig, parts: Parts, device: torch.device, epoch: int) -> torch.Generator:
+    """The epoch's seeds (its generator, torch's global state) and its start told to the data,
+    the method (`epoch`, `begin_epoch`) and the timers; returns the epoch's generator."""
+    parts.trainer.train()
+    parts.data.train.set_epoch(epoch)
+    epoch_seed = cfg.seed * 1_000_003 + epoch
+    generator = torch.Generator(device=device).manual_seed(epoch_seed)
+    torch.manual_seed(epoch_seed)  # engines other than augpipe draw from torch's global state
+    parts.method.epoch = epoch
+    parts.method.begin_epoch(generator)
+    parts.augment.reset_timing()
+    return generator
+
+
 def train_epoch(cfg: TrainConfig, parts: Parts, device: torch.device, epoch: int, schedule: Schedule,
                 state: RunState | None = None, work: Path | None = None, control: StepControl | None = None,
                 progress: bool = False, tracker: Tracker | None = None) -> tuple[dict, dict]:
@@ -307,14 +321,7 @@ def train_epoch(cfg: TrainConfig, parts: Parts, device: torch.device, epoch: int
     state = state or RunState(config=cfg.to_dict())
     control = control or StepControl(StopRequests(), 0, 1, device, True)
     work = work or Path(cfg.out)
-    parts.trainer.train()
-    parts.data.train.set_epoch(epoch)
-    epoch_seed = cfg.seed * 1_000_003 + epoch
-    generator = torch.Generator(device=device).manual_seed(epoch_seed)
-    torch.manual_seed(epoch_seed)  # engines other than augpipe draw from torch's global state
-    parts.method.epoch = epoch
-    parts.method.begin_epoch(generator)
-    parts.augment.reset_timing()
+    generator = start_epoch(cfg, parts, device, epoch)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16) if cfg.precision == "bf16" else nullcontext()
     account, steps, start = TimeAccount(device), len(parts.data.train), state.step
     ckpt_path, rank, world = work / "checkpoint.pt", dist.rank(), dist.world_size()
