@@ -33,19 +33,29 @@ class BYOL(Method):
 
     def __init__(self, feature_dim, cfg, num_classes=None):
         super().__init__(feature_dim, cfg, num_classes)
+        self.projector = self.online_projector(feature_dim, cfg)
         self.predictor = mlp(cfg.proj_dim, cfg.proj_hidden, cfg.proj_dim, 2)
         self.target_backbone = None
         self.target_projector = copy.deepcopy(self.projector).requires_grad_(False)
+
+    def online_projector(self, feature_dim, cfg):
+        """The online projector, which the target copies (BYOL: the common one)."""
+        return self.projector
 
     def setup(self, backbone):
         if self.target_backbone is None:
             self.target_backbone = copy.deepcopy(backbone).requires_grad_(False)
 
-    def forward(self, backbone, views, labels=None):
+    def predict_and_target(self, backbone, views):
+        """The first view's features, every view's online prediction and its target projection."""
         first, feats = self.embed(backbone, views)
         online = [self.predictor(self.projector(f)) for f in feats]
         with torch.no_grad():
             targets = [self.target_projector(f) for f in per_view(self.target_backbone, views)]
+        return first, online, targets
+
+    def forward(self, backbone, views, labels=None):
+        first, online, targets = self.predict_and_target(backbone, views)
         return byol_loss(online, targets), first
 
     def on_step_end(self, backbone, progress):

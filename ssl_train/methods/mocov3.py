@@ -9,13 +9,12 @@ divided by V - 1 (the reference's sum of two for V = 2).
 """
 from __future__ import annotations
 
-import copy
-
 import torch
 import torch.nn.functional as F
 
 from ssl_train import dist
-from ssl_train.methods.base import Method, cosine_momentum, ema_update, fp32, mlp, per_view, register_method
+from ssl_train.methods.base import fp32, mlp, register_method
+from ssl_train.methods.byol import BYOL
 
 
 def moco_contrastive(query: torch.Tensor, keys: torch.Tensor, temperature: float, offset: int = 0) -> torch.Tensor:
@@ -36,28 +35,15 @@ def mocov3_loss(queries: list[torch.Tensor], keys: list[torch.Tensor], temperatu
 
 
 @register_method
-class MoCoV3(Method):
+class MoCoV3(BYOL):
+    """BYOL's architecture (online predictor, momentum encoder: `ssl_train.methods.byol`) with a
+    projector ending in an affine-free BatchNorm and MoCo v3's contrastive loss."""
     name = "mocov3"
 
-    def __init__(self, feature_dim, cfg, num_classes=None):
-        super().__init__(feature_dim, cfg, num_classes)
-        self.projector = mlp(feature_dim, cfg.proj_hidden, cfg.proj_dim, max(cfg.proj_layers, 2), last_bn=True)
-        self.predictor = mlp(cfg.proj_dim, cfg.proj_hidden, cfg.proj_dim, 2)
-        self.target_backbone = None
-        self.target_projector = copy.deepcopy(self.projector).requires_grad_(False)
-
-    def setup(self, backbone):
-        if self.target_backbone is None:
-            self.target_backbone = copy.deepcopy(backbone).requires_grad_(False)
+    def online_projector(self, feature_dim, cfg):
+        return mlp(feature_dim, cfg.proj_hidden, cfg.proj_dim, max(cfg.proj_layers, 2), last_bn=True)
 
     def forward(self, backbone, views, labels=None):
-        first, feats = self.embed(backbone, views)
-        queries = [self.predictor(self.projector(f)) for f in feats]
-        with torch.no_grad():
-            keys = [dist.gather(self.target_projector(f)) for f in per_view(self.target_backbone, views)]
+        first, queries, keys = self.predict_and_target(backbone, views)
         offset = dist.rank() * views[0].shape[0]
-        return mocov3_loss(queries, keys, self.cfg.temperature, offset), first
-
-    def on_step_end(self, backbone, progress):
-        ema_update([(backbone, self.target_backbone), (self.projector, self.target_projector)],
-                   cosine_momentum(self.cfg.ema, progress))
+        return mocov3_loss(queries, [dist.gather(k) for k in keys], self.cfg.temperature, offset), first
