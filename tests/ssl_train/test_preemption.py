@@ -24,21 +24,30 @@ SIGNALLING_PLUGIN = """
 import os
 import signal
 from ssl_train import register_method
+from ssl_train.methods.dino import DINO
 from ssl_train.methods.simclr import SimCLR
 
 
-@register_method
-class SignalledSimCLR(SimCLR):
-    name = "simclr-signalled"
+class Signalled:
     steps = 0
 
     def on_step_end(self, backbone, progress):
         super().on_step_end(backbone, progress)
-        SignalledSimCLR.steps += 1
-        if (os.environ.get("STOP_SIGNAL") and SignalledSimCLR.steps == int(os.environ["STOP_AT_STEP"])
+        Signalled.steps += 1
+        if (os.environ.get("STOP_SIGNAL") and Signalled.steps == int(os.environ["STOP_AT_STEP"])
                 and os.environ.get("RANK", "0") == os.environ.get("STOP_RANK", "0")):
             for _ in range(int(os.environ.get("STOP_TIMES", "1"))):
                 os.kill(os.getpid(), getattr(signal, os.environ["STOP_SIGNAL"]))
+
+
+@register_method
+class SignalledSimCLR(Signalled, SimCLR):
+    name = "simclr-signalled"
+
+
+@register_method
+class SignalledDINO(Signalled, DINO):  # its options are DINO's, as flags --dino-signalled.*
+    name = "dino-signalled"
 """
 
 
@@ -92,6 +101,25 @@ def test_a_signal_mid_epoch_checkpoints_that_step_and_resume_ends_as_the_uninter
     assert resumed.returncode == 0, resumed.stderr
     assert f"resuming {out} at epoch 2/3, step 5" in resumed.stdout
     assert outcome(out) == outcome(tmp_path / "ref")  # bit for bit: every loss and accuracy
+
+
+@pytest.mark.slow
+def test_dino_stopped_mid_epoch_resumes_as_the_uninterrupted_run(tmp_path, plugin):
+    """The centre, the teacher, the epoch-dependent temperature and frozen last layer survive a
+    step checkpoint: a SIGTERM in epoch 2 and --resume end bit for bit as the run without it."""
+    args = [*TINY, *plugin, "--epochs", "3", "--method", "dino-signalled", "--dino-signalled.out-dim", "256",
+            "--dino-signalled.warmup-teacher-temp-epochs", "3", "--dino-signalled.warmup-teacher-temp", "0.02"]
+    reference = run([*args, "--out", str(tmp_path / "ref")])
+    assert reference.returncode == 0, reference.stderr
+    out = tmp_path / "stopped"
+    stopped = run([*args, "--out", str(out)], env={"STOP_SIGNAL": "SIGTERM", "STOP_AT_STEP": "15"})
+    assert stopped.returncode == 128 + signal.SIGTERM, stopped.stderr
+    resumed = run([*args, "--out", str(out), "--resume"])
+    assert resumed.returncode == 0, resumed.stderr
+    assert "at epoch 2/3, step 5" in resumed.stdout
+    assert outcome(out) == outcome(tmp_path / "ref")
+    options = json.loads((out / "result.json").read_text())["config"]["method_options"]
+    assert options["out_dim"] == 256 and options["warmup_teacher_temp_epochs"] == 3
 
 
 @pytest.mark.slow

@@ -72,7 +72,7 @@ def test_resume_of_nothing_and_a_subset_larger_than_the_data_say_so(tmp_path, ca
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("method", ["vicreg", "byol", "barlow", "supervised"])
+@pytest.mark.parametrize("method", ["vicreg", "byol", "barlow", "dino", "mocov3", "supervised"])
 def test_other_methods_run(method, tmp_path):
     assert main([*TINY, "--epochs", "1", "--out", str(tmp_path / method), "--method", method,
                  "--policy", "noise[std=0.1]"]) == 0
@@ -113,6 +113,11 @@ def test_help_documents_every_flag():
     (["--num-workers", "-1"], "--num-workers: must be >= 0, got -1"),
     (["--seed", str(2**70)], "--seed: must be an integer in [0, 2**32)"),
     (["--resume", "--overwrite"], "--resume continues the run in --out and --overwrite replaces it"),
+    (["--method", "dino", "--dino.out-dim", "0"], "--dino.out-dim: must be > 0, got 0"),
+    (["--method", "dino", "--dino.centering", "maybe"], "argument --dino.centering: invalid bool value: 'maybe'"),
+    (["--dino.teacher-temp", "0.07"], "--dino.teacher-temp applies to --method dino only (this run: --method simclr)"),
+    (["--backbone", "timm:nope"], "--backbone timm:nope: timm has no model 'nope'"),
+    (["--logger", "wandb"], "invalid choice: 'wandb'"),
     (["--aug-engine", "torchvision", "--policy", "noise(std=0.1:0.2)"],
      "torchvision: noise with a std range (GaussianNoise's sigma is fixed)"),
 ])
