@@ -3,7 +3,7 @@ VENV  := .venv
 PY    := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install test test-isa test-fast demo bench-aug bench-load mutate probe gpu-check gpu-check-dry gpu-wheels clean
+.PHONY: install lint test test-isa test-fast demo bench-aug bench-load mutate probe gpu-check gpu-check-dry gpu-wheels clean
 
 install: $(STAMP)
 
@@ -20,7 +20,11 @@ $(STAMP): setup.cfg pyproject.toml scripts/install_system_deps.sh
 # out there: inductor's generated C++ does not follow ATEN_CPU_CAPABILITY.
 ISA_TESTS := tests/augpipe --ignore=tests/augpipe/policy/test_compile.py tests/ssl_train/test_losses.py tests/ssl_train/test_evaluate.py
 
+lint: install
+	$(VENV)/bin/ruff check .
+
 test: install
+	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -q --durations=10
 	$(MAKE) --no-print-directory test-isa
 

@@ -38,7 +38,7 @@ def import_plugin(name: str) -> ModuleType:
             spec.loader.exec_module(module)
             return module
         return importlib.import_module(name)
-    except Exception as err:  # noqa: BLE001 - whatever the plugin raises, one line names it
+    except Exception as err:  # whatever the plugin raises, one line names it
         raise ImportError(f"--plugin {name}: cannot import it ({type(err).__name__}: {err})") from err
 
 

@@ -1,7 +1,7 @@
 """Methods by name (`METHODS`), each a small module that registers itself with `@register_method`,
 exactly as a user's method does (the contract: `Method`, docs/ARCHITECTURE.md)."""
 # they register themselves; this order is the order `--method` lists them in
-from ssl_train.methods import simclr, vicreg, byol, barlow, dino, mocov3, supervised  # noqa: F401, I001
+from ssl_train.methods import simclr, vicreg, byol, barlow, dino, mocov3, supervised  # noqa: F401 (they register themselves)
 from ssl_train.methods.base import METHODS, Method, register_method
 from ssl_train.methods.options import option
 from ssl_train.methods.simclr import info_nce

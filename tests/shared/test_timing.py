@@ -56,7 +56,7 @@ class _FakeCuda:
     def synchronize(self, device=None):
         self.synced.append(device)
 
-    def Event(self, enable_timing=False):  # noqa: N802 - torch's name
+    def Event(self, enable_timing=False):  # torch's name
         fake = self
 
         class Event:
