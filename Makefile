@@ -3,7 +3,7 @@ VENV  := .venv
 PY    := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install lint test test-isa test-fast demo bench-aug bench-load mutate probe gpu-check gpu-check-dry gpu-wheels clean
+.PHONY: install lint docs test test-isa test-fast demo bench-aug bench-load mutate probe gpu-check gpu-check-dry gpu-wheels clean
 
 install: $(STAMP)
 
@@ -22,6 +22,12 @@ ISA_TESTS := tests/augpipe --ignore=tests/augpipe/policy/test_compile.py tests/s
 
 lint: install
 	$(VENV)/bin/ruff check .
+
+# The documentation site from docs/ (the guide, the API reference from docstrings, the architecture,
+# the changelog) into docs/_build/html; any warning fails the build.
+docs: install
+	rm -rf docs/_build
+	$(PY) -m sphinx -W --keep-going -q -b html docs docs/_build/html
 
 test: install
 	$(VENV)/bin/ruff check .
@@ -79,4 +85,4 @@ gpu-wheels:
 	  kornia kornia_rs packaging pytest pluggy iniconfig tqdm
 
 clean:
-	rm -rf $(VENV) *.egg-info .pytest_cache runs results bench-results mutants gpu-check-results gpu-check-results-dry
+	rm -rf $(VENV) docs/_build *.egg-info .pytest_cache runs results bench-results mutants gpu-check-results gpu-check-results-dry

@@ -114,21 +114,40 @@ def build_loader(kind: str, source: str | os.PathLike, *, batch_size: int, image
                  ffcv_order: str | None = None, **options) -> Loader:
     """A loader of uint8 `[N,3,image_size,image_size]` images and int64 labels on `device`.
 
-    kind:        `torch`, `dali`, `ffcv`, or a backend registered with `register_backend`.
-    source:      an ImageFolder root, an archive of one, a dataset name (`digits`, `cifar10:test`...:
-                 `loaders.sources.datasets`), WebDataset shards (`train-{000000..000127}.tar`, a folder
-                 of `.tar` files, or a list: `loaders.sources.shards`; streamed by `torch` and `dali`,
-                 unpacked once into the cache for `ffcv`), or for `ffcv` also
-                 a `.beton` file (any other source is converted once into the cache).
-    random_crop: None/False for the centre square resized to `image_size`; True or
-                 `(scale, ratio)` for a random resized crop at decode time (DALI
-                 `image_random_crop`, FFCV `RandomResizedCropRGBImageDecoder`, torchvision's
-                 RandomResizedCrop parameters on the torch backend).
-    options:     what one backend alone takes, passed to it: for `ffcv`, `order="random"` or
-                 `"quasi_random"` (FFCV's memory-friendly order); any other is refused in one line.
-                 (`ffcv_order=` is the former name of FFCV's `order`.)
-    subset:      load only a seeded random subset of this many images (the same on every backend).
-    progress:    show progress bars of one-time work (writing the `.beton` of a folder for `ffcv`).
+    Args:
+        kind: `"torch"`, `"dali"`, `"ffcv"`, or a backend registered with `register_backend`.
+        source: An ImageFolder root, an archive of one, a dataset name (`digits`,
+            `cifar10:test`...: `loaders.sources.datasets`), WebDataset shards
+            (`train-{000000..000127}.tar`, a folder of `.tar` files, or a list:
+            `loaders.sources.shards`; streamed by `torch` and `dali`, unpacked once into the cache
+            for `ffcv`), or for `ffcv` also a `.beton` file (any other source is converted once
+            into the cache).
+        batch_size: Images per batch (per process under DDP).
+        image_size: The side of every image.
+        device: Where the batches are delivered.
+        shuffle: A new seeded order every epoch.
+        seed: The seed of the order, the subset and the random crops.
+        drop_last: Leave out the last, smaller batch.
+        num_workers: Decoding workers (None: up to 4).
+        rank: This process's rank: each takes its own part of the data.
+        world_size: The number of processes.
+        on_error: `"raise"` on an unreadable image, or `"skip"` it (counted in `skipped`).
+        random_crop: None or False for the centre square resized to `image_size`; True or
+            `(scale, ratio)` for a random resized crop at decode time (DALI
+            `image_random_crop`, FFCV `RandomResizedCropRGBImageDecoder`, torchvision's
+            RandomResizedCrop parameters on the torch backend).
+        channels_last: Batches in channels_last memory format.
+        subset: Load only a seeded random subset of this many images (the same on every backend).
+        progress: Show progress bars of one-time work (writing the `.beton` of a folder for `ffcv`).
+        ffcv_order: The former name of FFCV's `order` option.
+        **options: What one backend alone takes: for `ffcv`, `order="random"` or
+            `"quasi_random"` (FFCV's memory-friendly order); any other is refused in one line.
+
+    Returns:
+        A `Loader`: iterate it for `(images, labels)`; `set_epoch(epoch)` before each pass.
+
+    Raises:
+        ValueError: An unknown kind, a missing source, or a bad value, named in one line.
     """
     if kind not in BACKENDS:
         raise ValueError(f"unknown loader kind {kind!r}; valid: {', '.join(BACKENDS)} (or --plugin a module that "

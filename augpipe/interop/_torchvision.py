@@ -253,12 +253,23 @@ def from_torchvision(transform, views: int = 1, *, size: int | tuple[int, int] |
                      fallback: str = "error", **options) -> DropInPolicy:
     """A torchvision v2 pipeline (or a list of them, one per view: BYOL's pair) as a policy.
 
-    views:    how many views; the pipelines cycle over them.
-    size:     the view size when no transform sets one; by default such a pipeline keeps the
-              input's size, as torchvision does.
-    fallback: `error` (UnsupportedTransform) or `per-image` for transforms without an op.
-    options:  `PolicyOptions` (gating, compile, dtype, channels_last, ...); a final `ToDtype`
-              sets the dtype.
+    Args:
+        transform: A `torchvision.transforms.v2` transform or `Compose`, or a list of them.
+        views: How many views; the pipelines cycle over them.
+        size: The view size when no transform sets one. By default such a pipeline keeps the
+            input's size, as torchvision does.
+        fallback: `"error"` raises `UnsupportedTransform` for a transform without an op;
+            `"per-image"` runs it image by image.
+        **options: `PolicyOptions` fields (`gating`, `compile`, `dtype`, `channels_last`, ...).
+            A final `ToDtype` sets the dtype.
+
+    Returns:
+        A policy whose views follow torchvision's semantics, each sample with its own parameters;
+        called with `masks=`, `boxes=` or `keypoints=` it also returns the moved targets.
+
+    Raises:
+        UnsupportedTransform: A transform has no op and `fallback` is `"error"`.
+        ValueError: `fallback` or `views` is invalid.
     """
     if fallback not in FALLBACKS:
         raise ValueError(f"fallback must be one of {', '.join(FALLBACKS)}, got {fallback!r}")

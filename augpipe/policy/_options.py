@@ -19,14 +19,17 @@ GATINGS = ("auto", "blend", "subset")
 
 @dataclass(frozen=True)
 class PolicyOptions:
-    """name:          a label (the preset's name, or `custom`).
-    dtype:         output dtype (float32, bfloat16, float16, or their names); computation is float32.
-    channels_last: views in channels_last memory format.
-    time_ops:      accumulate seconds per op (`Policy.op_seconds`).
-    gating:        how `p < 1` is applied per sample: `blend`, `subset` or `auto` (blend on CUDA).
-    compile:       torch.compile `apply` (True, False, or `auto`: on CUDA only; on the CPU `auto`
-                   compiles the hue kernel of large views, `augpipe.cpu.CompiledHue`).
-    cpu_threads:   `adapt` (CPU: pick 1 or all intra-op threads by measured speed) or `keep`.
+    """How a policy runs (the options of `build_policy` and `from_torchvision`).
+
+    Attributes:
+        name: A label (the preset's name, or `custom`).
+        dtype: The output dtype (float32, bfloat16, float16, or their names); computation is float32.
+        channels_last: Views in channels_last memory format.
+        time_ops: Accumulate seconds per op (`Policy.op_seconds`).
+        gating: How `p < 1` is applied per sample: `blend`, `subset` or `auto` (blend on CUDA).
+        compile: torch.compile `apply` (True, False, or `auto`: on CUDA only; on the CPU `auto`
+            compiles the hue kernel of large views, `augpipe.cpu.CompiledHue`).
+        cpu_threads: `adapt` (CPU: pick 1 or all intra-op threads by measured speed) or `keep`.
     """
     name: str = ""
     dtype: torch.dtype | str = torch.float32

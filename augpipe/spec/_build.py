@@ -68,14 +68,30 @@ def build_policy(spec: str, *, size: int | tuple[int, int] | None = None, views:
                  normalize: str | None = None, **options) -> Policy:
     """Build a policy from a preset name or a spec string.
 
-    spec:      `list_policies()` name, optionally `name[op.key=value,...]`, or a spec string.
-    size:      output side (or (h, w)) of every view when `views` is a count; None (the default):
-               the input's size, for policies whose ops keep it (a crop needs a size).
-    views:     a count (chains cycle over views: view i uses chain i % len(chains)), or a
-               multi-crop string `"2x224+6x96@0.05:0.14"` (`@LO:HI` overrides the crop scale).
-    normalize: `imagenet` or `cifar10` appends per-channel standardisation to every view.
-    options:   how it runs, `PolicyOptions`' fields: dtype, channels_last, time_ops, gating,
-               compile, cpu_threads.
+    Args:
+        spec: A `list_policies()` name, optionally with overrides `name[op.key=value,...]`, or a
+            spec string such as `"rrc(scale=0.2:1)+flip+noise(std=0.05)"`.
+        size: The output side (or `(h, w)`) of every view when `views` is a count. None keeps the
+            input's size, for policies whose ops keep it (a crop needs a size).
+        views: A count (chains cycle over views: view i uses chain `i % len(chains)`), or a
+            multi-crop string `"2x224+6x96@0.05:0.14"` (`@LO:HI` sets the crop scale).
+        normalize: `"imagenet"` or `"cifar10"` appends per-channel standardisation to every view.
+        **options: How it runs, the fields of `PolicyOptions`: `dtype`, `channels_last`,
+            `time_ops`, `gating`, `compile`, `cpu_threads`.
+
+    Returns:
+        The `Policy`: call it on a uint8 or float batch `[N, C, H, W]` for a list of views.
+
+    Raises:
+        SpecError: The spec or the views cannot be parsed or built.
+        TypeError: `spec` is not a string, or an option is unknown.
+
+    Example:
+        >>> import torch, augpipe
+        >>> policy = augpipe.build_policy("crop+noise(std=0.1)", size=16, views=2)
+        >>> images = torch.zeros(4, 3, 32, 32, dtype=torch.uint8)
+        >>> [tuple(v.shape) for v in policy(images, generator=torch.Generator().manual_seed(0))]
+        [(4, 3, 16, 16), (4, 3, 16, 16)]
     """
     if not isinstance(spec, str):
         raise TypeError(f"build_policy: spec must be a preset name or a spec string like 'rrc+flip', "
