@@ -66,7 +66,7 @@ probe: install
 	$(PY) scripts/probe_bad_input.py
 
 demo: install
-	$(PY) -m ssl_train --data digits --num-workers 0 --out runs/demo --overwrite
+	$(PY) -m experiments.demo --out runs/demo
 
 # On the lent GPU machine (torch preinstalled, no network): carry .whl (make gpu-wheels here) and
 # .gpu-data (a copy of CIFAR-10's JPEG archive, cifar10-jpeg.tar.gz). Writes gpu-check-results/gpu-check.json.
