@@ -69,6 +69,7 @@ def test_the_wheel_holds_the_four_packages_their_data_and_the_license(wheel):
     snapshot = {str(p.relative_to(ROOT)) for p in (ROOT / "experiments" / "results").rglob("*")
                 if p.is_file() and not p.name.startswith(".") and not p.name.endswith(".pt")}
     assert snapshot and snapshot <= shipped
+    assert {"augpipe/py.typed", "loaders/py.typed", "ssl_train/py.typed"} <= shipped  # PEP 561
     assert any(n.endswith(".dist-info/licenses/LICENSE") or n.endswith(".dist-info/LICENSE") for n in names)
     entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
     text = zipfile.ZipFile(wheel).read(entry_points).decode()
