@@ -40,9 +40,18 @@ def functions(path):
             yield node
 
 
+def code_lines(f) -> int:
+    """A function's lines without its docstring (an `Args:` section is documentation, not code)."""
+    lines = f.end_lineno - f.lineno + 1
+    first = f.body[0] if f.body else None
+    if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str):
+        lines -= first.end_lineno - first.lineno + 1
+    return lines
+
+
 def test_no_function_is_longer_than_50_lines():
-    long = [f"{p.relative_to(ROOT)}:{f.lineno} {f.name} ({f.end_lineno - f.lineno + 1} lines)"
-            for p in sources(*PACKAGES) for f in functions(p) if f.end_lineno - f.lineno + 1 > 50]
+    long = [f"{p.relative_to(ROOT)}:{f.lineno} {f.name} ({code_lines(f)} lines)"
+            for p in sources(*PACKAGES) for f in functions(p) if code_lines(f) > 50]
     assert not long, long
 
 
@@ -176,7 +185,7 @@ def test_the_augpipe_layers_are_folders_and_the_tools_modules():
     """`ls augpipe` shows the layers: one folder each, besides the package, its command line and
     the two tools (no module left at the top from the old flat layout)."""
     top = {p.name for p in (ROOT / "augpipe").iterdir() if p.name != "__pycache__"}
-    assert top == {"__init__.py", "bench.py", "cpu.py", "diagnostics.py",
+    assert top == {"__init__.py", "py.typed", "bench.py", "cpu.py", "diagnostics.py",
                    "functional", "sampling", "ops", "policy", "spec", "interop"}
 
 
