@@ -240,8 +240,20 @@ OPS: Registry[type[Op]] = Registry("op", "register_op", _contract_errors)
 
 
 register_op = OPS.class_decorator(
-    """Class decorator: `@register_op` or `@register_op(replace=True)` above an `@dataclass`
-    subclass of `Op`. A name already registered raises unless `replace=True`.""")
+    """Register an op: `@register_op` or `@register_op(replace=True)` above an `@dataclass`
+    subclass of `Op`; its `name` becomes a spec-string op.
+
+    Args:
+        cls: The op class (given by the decorator syntax).
+        replace: Replace an op already registered under that name.
+
+    Returns:
+        The class, unchanged (or, called with `replace` alone, the decorator).
+
+    Raises:
+        TypeError: The class breaks the op contract (the message names what is missing).
+        ValueError: The name is taken and `replace` is False.
+    """)
 
 
 def op_fields(cls: type[Op]) -> dict[str, object]:

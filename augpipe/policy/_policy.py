@@ -33,6 +33,17 @@ def check_images(images: torch.Tensor, *, sync_free: bool = False) -> None:
     Type, rank, channels and dtype are static. The float range (and NaN) needs the data: with
     `sync_free=True` it is a device-side assert (`torch._assert_async`: no host read; on CUDA a
     bad batch stops the process with the message), else one host read (free on the CPU).
+
+    Args:
+        images: A batch `[N, C, H, W]` or clips `[N, T, C, H, W]`, uint8 or float in [0, 1].
+        sync_free: Check the float range on the device, without a host read.
+
+    Returns:
+        None; the batch is fine.
+
+    Raises:
+        TypeError: Not a tensor, or an unsupported dtype.
+        ValueError: A wrong rank or channel count, or floats outside [0, 1] or NaN.
     """
     if not isinstance(images, torch.Tensor):  # a numpy batch: torch.from_numpy(x).permute(0, 3, 1, 2)
         raise TypeError(f"images must be a torch.Tensor [N,3,H,W], got {type(images).__name__} "

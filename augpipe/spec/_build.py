@@ -13,14 +13,30 @@ from augpipe.spec._views import parse_views
 
 
 def list_policies() -> list[str]:
-    """Names of the built-in policies."""
+    """The names of the presets (built-in and registered), for `build_policy`.
+
+    Returns:
+        The preset names, sorted.
+    """
     return sorted(PRESETS)
 
 
 def register_preset(name: str, spec: str, *, replace: bool = False) -> str:
-    """Name a spec string (its ops may be your registered ones): `build_policy(name)`, overrides
-    `name[op.key=value]` and `--policy name` then take it. The spec is parsed here, so a bad one
-    fails at once; a name already taken (a preset or an op) raises unless `replace=True`."""
+    """Name a spec string (its ops may be your registered ones); `build_policy(name)`, overrides
+    `name[op.key=value]` and `--policy name` then take it.
+
+    Args:
+        name: The preset's name, a word like `my_recipe`.
+        spec: The spec string it stands for; parsed here, so a bad one fails at once.
+        replace: Replace a preset of that name.
+
+    Returns:
+        The name.
+
+    Raises:
+        ValueError: The name is not a word, or is taken (a preset or an op) and `replace` is False.
+        SpecError: The spec cannot be parsed.
+    """
     if not re.fullmatch(r"[A-Za-z_][\w-]*", name):
         raise ValueError(f"register_preset: the name must be a word like 'my_recipe', got {name!r}")
     if (name in PRESETS or name in OPS) and not replace:

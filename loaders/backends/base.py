@@ -111,8 +111,20 @@ SHARD_READERS.register("torch", "loaders.backends.torch_shards:ShardBackend")
 SHARD_READERS.register("dali", "loaders.backends.dali_shards:DaliShardBackend")
 
 register_backend = BACKENDS.class_decorator(
-    """Class decorator: `@register_backend` above a class meeting the `Backend` contract; its
-    `name` becomes a valid `build_loader` kind and `--loader`. A taken name raises unless replace=True.""")
+    """Register a loader backend: `@register_backend` above a class meeting the `Backend`
+    contract; its `name` becomes a valid `build_loader` kind and `--loader`.
+
+    Args:
+        cls: The backend class (given by the decorator syntax).
+        replace: Replace a backend already registered under that name.
+
+    Returns:
+        The class, unchanged (or, called with `replace` alone, the decorator).
+
+    Raises:
+        TypeError: The class breaks the backend contract.
+        ValueError: The name is taken and `replace` is False.
+    """)
 
 
 class Selection:

@@ -48,7 +48,17 @@ def _write_digits(dest: Path) -> None:
 
 
 def materialize(name: str) -> Path:
-    """Path of the embedded dataset `name` (with train/ and test/), writing it on first use."""
+    """The folder of an embedded dataset, with `train/` and `test/`, written on first use.
+
+    Args:
+        name: The embedded dataset (`digits`).
+
+    Returns:
+        Its folder in the cache.
+
+    Raises:
+        DatasetError: An unknown name.
+    """
     if name not in EMBEDDED:
         raise DatasetError(f"unknown embedded dataset {name!r}; valid: {', '.join(EMBEDDED)}")
     return written_once(cache_dir() / f"{name}-v1", _write_digits)
@@ -123,9 +133,16 @@ def _split_source(text: str) -> tuple[str, str | None]:
 
 
 def resolve_source(source: str | os.PathLike) -> Path:
-    """`digits` / `digits:test` -> the embedded split's folder; `DATA.tar.gz[:SPLIT]` -> the
-    unpacked archive's ImageFolder (its `train/` by default when it has train/ and test/);
-    anything else is a path."""
+    """The folder a source names.
+
+    Args:
+        source: `digits` or `digits:test` (an embedded split), `DATA.tar.gz[:SPLIT]` (an
+            archive, unpacked once into the cache; its `train/` by default when it has
+            `train/` and `test/`), or any other path.
+
+    Returns:
+        The split's folder, or the path as given.
+    """
     text = str(source)
     if Path(text).exists() and not text.endswith(ARCHIVES):
         return Path(text)

@@ -118,6 +118,22 @@ VERDICTS = VerdictCache()  # the process's scans share it: a run scans its train
 
 def scan_image_folder(root: str | os.PathLike, on_error: str = "raise", validate: bool = True,
                       workers: int | None = None, verdicts: VerdictCache = VERDICTS) -> ImageIndex:
+    """Scan an ImageFolder (`root/<class>/<image>`, or an unlabeled folder of images).
+
+    Args:
+        root: The folder.
+        on_error: `"raise"` on an unreadable image, or `"skip"` it (listed in `skipped`).
+        validate: Open every image to check it decodes (a verdict is kept while the file's size
+            and modification time stay the same).
+        workers: Threads that validate (None: the cores, at most 8).
+        verdicts: The cache of earlier verdicts.
+
+    Returns:
+        The `ImageIndex`: files, labels, class names, and what was skipped or ignored.
+
+    Raises:
+        DatasetError: No such folder, no images, or an unreadable image under `"raise"`.
+    """
     if on_error not in ON_ERROR:
         raise ValueError(f"on_error must be one of {ON_ERROR}, got {on_error!r}")
     root = Path(root)
