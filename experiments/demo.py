@@ -75,7 +75,7 @@ def table(rows: list[dict]) -> str:
              f"{r['knn_floor']:.3f}", f"{r['knn_top1'] - r['knn_floor']:+.3f}", f"{r['linear_top1']:.3f}")
             for r in rows]
     widths = [max(len(str(line[i])) for line in (head, *body)) for i in range(len(head))]
-    lines = ["  ".join(str(cell).ljust(w) for cell, w in zip(line, widths)) for line in (head, *body)]
+    lines = ["  ".join(str(cell).ljust(w) for cell, w in zip(line, widths)).rstrip() for line in (head, *body)]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
 
