@@ -15,6 +15,21 @@ from typing import Callable, Generic, TypeVar
 T = TypeVar("T")
 
 
+DECORATOR_SECTIONS = """
+
+    Args:
+        cls: The class (given by the decorator syntax).
+        replace: Replace the {kind} already registered under that name.
+
+    Returns:
+        The class, unchanged (or, called with `replace` alone, the decorator).
+
+    Raises:
+        TypeError: The class breaks the {kind} contract (the message names what is missing).
+        ValueError: The name is taken and `replace` is False.
+    """
+
+
 class Registry(Mapping[str, T], Generic[T]):
     """`kind` names the table in errors (`op`, `method`, `loader backend`); `check(entry)` returns
     what keeps an entry from meeting the contract (an empty list when it does)."""
@@ -36,9 +51,10 @@ class Registry(Mapping[str, T], Generic[T]):
         self._entries[name] = entry
         return entry
 
-    def class_decorator(self, doc: str) -> Callable:
+    def class_decorator(self, summary: str) -> Callable:
         """The public decorator of this table: `@deco` or `@deco(replace=True)` above a class whose
-        `name` attribute is its key; the contract (`check`) is checked before the name is read."""
+        `name` attribute is its key; the contract (`check`) is checked before the name is read.
+        Its docstring is `summary` followed by the sections every registry's decorator shares."""
         def register(cls=None, *, replace: bool = False):
             if cls is None:
                 return lambda c: register(c, replace=replace)
@@ -47,7 +63,7 @@ class Registry(Mapping[str, T], Generic[T]):
                 raise TypeError(f"{self.decorator_name}({getattr(cls, '__name__', cls)!r}): " + "; ".join(errors))
             return self.register(cls.name, cls, replace=replace)
         register.__name__ = register.__qualname__ = self.decorator_name
-        register.__doc__ = doc
+        register.__doc__ = summary.rstrip() + DECORATOR_SECTIONS.format(kind=self.kind)
         return register
 
     def __getitem__(self, name: str) -> T:

@@ -241,19 +241,7 @@ OPS: Registry[type[Op]] = Registry("op", "register_op", _contract_errors)
 
 register_op = OPS.class_decorator(
     """Register an op: `@register_op` or `@register_op(replace=True)` above an `@dataclass`
-    subclass of `Op`; its `name` becomes a spec-string op.
-
-    Args:
-        cls: The op class (given by the decorator syntax).
-        replace: Replace an op already registered under that name.
-
-    Returns:
-        The class, unchanged (or, called with `replace` alone, the decorator).
-
-    Raises:
-        TypeError: The class breaks the op contract (the message names what is missing).
-        ValueError: The name is taken and `replace` is False.
-    """)
+    subclass of `Op`; its `name` becomes a spec-string op.""")
 
 
 def op_fields(cls: type[Op]) -> dict[str, object]:

@@ -112,19 +112,7 @@ SHARD_READERS.register("dali", "loaders.backends.dali_shards:DaliShardBackend")
 
 register_backend = BACKENDS.class_decorator(
     """Register a loader backend: `@register_backend` above a class meeting the `Backend`
-    contract; its `name` becomes a valid `build_loader` kind and `--loader`.
-
-    Args:
-        cls: The backend class (given by the decorator syntax).
-        replace: Replace a backend already registered under that name.
-
-    Returns:
-        The class, unchanged (or, called with `replace` alone, the decorator).
-
-    Raises:
-        TypeError: The class breaks the backend contract.
-        ValueError: The name is taken and `replace` is False.
-    """)
+    contract; its `name` becomes a valid `build_loader` kind and `--loader`.""")
 
 
 class Selection:

@@ -138,16 +138,4 @@ METHODS: Registry[type[Method]] = Registry("method", "register_method", _contrac
 
 register_method = METHODS.class_decorator(
     """Register a method: `@register_method` or `@register_method(replace=True)` above a `Method`
-    subclass; its `name` becomes a valid `--method`, and each field of its `Options` a flag.
-
-    Args:
-        cls: The method class (given by the decorator syntax).
-        replace: Replace a method already registered under that name.
-
-    Returns:
-        The class, unchanged (or, called with `replace` alone, the decorator).
-
-    Raises:
-        TypeError: The class breaks the method contract (no `name`, no loss, bad `Options`).
-        ValueError: The name is taken and `replace` is False.
-    """)
+    subclass; its `name` becomes a valid `--method`, and each field of its `Options` a flag.""")
