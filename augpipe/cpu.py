@@ -33,8 +33,8 @@ def intra_op_threads(count: int | None) -> Iterator[None]:
     Why a count of its own for the augmentation: a policy call is ~100-250 small ops, each a
     parallel region where every thread must arrive. When other processes share the cores (a
     laptop's browser, a neighbour's job), the OS puts one thread aside for a time slice and its
-    partners wait at every region: on 2 cores beside two busy processes the demo's augmentation
-    ran 20-80x slower with 2 threads. One thread has no partner to wait for. The count is fixed,
+    partners wait at every region, and two threads run many times slower than one
+    (benchmarks/under-load.json). One thread has no partner to wait for. The count is fixed,
     never chosen by measured speed, so the views (float reductions split by thread) do not
     follow the load.
     """

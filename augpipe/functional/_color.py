@@ -109,8 +109,8 @@ def solarize(images: torch.Tensor, threshold: float | torch.Tensor, inplace: boo
     if isinstance(threshold, torch.Tensor):
         threshold = per_sample(threshold, images)
     # the step as a float tensor (`ge` into a float output) and a lerp, which is exact at weights 0
-    # and 1: the same values as `where(x >= t, 1 - x, x)`, 2.3-2.7x faster on the CPU (2 cores,
-    # 2026-11-29, ms per image: 224 px 0.15 against 0.41, 32 px 0.0035 against 0.008)
+    # and 1: the same values as `where(x >= t, 1 - x, x)`, and faster on the CPU at every size
+    # (benchmarks/kernel-choices.json, `solarize-lerp`)
     above = torch.ge(images, threshold, out=images.new_empty(images.shape))  # contiguous: dynamo needs that
     return torch.lerp(images, 1.0 - images, above, out=images if inplace else None)
 
@@ -135,8 +135,8 @@ def posterize(images: torch.Tensor, bits: torch.Tensor) -> torch.Tensor:
 def adjust_sharpness(images: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
     """`F.adjust_sharpness(img, factor)`, `factor` `[N]`: the interior blended with torchvision's
     3x3 smoothing kernel (1s around a 5, over 13), the one-pixel border kept; clamped to [0, 1].
-    The kernel is a 3x3 box plus 4 x the centre: shifted sums (2x faster than a 1-channel conv
-    on the CPU at 224 px)."""
+    The kernel is a 3x3 box plus 4 x the centre: shifted sums, faster than a 1-channel conv on
+    the CPU (benchmarks/kernel-choices.json, `sharpness-shifted-sums`)."""
     h, w = images.shape[-2:]
     if h <= 2 or w <= 2:
         return images
@@ -163,7 +163,8 @@ def equalize(images: torch.Tensor) -> torch.Tensor:
     lookup table (`lut[k] = (cdf[k-1] + step // 2) // step`, `step` = the pixels below the
     brightest level // 255), channels with `step == 0` left as they are. Levels are torchvision's
     float -> uint8 conversion (x * 255.999, floored) and back (/ 255). Batched, no host read; the
-    counts in int32 and the table applied in float (2.4x faster than int64 at 224 px)."""
+    counts in int32 and the table applied in float, faster than int64
+    (benchmarks/kernel-choices.json, `equalize-int32`)."""
     levels = images.mul(255.999).to(torch.int64).flatten(-2)  # [N, C, HW]
     hist = torch.zeros(*levels.shape[:-1], 256, dtype=torch.int32, device=images.device)
     hist.scatter_add_(-1, levels, torch.ones(1, dtype=torch.int32, device=images.device).expand_as(levels))

@@ -129,8 +129,8 @@ def pad(images: torch.Tensor, padding: tuple[int, int, int, int], mode: str = "c
 
 def crop(images: torch.Tensor, offsets: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """`F.crop(img, top, left, h, w)` with (top, left) `[N, 2]` per sample and one output size:
-    one gather over the flattened pixels, fixed shapes (2 cores, 256 x 32 px from 40 px: 0.9
-    against 2.4 ms for a gather of rows, then of columns)."""
+    one gather over the flattened pixels, fixed shapes; faster than a gather of rows, then of
+    columns (benchmarks/kernel-choices.json, `crop-flat-gather`)."""
     n, c, h, w = images.shape
     out_h, out_w = size
     rows = offsets[:, 0:1] + torch.arange(out_h, device=images.device).view(1, out_h)  # [N, out_h]
@@ -171,8 +171,8 @@ def affine(images: torch.Tensor, matrix: torch.Tensor, mode: str = "nearest", fi
     # torchvision's `base_grid.bmm(theta)` as x * row0 + y * row1 + row2, broadcast: the same
     # float32 values (tested against F.affine). Built as two [N, H, W] planes and handed to
     # grid_sample as a permuted view: sums whose inner size is W vectorise, sums whose inner
-    # size is 2 (an [N, H, W, 2] grid) do not (2 cores, 224 px: 0.17 against 0.44 ms per image,
-    # grid_sample included; a bmm was slower still)
+    # size is 2 (an [N, H, W, 2] grid) do not, and a bmm was slower still
+    # (benchmarks/kernel-choices.json, `affine-grid-planes`)
     planes = (xs.view(1, 1, 1, w) * r[:, 0].view(n, 2, 1, 1) + ys.view(1, 1, h, 1) * r[:, 1].view(n, 2, 1, 1)) \
         + r[:, 2].view(n, 2, 1, 1)
     return _grid_sample_filled(images, planes.permute(0, 2, 3, 1), mode, fill)

@@ -29,8 +29,8 @@ def gaussian_blur(images: torch.Tensor, sigma: torch.Tensor, kernel_size: int) -
 
     Separable: one grouped convolution per axis, a group per (sample, channel), reflect padding.
     The padded planes go channels-last (the groups innermost): oneDNN's depthwise convolution
-    then uses every thread, where the planar layout ran on about one (measured at 224 px, 23
-    taps, 2 cores: 0.40 vs 0.57-0.73 ms per image; equal at 32 px; bit-identical output).
+    then uses every thread, where the planar layout ran on about one; the output is
+    bit-identical (benchmarks/kernel-choices.json, `blur-channels-last`).
     """
     n, c, h, w = images.shape
     taps = gaussian_kernels(sigma, kernel_size, images.dtype).repeat_interleave(c, dim=0)

@@ -11,12 +11,9 @@ import torch
 
 
 # The CPU path's per-row kernels (a Python loop of slice copies) pay from about 80 x 80 px: a row
-# has a fixed cost. 2 cores, 2026-11-29, ms per batch. RandomCrop, rows / pad + one flat gather:
-# 32 px x 512 29 / 2.4, 64 px x 256 17 / 4.6, 96 px x 128 7.6 / 5.8 (the one size where the
-# threshold is not the faster side, by 2 ms), 160 px x 128 26 / 46, 224 px x 64 5.6 / 11.5.
-# RandomErasing (p=0.25), boxes into a copy / mask and where: 32 px 3.5 / 1.9, 96 px 1.7 / 3.3,
-# 224 px 19.1 / 23.9; in place the boxes win at every size (32 px 1.6, 224 px 0.5). Rows put back,
-# a copy per row / index_copy_, ms per row: 96 px 0.008-0.010 / 0.010, 224 px 0.022-0.030 / 0.055.
+# has a fixed cost, which small images cannot amortise against one flat gather or a mask. The
+# crop, erasing and put-back figures behind the threshold: benchmarks/kernel-choices.json,
+# `row-loops`.
 ROW_LOOP_MIN_PIXELS = 80 * 80
 
 

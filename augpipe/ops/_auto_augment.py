@@ -63,8 +63,8 @@ def _shear_degrees(m: torch.Tensor) -> torch.Tensor:
 def _translate(images, tx, ty, mode, fill, rows_loop):
     """`F.affine` with whole-pixel translations `[N]`. With nearest sampling that is a shifted
     copy, `fill` (zero for none) where it leaves the image: on the CPU path from 80 x 80 px, a
-    copy per row (`crop_rows`; 2 cores, ms per image against one grid_sample: 224 px 0.06-0.07
-    against 0.12-0.15, 96 px 0.038 against 0.046; 64 px 0.035 against 0.023)."""
+    copy per row (`crop_rows`), faster there than one grid_sample and slower below
+    (benchmarks/kernel-choices.json, `translate-rows`)."""
     if rows_loop and mode == "nearest" and loops_pay(images.shape):
         window = torch.stack([-ty, -tx], dim=1).to(torch.int64)  # where each output's window starts
         return functional.crop_rows(images, window, tuple(images.shape[-2:]), fill=0.0 if fill is None else fill)

@@ -49,8 +49,7 @@ class ThreadChooser:
     A policy call is ~100-250 small ops, each a parallel region where the threads meet. On quiet
     cores all threads are fastest; when other processes share the cores (loader workers, other
     jobs), a thread the OS puts aside makes its partner wait at every region, and one thread is
-    faster. Measured (simclr 32 px b256, 2 cores, two busy processes): 2 threads 17.6k -> 5.2k
-    img/s; 1 thread 12.2k -> 8.0k. So the chooser keeps a moving average of rows/s per setting,
+    faster (benchmarks/kernel-choices.json, `threads-under-load`). So the chooser keeps a moving average of rows/s per setting,
     uses the faster, and retries the other after `explore_every` calls, twice as long after each
     try that loses (up to `max_interval`): it follows the load as it comes and goes. It sets the
     process-wide count and leaves it (switching back and forth every call is itself slow under
@@ -111,9 +110,9 @@ class OutputBuffers:
     call once no view of them is held any more (torch counts the tensors sharing their memory).
 
     Why: glibc maps every block above 32 MB afresh and returns it on free, so a new 224 px output
-    batch (38 MB a view at 64 images) is a page fault per 4 KiB on first write: measured 17 ms for
-    a fresh 38 MB batch against 1.4 ms for a reused one, 2 cores (transparent huge pages, torch's
-    `THP_MEM_ALLOC_ENABLE`, made it 79 ms on this machine). A view still held (kept in a list,
+    batch (38 MB a view at 64 images) is a page fault per 4 KiB on first write, an order of
+    magnitude slower than writing a reused one; transparent huge pages (torch's
+    `THP_MEM_ALLOC_ENABLE`) made it slower still (benchmarks/kernel-choices.json, `batch-reuse`). A view still held (kept in a list,
     saved by autograd for backward) keeps its batch from reuse: the next call allocates another.
     The cost: the policy keeps up to `most` batches (its last call's) between calls.
     """

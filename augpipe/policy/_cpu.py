@@ -8,10 +8,10 @@ import torch
 from augpipe import functional
 
 # On the CPU, eager elementwise chains pay one memory pass per op. Hue is the one long chain in a
-# policy (~35 passes over a plane); inductor fuses it into one C++ loop: 3.4-4x faster at every
-# size (0.41 -> 0.11 ms per 224 px image, 2 cores, bit-identical output). Compiling costs 3-7 s
-# once per process (less with inductor's on-disk cache), which only pays back on large views
-# (~10k images at 224 px, ~1M at 32 px), so policies use it from `min_pixels` (128 x 128) up.
+# policy (~35 passes over a plane); inductor fuses it into one C++ loop, faster at every size with
+# bit-identical output. Compiling costs seconds once per process (less with inductor's on-disk
+# cache), which pays back only on large views, so policies use it from `min_pixels` (128 x 128)
+# up (benchmarks/kernel-choices.json, `compiled-hue`).
 COMPILED_HUE_MIN_PIXELS = 128 * 128
 
 

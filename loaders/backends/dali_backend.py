@@ -4,13 +4,12 @@ Which files, in which order, on which rank, comes from `loaders.backends.order` 
 order and sharding), so DALI loads exactly the samples the other backends load, in the same
 batches. Our order enters as file *paths* through `fn.external_source` (DALI's documented way to
 bring a custom order), one pipeline for the whole run; DALI's own threads read the files
-(`fn.io.file.read`) and decode them. Measured on the 200 shared ImageNet photographs (random
-crop at decode to 224 px, batch 50, 2 threads, CPU) against a bare `fn.readers.file` pipeline:
-0.93-0.99x (median 0.96x over 8 alternating runs). Feeding the bytes read in Python was 0.86x;
-DALI's parallel external source (worker processes) did not help on 2 cores. Two choices matter:
-prefetching 3 batches (the Python feed gets ahead of the decoding threads), and no DALI transpose:
-images leave DALI as HWC and become `[B, 3, S, S]` as a permuted view (NHWC memory, like the
-`torch` backend's batches), which saved a full copy per batch (~8%).
+(`fn.io.file.read`) and decode them, at close to the speed of a bare `fn.readers.file`
+pipeline; feeding the bytes read in Python, or DALI's parallel external source, was not faster
+(benchmarks/kernel-choices.json, `dali-external-source`). Two choices matter: prefetching 3
+batches (the Python feed gets ahead of the decoding threads), and no DALI transpose: images leave
+DALI as HWC and become `[B, 3, S, S]` as a permuted view (NHWC memory, like the `torch` backend's
+batches), which saves a full copy per batch.
 
 Same pixels as the reference (`loaders.sources.decode`), within DALI's decoders and resampling:
 - Geometry without random crops: the centre square of side min(H, W) at the same integer offset
