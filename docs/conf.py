@@ -9,7 +9,7 @@ project = "augpipe"
 author = "the augpipe authors"
 extensions = ["myst_parser", "sphinx.ext.autodoc", "sphinx.ext.napoleon", "sphinx.ext.viewcode"]
 source_suffix = {".md": "markdown"}
-exclude_patterns = ["_build", "benchmarks_page.py"]
+exclude_patterns = ["_build", "_generated", "benchmarks_page.py", "tables.py"]
 myst_heading_anchors = 4
 autodoc_default_options = {"members": True, "undoc-members": True, "show-inheritance": False}
 autodoc_member_order = "bysource"
@@ -24,4 +24,6 @@ suppress_warnings = ["myst.xref_missing"] if os.environ.get("DOCS_LENIENT") else
 
 def setup(app):
     import benchmarks_page
+    import tables
     app.connect("builder-inited", benchmarks_page.write)
+    app.connect("builder-inited", tables.write)

@@ -1,4 +1,4 @@
-"""The guide's "Extending" example (docs/guide.md), run as a user would: a module outside the repository registers
+"""The Extending guide's example (docs/guide/extending.md), run as a user would: a module outside the repository registers
 an op and a method with the documented API, and they work everywhere a built-in one does."""
 import json
 import os
@@ -22,10 +22,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def readme_plugin() -> str:
-    """The python block of the guide's Extending section (docs/guide.md)."""
-    text = (ROOT / "docs" / "guide.md").read_text()
-    section = text[text.index("## Extending"):]
-    return re.search(r"```python\n(# my_plugin\.py\n.*?)```", section, re.S).group(1)
+    """The plugin block of the Extending guide (docs/guide/extending.md)."""
+    text = (ROOT / "docs" / "guide" / "extending.md").read_text()
+    return re.search(r"```\{code-block\} python\n:caption:[^\n]*\n\n(# my_plugin\.py\n.*?)```", text, re.S).group(1)
 
 
 @pytest.fixture(scope="module")

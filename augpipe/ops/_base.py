@@ -18,8 +18,8 @@ The gating rule is here too (`gate`): which rows keep a `gated` op's result, by 
 ops gate their branches with it.
 
 `@register_op` makes the class known to spec strings, presets, overrides, every policy and the
-augpipe engine; see docs/ARCHITECTURE.md ("augpipe: the op contract") and the guide's (docs/guide.md)
-"Extending" section for a complete example.
+augpipe engine; see docs/ARCHITECTURE.md ("augpipe: the op contract") and the Extending guide
+(docs/guide/extending.md) for a complete example.
 """
 from __future__ import annotations
 

@@ -82,7 +82,7 @@ class Grayscale(Op):
 @register_op
 @dataclass
 class Solarize(Op):
-    """`solarize(p=0.2, threshold=0.5)`."""
+    """`solarize(p=0.2, threshold=0.5)`: RandomSolarize, inverts the pixels at or above `threshold` (on [0, 1])."""
     name: ClassVar[str] = "solarize"
     counterparts: ClassVar[Counterparts] = Counterparts(
         torchvision=("RandomSolarize",), from_torchvision=lambda t, conv: _solarize_from(t, conv),
@@ -108,7 +108,7 @@ class Solarize(Op):
 @register_op
 @dataclass
 class Invert(WholeImage):
-    """`invert(p=0.5)`: RandomInvert."""
+    """`invert(p=0.5)`: RandomInvert, each pixel `1 - x`."""
     name: ClassVar[str] = "invert"
     counterparts: ClassVar[Counterparts] = coin_only("RandomInvert")
     transform = functional.invert
@@ -191,7 +191,7 @@ class Sharpness(Op):
 @register_op
 @dataclass
 class Autocontrast(WholeImage):
-    """`autocontrast(p=0.5)`: RandomAutocontrast."""
+    """`autocontrast(p=0.5)`: RandomAutocontrast, stretches each channel to its full range."""
     name: ClassVar[str] = "autocontrast"
     counterparts: ClassVar[Counterparts] = coin_only("RandomAutocontrast")
     transform = functional.autocontrast

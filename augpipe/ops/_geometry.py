@@ -135,7 +135,7 @@ class Resize(_BoxResample, Op):
 @register_op
 @dataclass
 class HorizontalFlip(Op):
-    """`flip(p=0.5)`."""
+    """`flip(p=0.5)`: RandomHorizontalFlip, mirrors left to right; a coin per sample."""
     name: ClassVar[str] = "flip"
     counterparts: ClassVar[Counterparts] = coin_only(
         "RandomHorizontalFlip", kornia=True, dali_uint8=True,
@@ -157,7 +157,7 @@ class HorizontalFlip(Op):
 @register_op
 @dataclass
 class VerticalFlip(WholeImage):
-    """`vflip(p=0.5)`: RandomVerticalFlip."""
+    """`vflip(p=0.5)`: RandomVerticalFlip, mirrors top to bottom; a coin per sample."""
     name: ClassVar[str] = "vflip"
     counterparts: ClassVar[Counterparts] = coin_only("RandomVerticalFlip", kornia=True)
     geometric: ClassVar[bool] = True
