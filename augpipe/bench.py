@@ -114,8 +114,8 @@ TARGET_TASKS = ("detection", "segmentation")
 
 def _target_pipelines(task: str, size: int):
     """The task's torchvision pipeline (the drop-in converts it) and Kornia's own equivalent."""
-    from torchvision.transforms import v2
     import kornia.augmentation as K
+    from torchvision.transforms import v2
     crop = [v2.RandomResizedCrop(size, scale=(0.3, 1.0), antialias=False), v2.RandomHorizontalFlip()]
     kcrop = [K.RandomResizedCrop((size, size), scale=(0.3, 1.0)), K.RandomHorizontalFlip()]
     if task == "segmentation":

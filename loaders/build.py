@@ -9,9 +9,9 @@ from pathlib import Path
 import torch
 
 from loaders.backends.base import BACKENDS, SHARD_READERS, LoaderConfig
+from loaders.backends.order import num_batches
 from loaders.sources.datasets import resolve_source
 from loaders.sources.shards import as_folder, shard_list
-from loaders.backends.order import num_batches
 
 DEFAULT_RANDOM_CROP = ((0.08, 1.0), (3 / 4, 4 / 3))  # random_crop=True: torchvision's (scale, ratio)
 

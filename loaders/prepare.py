@@ -19,7 +19,6 @@ import shutil
 import sys
 from pathlib import Path
 
-
 from _augpipe_shared.atomicio import exclusive, nearest_existing, replace_folder
 from _augpipe_shared.cli import ArgumentParser
 from _augpipe_shared.plugins import add_plugin_flag, load_plugins
@@ -27,6 +26,7 @@ from loaders.sources.beton import sidecar_path, write_beton
 from loaders.sources.datasets import resolve_source
 from loaders.sources.scan import DatasetError, ImageIndex, scan_image_folder
 from loaders.sources.shards import INDEX, as_folder, shard_list, write_shards
+
 
 def check_destination(dst: Path, overwrite: bool) -> str | None:
     """Why `dst` cannot be written (one line), or None."""

@@ -12,7 +12,6 @@ from ssl_train.methods import METHODS
 from ssl_train.optim import LR_RULES, OPTIMIZERS
 from ssl_train.tracking import LOGGERS
 
-
 MIN_IMAGE_SIZE, MAX_IMAGE_SIZE = 8, 4096
 
 

@@ -37,8 +37,8 @@ from ssl_train.optim import lr_at
 from ssl_train.parts import Parts, build, cpu_threads
 from ssl_train.preempt import Preempted, StepControl, StopRequests
 from ssl_train.records import epoch_line, result_record, summary, write_csv
-from ssl_train.rundir import RunDir, RunError
 from ssl_train.runconfig import write_config
+from ssl_train.rundir import RunDir, RunError
 from ssl_train.state import RunState, config_changes
 from ssl_train.tracking import Tracker, build_tracker
 

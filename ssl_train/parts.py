@@ -10,8 +10,8 @@ import torch
 import torch.nn as nn
 
 import augpipe
-from augpipe.interop import engines as aug_engines
 import loaders
+from augpipe.interop import engines as aug_engines
 from loaders.sources.datasets import splits
 from ssl_train.backbones import build_backbone
 from ssl_train.config import TrainConfig

@@ -120,8 +120,8 @@ def test_the_users_method_option_is_a_flag_in_help_and_refused_in_one_line(plugi
             main(base + argv)
         err = capsys.readouterr().err.strip().splitlines()[-1]
         assert message in err, err
-    from ssl_train.methods import build_method
     from ssl_train.config import TrainConfig
+    from ssl_train.methods import build_method
     cfg = TrainConfig(method="align_uniform", method_options={"t": 4})
     cfg.validate()
     assert cfg.method_options == {"t": 4.0, "weight": 1.0}
@@ -132,6 +132,7 @@ def test_the_users_method_option_is_a_flag_in_help_and_refused_in_one_line(plugi
     other.projector.load_state_dict(method.projector.state_dict())
     assert not torch.allclose(method.loss(z), other.loss(z))  # the option reaches the loss
     from dataclasses import dataclass, field
+
     from ssl_train import Method, register_method
 
     class NoDefault(Method):

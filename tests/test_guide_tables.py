@@ -62,7 +62,7 @@ def test_an_op_registered_by_user_code_gets_its_row(tmp_path):
             "        return images * self.f\nprint(tables.op_table())\n")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True).stdout
     row = next(r for r in rows(out) if r[0] == "`dim`")
-    assert "f=0.5" in row[1] and row[2] == "none" and "darker" in row[3]
+    assert "f=0.5" in row[1] and row[2] == "none" and row[3] == "Darker."
 
 
 def test_the_transform_table_lists_what_the_converter_supports():

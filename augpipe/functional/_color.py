@@ -7,7 +7,6 @@ import torch
 
 from augpipe.functional._utils import per_sample
 
-
 # ITU-R 601-2 luma, the weights torchvision's rgb_to_grayscale uses.
 _LUMA = (0.2989, 0.587, 0.114)
 

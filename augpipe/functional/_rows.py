@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import torch
 
-
 # The CPU path's per-row kernels (a Python loop of slice copies) pay from about 80 x 80 px: a row
 # has a fixed cost, which small images cannot amortise against one flat gather or a mask. The
 # crop, erasing and put-back figures behind the threshold: benchmarks/kernel-choices.json,

@@ -12,7 +12,6 @@ from augpipe import functional, sampling
 from augpipe.functional import loops_pay
 from augpipe.ops._base import Counterparts, Op, Range, check_range, register_op
 
-
 _VALUE = re.compile(r"^(random|-?[\d.]+(/-?[\d.]+){0,2})$")
 
 

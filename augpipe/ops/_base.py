@@ -35,7 +35,6 @@ from _augpipe_shared.registry import Registry
 from augpipe import sampling
 from augpipe.functional import put
 
-
 Range = tuple[float, float]
 
 

@@ -10,7 +10,6 @@ import torch
 from augpipe import functional, sampling
 from augpipe.ops._base import Counterparts, Op, Range, Size, check_range, register_op
 
-
 NORMALIZE_STATS = {
     "imagenet": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
     "cifar10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),

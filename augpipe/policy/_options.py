@@ -9,7 +9,6 @@ from dataclasses import dataclass
 
 import torch
 
-
 DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16,
           "bf16": torch.bfloat16, "float16": torch.float16, "fp16": torch.float16}
 CPU_THREADS = ("adapt", "keep")

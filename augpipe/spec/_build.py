@@ -7,8 +7,8 @@ from dataclasses import fields, replace
 
 from augpipe.ops import OPS, Normalize, Op, RandomResizedCrop, Resize
 from augpipe.policy import Policy, PolicyOptions, View
-from augpipe.spec._presets import PRESETS
 from augpipe.spec._grammar import SpecError, apply_overrides, parse_chains, split_preset
+from augpipe.spec._presets import PRESETS
 from augpipe.spec._views import parse_views
 
 

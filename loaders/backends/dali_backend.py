@@ -32,7 +32,6 @@ exercised only by `make gpu-check` on a machine that has DALI and CUDA.
 from __future__ import annotations
 
 import os
-
 import shutil
 import tempfile
 import weakref
@@ -42,8 +41,8 @@ from pathlib import Path
 import numpy as np
 
 from loaders.backends.base import ScannedBackend, register_backend
-from loaders.sources.decode import load_rgb, needs_reference
 from loaders.backends.order import batches
+from loaders.sources.decode import load_rgb, needs_reference
 from loaders.sources.scan import failure_reason, unreadable_at_load_time
 
 PREFETCH = 3

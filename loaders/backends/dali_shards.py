@@ -26,8 +26,16 @@ import torch
 
 from loaders.backends.dali_backend import PREFETCH, decode_square
 from loaders.sources.scan import DatasetError, failure_reason
-from loaders.sources.shards import (IMAGE_EXTENSIONS, ShardReader, dali_index, label_component, open_image, sample_image,
-                            sample_name, samples)
+from loaders.sources.shards import (
+    IMAGE_EXTENSIONS,
+    ShardReader,
+    dali_index,
+    label_component,
+    open_image,
+    sample_image,
+    sample_name,
+    samples,
+)
 
 SHUFFLE_BUFFER = 1000  # samples held for the seeded in-shard shuffle, as the torch backend's
 READER = "shards"

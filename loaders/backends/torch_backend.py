@@ -15,9 +15,9 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from loaders.backends.base import ScannedBackend, register_backend
+from loaders.backends.order import batches
 from loaders.sources.decode import center_resized, load_rgb
 from loaders.sources.forking import fork_safe
-from loaders.backends.order import batches
 from loaders.sources.scan import failure_reason, unreadable_at_load_time
 
 

@@ -26,6 +26,7 @@ import tarfile
 from pathlib import Path
 
 import numpy as np
+
 from loaders.sources.cache import cache_dir, written_once
 
 INDEX = "index.json"

@@ -26,9 +26,10 @@ def _worker(rank: int, port: int, out: str) -> None:
     dist.init_process_group("gloo", rank=rank, world_size=2)
     try:
         from types import SimpleNamespace
+
+        from ssl_train import dist as ours
         from ssl_train.methods import METHODS
         from ssl_train.methods.mocov3 import mocov3_loss
-        from ssl_train import dist as ours
         d = _data()  # [rank, rows, dim]: each rank holds its own rows
         cfg = SimpleNamespace(proj_hidden=8, proj_dim=4, proj_layers=2, ema=0.9, method="dino",
                               method_options={"out_dim": 5, "bottleneck_dim": 3, "center_momentum": 0.5})

@@ -7,9 +7,9 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file
 
-from ssl_train.cli import main
 from ssl_train.backbones import build_backbone
 from ssl_train.checkpoint import load_checkpoint
+from ssl_train.cli import main
 from ssl_train.export import main as export_main
 
 TINY = ["--data", "digits", "--image-size", "16", "--batch-size", "64", "--proj-hidden", "64", "--proj-dim", "32",

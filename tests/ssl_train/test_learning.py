@@ -20,12 +20,11 @@ import math
 import pytest
 import torch
 
+from augpipe.ops import NORMALIZE_STATS
 from ssl_train.config import TrainConfig
 from ssl_train.evaluate import extract, knn_top1
-from augpipe.ops import NORMALIZE_STATS
 from ssl_train.loop import Schedule, train_epoch
 from ssl_train.parts import NORMALIZE, build
-
 
 pytestmark = pytest.mark.slow  # training runs: make test-fast leaves them out
 
@@ -124,8 +123,10 @@ def test_a_timm_vit_trained_with_dino_learns_and_its_export_loads_into_timm(tmp_
     two resolutions (2 x 16 px global, 4 x 8 px local views), on the digits. Measured
     (2026-12-02, 2-core CPU, ~90 s): kNN 0.465 at init -> 0.589 (uncentred: 0.600; see above)."""
     import json
-    from safetensors.torch import load_file
+
     import timm
+    from safetensors.torch import load_file
+
     from ssl_train.cli import main
     from ssl_train.export import main as export_main
     monkeypatch.setenv("AUGPIPE_CACHE", str(tmp_path / "cache"))

@@ -149,6 +149,7 @@ def test_barlow_off_diagonal_term_counts():
 def test_multi_view_losses_average_every_unordered_pair(name, pair_loss):
     """With V views, the symmetric losses are the mean over the V(V-1)/2 pairs (i < j)."""
     from types import SimpleNamespace
+
     from ssl_train.methods import METHODS
     cfg = SimpleNamespace(proj_hidden=8, proj_dim=6, proj_layers=2, barlow_lambda=5e-3)
     method = METHODS[name](6, cfg)
@@ -160,6 +161,7 @@ def test_multi_view_losses_average_every_unordered_pair(name, pair_loss):
 
 def test_supervised_reference_is_mean_cross_entropy_over_views():
     from types import SimpleNamespace
+
     from ssl_train.methods import METHODS
     cfg = SimpleNamespace(proj_hidden=8, proj_dim=6, proj_layers=2)
     with pytest.raises(ValueError, match=r"^--method supervised needs labelled training data \(its number of classes\)$"):
@@ -188,6 +190,7 @@ def test_byol_with_three_views_sums_ordered_pairs_over_v_minus_1():
 
 def test_byol_target_is_a_frozen_deep_copy_and_the_predictor_has_two_layers():
     from types import SimpleNamespace
+
     from ssl_train.methods import METHODS
     cfg = SimpleNamespace(proj_hidden=8, proj_dim=4, proj_layers=2, ema=0.99)
     method = METHODS["byol"](5, cfg)
@@ -255,6 +258,7 @@ def test_dino_centre_and_temperatures_change_the_targets():
 
 def test_dino_centre_is_an_ema_of_the_teachers_batch_mean():
     from types import SimpleNamespace
+
     from ssl_train.methods.dino import DINO
     cfg = SimpleNamespace(proj_hidden=8, proj_dim=4, proj_layers=2, ema=0.99, method="dino",
                           method_options={"out_dim": 5, "bottleneck_dim": 3, "center_momentum": 0.8})

@@ -109,6 +109,7 @@ def test_lars_scales_step_by_trust_ratio():
 @pytest.mark.parametrize("negatives, k", [("all", None), ("1", 1), ("3", 3)])
 def test_simclr_method_passes_its_negatives_and_the_epoch_generator(negatives, k, gen, monkeypatch):
     from types import SimpleNamespace
+
     from ssl_train.methods import simclr
     seen = []
     monkeypatch.setattr(simclr, "info_nce", lambda z, t, negs, g: seen.append((t, negs, g)) or torch.zeros(()))
@@ -136,6 +137,7 @@ def test_projector_mlp_layout():
 
 def test_method_projector_depth_follows_the_config():
     from types import SimpleNamespace
+
     from ssl_train.methods import build_method
     cfg = SimpleNamespace(proj_hidden=8, proj_dim=4, proj_layers=3, temperature=0.2, negatives="all",
                           barlow_lambda=5e-3)
@@ -147,6 +149,7 @@ def test_method_projector_depth_follows_the_config():
 
 def test_embed_runs_each_run_of_same_size_views_as_one_batch():
     from types import SimpleNamespace
+
     from ssl_train.methods.base import Method
     calls = []
 
@@ -171,6 +174,7 @@ def test_embed_runs_each_run_of_same_size_views_as_one_batch():
 
 def test_barlow_method_uses_the_configured_lambda():
     from types import SimpleNamespace
+
     from ssl_train.methods import METHODS
     from ssl_train.methods.barlow import barlow_loss
     g = torch.Generator().manual_seed(0)

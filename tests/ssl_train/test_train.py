@@ -247,6 +247,7 @@ def test_two_nodes_of_two_processes_train_from_shards_and_resume(tmp_path):
     and one checkpoint, from rank 0."""
     import csv
     import socket
+
     from loaders import prepare
     data = tmp_path / "data"
     # small on purpose (4 processes share 2 cores): the 355 test digits as both splits, 4 training shards

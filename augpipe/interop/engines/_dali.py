@@ -44,8 +44,8 @@ class DaliTarget(Target):
 
 
 def build(policy, device: str = "cpu", batch_size: int = 256, seed: int = 0, num_threads: int = 2):
-    from nvidia.dali import fn, pipeline_def, types
     import nvidia.dali.math as dmath
+    from nvidia.dali import fn, pipeline_def, types
 
     on_gpu = device.startswith("cuda")
     for view in policy.views:

@@ -9,8 +9,8 @@ from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as TF
 
 from augpipe import build_policy, from_torchvision
-from augpipe.ops._autoaugment_policies import POLICIES
 from augpipe.ops._auto_augment import AUTOAUGMENT_SPACE, JOINT, RANDAUGMENT_SPACE, TRIVIAL_SPACE, apply_joint, apply_one
+from augpipe.ops._autoaugment_policies import POLICIES
 from tests.tolerance import assert_float_close
 
 

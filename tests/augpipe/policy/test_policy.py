@@ -44,6 +44,7 @@ def test_uint8_and_float_inputs_agree(photo_batch):
 
 def _random_order(size):
     import torchvision.transforms.v2 as T
+
     from augpipe import from_torchvision
     return from_torchvision(T.RandomOrder([T.RandomHorizontalFlip(), T.RandomSolarize(0.5, p=1.0),
                                            T.RandomInvert(p=1.0)]), size=size)
