@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import platform
+import time
 
 import torch
 
@@ -29,9 +30,22 @@ def versions(*modules: str) -> dict[str, str]:
     return found
 
 
+def _cpu_model() -> str:
+    """The CPU's model name (Linux), else what `platform` knows."""
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
 def describe(device: torch.device) -> dict[str, object]:
-    """The machine a measurement ran on."""
-    info = {"platform": platform.platform(), "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads()}
+    """The machine a measurement ran on, and the day (UTC): benchmark records carry both."""
+    info = {"platform": platform.platform(), "cpu": _cpu_model(), "cpu_count": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(), "date": time.strftime("%Y-%m-%d", time.gmtime())}
     if device.type == "cuda":
         info["gpu"] = torch.cuda.get_device_name(device)
     return info

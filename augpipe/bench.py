@@ -97,7 +97,7 @@ def bench_one(engine: str, policy, images: torch.Tensor, g: torch.Generator, war
     engines the host syncs and ops per call and the gating used."""
     device, n = images.device, images.shape[0]
     runner = build(engine, policy, **({"device": str(device), "batch_size": n} if engine == "dali" else {}))
-    run = lambda x: runner(x, generator=g)  # noqa: E731
+    run = lambda x: runner(x, generator=g)
     first_s = first_call(run, images)
     rate = measure(run, images, warmup, repeats)
     record = {"engine": engine, "size": images.shape[-1], "batch": n, "device": str(device),

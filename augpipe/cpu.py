@@ -4,8 +4,8 @@ for the augmentation (`intra_op_threads`). (The policy's compiled CPU hue: `augp
 Allocator: PyTorch does not cache CPU memory: every fresh tensor is a `malloc`, and glibc hands blocks above
 its mmap threshold back to the OS on `free` (and trims the heap top), so the next tensor of that
 size is fresh pages again: a page fault per 4 KiB. A batched augmentation pass makes tens of
-multi-MB temporaries per call; on the 2-core CI machine the faults cost about a third of
-`simclr` at 32 px (measured: 10.2k -> 16.7k img/s with the settings below, same run). Keeping
+multi-MB temporaries per call, and the faults cost a large share of a small-image policy's time
+(benchmarks/kernel-choices.json, `allocator-tuning`). Keeping
 freed memory in the process (what jemalloc / tcmalloc do, and what PyTorch's CPU performance
 guide recommends preloading) removes them. `tune_cpu_allocator()` does that with `mallopt`;
 `make bench-aug`, `python -m augpipe.bench` and `python -m ssl_train` call it, a library user may.

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import torch
 
+from _augpipe_shared import machine
 from _augpipe_shared.atomicio import atomic_write_bytes
 from _augpipe_shared.cli import ArgumentParser
 from _augpipe_shared.plugins import add_plugin_flag, load_plugins
@@ -169,7 +170,7 @@ def bench_dataset(name: str, root: Path, args, device: torch.device) -> list[dic
             records.append({"dataset": name, "loader": backend, "size": size, "batch": args.batch_size,
                             "random_crop": args.random_crop, "workers": args.workers, "device": str(device),
                             "images_per_s": round(rate, 1), "prepare_s": round(prepare_s, 2),
-                            "torch": torch.__version__})
+                            "torch": torch.__version__, "machine": machine.describe(device)})
             print(f"  {name:<13} {size:>3}px {backend:<8} {rate:9.1f} img/s  (setup {prepare_s:.1f} s)", flush=True)
     return records
 

@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT))  # the GPU machine runs the checkout as it is, not installed: E402 below
 
 from _augpipe_shared import machine  # noqa: E402
 from _augpipe_shared.atomicio import atomic_write_bytes  # noqa: E402

@@ -111,7 +111,7 @@ def add_method_options(parser: argparse.ArgumentParser) -> None:
             continue
         group = parser.add_argument_group(f"--method {method} options")
         for f in found:
-            parse = lambda text, d=f.default: options.parse_value(text, d)  # noqa: E731
+            parse = lambda text, d=f.default: options.parse_value(text, d)
             parse.__name__ = type(f.default).__name__  # argparse's "invalid float value: 'x'"
             group.add_argument(options.flag(method, f.name), dest=_dest(method, f.name), default=None, type=parse,
                                metavar=type(f.default).__name__.upper(),

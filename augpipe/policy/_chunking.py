@@ -3,8 +3,8 @@ by measured speed (`ThreadChooser`), into an output batch reused once nobody hol
 (`OutputBuffers`).
 
 Several elementwise passes over a 38 MB batch (64 x 224 px) are bound by memory bandwidth, the
-same passes over a 16 MB chunk less so (measured with the tuned allocator, `augpipe.cpu`, simclr
-224 px b64: 1 MB chunks 121 img/s, 4 MB 230, 16 MB 395, 64 MB 302-399, whole batch 192-207).
+same passes over a 16 MB chunk less so: 16 MB was the fastest chunk size measured
+(benchmarks/kernel-choices.json, `chunk-size`).
 Parameters are still drawn for the whole batch first, so chunking changes no sampled value. On
 CUDA and under blend gating the whole group is one chunk (fewer, larger kernels).
 """

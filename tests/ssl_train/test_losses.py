@@ -92,12 +92,12 @@ def test_vicreg_covariance_term_sees_redundant_dimensions():
     white = torch.linalg.qr(torch.randn(64, 8, generator=g, dtype=torch.float64))[0] * 8  # orthogonal columns
     white = white - white.mean(0)
     white = torch.linalg.qr(white)[0] * 8
-    cov_only = lambda z: vicreg_loss(z, z, sim_w=0, var_w=0, cov_w=1)  # noqa: E731
+    cov_only = lambda z: vicreg_loss(z, z, sim_w=0, var_w=0, cov_w=1)
     assert cov_only(white - white.mean(0)) < 1e-3
     redundant = white.clone()
     redundant[:, 1] = redundant[:, 0]
     assert cov_only(redundant) > 0.05
-    var_only = lambda z: vicreg_loss(z, z, sim_w=0, var_w=1, cov_w=0)  # noqa: E731
+    var_only = lambda z: vicreg_loss(z, z, sim_w=0, var_w=1, cov_w=0)
     assert var_only(white * 10) == 0 and var_only(white * 0.01) > 0.9  # the hinge at std 1
 
 
@@ -122,7 +122,7 @@ def test_byol_is_minimal_when_online_predicts_the_target():
 # --- Barlow Twins (Zbontar et al. 2021, algorithm 1, with the official BatchNorm standardisation)
 def ref_barlow(za, zb, lambd=5e-3):
     n, d = za.shape
-    bn = lambda z: F.batch_norm(z, None, None, training=True, eps=1e-5)  # noqa: E731  BatchNorm1d(affine=False)
+    bn = lambda z: F.batch_norm(z, None, None, training=True, eps=1e-5)  # BatchNorm1d(affine=False)
     c = bn(za).T @ bn(zb) / n
     c_diff = (c - torch.eye(d, dtype=c.dtype)) ** 2
     off = ~torch.eye(d, dtype=torch.bool)
@@ -183,7 +183,7 @@ def test_supervised_reference_is_mean_cross_entropy_over_views():
 def test_byol_with_three_views_sums_ordered_pairs_over_v_minus_1():
     p = _inputs((6, 4), (6, 4), (6, 4), seed=5)
     z = _inputs((6, 4), (6, 4), (6, 4), seed=6)
-    cos = lambda a, b: (a * b).sum(1) / (a.norm(dim=1) * b.norm(dim=1))  # noqa: E731
+    cos = lambda a, b: (a * b).sum(1) / (a.norm(dim=1) * b.norm(dim=1))
     expected = sum((2 - 2 * cos(p[i], z[j])).mean() for i in range(3) for j in range(3) if i != j) / 2
     torch.testing.assert_close(byol_loss(p, z), expected, rtol=1e-10, atol=1e-12)
 

@@ -36,7 +36,7 @@ PIPELINES = {
 def ks_statistic(a: torch.Tensor, b: torch.Tensor) -> float:
     """sup |F_a - F_b| over the pooled sample: the two-sample Kolmogorov-Smirnov statistic."""
     pooled = torch.cat([a, b]).sort().values
-    cdf = lambda x: torch.searchsorted(x.sort().values, pooled, right=True).double() / len(x)  # noqa: E731
+    cdf = lambda x: torch.searchsorted(x.sort().values, pooled, right=True).double() / len(x)
     return (cdf(a) - cdf(b)).abs().max().item()
 
 

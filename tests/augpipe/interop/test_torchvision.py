@@ -102,7 +102,7 @@ def test_a_pipeline_without_a_crop_keeps_the_input_size_as_torchvision_does(pipe
     torch.manual_seed(0)
     theirs = [torch.stack([pipeline(img) for img in x]) for _ in range(40)]
     assert theirs[0].shape[-2:] == ours[0].shape[-2:]
-    scale = lambda t: t.float() / 255 if t.dtype == torch.uint8 else t  # noqa: E731
+    scale = lambda t: t.float() / 255 if t.dtype == torch.uint8 else t
     qs = torch.tensor([0.1, 0.25, 0.5, 0.75, 0.9])
     ours_m, theirs_m = per_image_means([scale(o) for o in ours]), per_image_means([scale(t) for t in theirs])
     torch.testing.assert_close(ours_m.quantile(qs), theirs_m.quantile(qs), atol=0.02, rtol=0)

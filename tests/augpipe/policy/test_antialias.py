@@ -36,7 +36,7 @@ def test_blend_equals_subset_and_makes_no_host_sync(photos):
 
 
 def test_antialias_changes_shrinking_views_only(photos):
-    g = lambda: torch.Generator().manual_seed(2)  # noqa: E731
+    g = lambda: torch.Generator().manual_seed(2)
     sharp = build_policy("rrc(scale=0.5:1)", size=16, views=1)(photos, generator=g())[0]
     smooth = build_policy("rrc(scale=0.5:1, antialias=true)", size=16, views=1)(photos, generator=g())[0]
     assert (sharp - smooth).abs().amax(dim=(1, 2, 3)).min() > 1e-2  # every crop of 24-48 px shrinks to 16

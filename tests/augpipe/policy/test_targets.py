@@ -86,7 +86,7 @@ def test_box_formats_and_validity_round_trip(targets):
     images, boxes, _, _ = targets
     policy = build_policy("rrc(scale=0.1:0.3)+flip", size=24, views=2)
     valid = torch.rand(boxes.shape[:2], generator=torch.Generator().manual_seed(0)) < 0.7
-    g = lambda: torch.Generator().manual_seed(4)  # noqa: E731
+    g = lambda: torch.Generator().manual_seed(4)
     _, xyxy = policy(images, generator=g(), boxes=boxes, box_valid=valid)
     for fmt in ("xywh", "cxcywh"):
         _, other = policy(images, generator=g(), boxes=xyxy_to_boxes(boxes, fmt), box_format=fmt, box_valid=valid)

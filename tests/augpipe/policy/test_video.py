@@ -63,9 +63,9 @@ def test_a_converted_pipeline_on_clips_matches_torchvision_on_each_clip(clips):
     theirs = torch.cat([torch.stack([pipeline(clip) for clip in clips]) for _ in range(30)])
     assert ours.shape == theirs.shape == (240, 4, 3, 24, 24)
     # frame t+1 of a clip is frame t shifted: with shared parameters their means stay close
-    drift = lambda v: (v[:, 1:].mean(dim=(2, 3, 4)) - v[:, :-1].mean(dim=(2, 3, 4))).abs().flatten()  # noqa: E731
+    drift = lambda v: (v[:, 1:].mean(dim=(2, 3, 4)) - v[:, :-1].mean(dim=(2, 3, 4))).abs().flatten()
     qs = torch.tensor([0.25, 0.5, 0.75, 0.9])
     torch.testing.assert_close(drift(ours).quantile(qs), drift(theirs).quantile(qs), atol=0.01, rtol=0)
-    means = lambda v: v.mean(dim=(2, 3, 4)).flatten()  # noqa: E731
+    means = lambda v: v.mean(dim=(2, 3, 4)).flatten()
     torch.testing.assert_close(means(ours).quantile(qs), means(theirs).quantile(qs), atol=0.03, rtol=0)
 
