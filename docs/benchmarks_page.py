@@ -1,6 +1,8 @@
 """Writes docs/benchmarks.md from the committed benchmark data (benchmarks/*.json) when the site
 is built, so the page cannot drift from the figures: each file's description, date, machine and
-versions, then its rows as a table of their plain fields."""
+versions; for speed records (`images_per_s` by `engine` or `loader`), one table with a column per
+engine and augpipe's speed-up (or the loaders' over the torchvision baseline); then every row of
+plain fields."""
 from __future__ import annotations
 
 import json
@@ -11,8 +13,29 @@ DATA = ROOT / "benchmarks"
 PAGE = Path(__file__).resolve().parent / "benchmarks.md"
 MAX_COLUMNS = 10
 
+# Files written by the benchmark commands as plain lists of records say what they are here.
+ABOUT = {
+    "bench-aug": "`make bench-aug` (`python -m augpipe.bench`): input images per second, each giving 2 views, "
+                 "the median of 5 calls after 2 warm-up calls; torchvision runs image by image, as in a "
+                 "DataLoader worker.",
+    "recipes": "The supervised recipes (`cifar-aa`, `timm-ra`, `trivialaugment`) through augpipe, torchvision "
+               "per image and Kornia: `python -m augpipe.bench --sizes 32,224 --policies cifar-aa,timm-ra,"
+               "trivialaugment --engines augpipe,torchvision,kornia`. Kornia's auto-augment ops draw one op "
+               "for the whole batch, where augpipe and torchvision draw one per image.",
+    "bench-load": "`make bench-load` (`python -m loaders.bench`): images per second of each loader backend "
+                  "against torchvision's `ImageFolder` with PIL transforms and the same workers.",
+    "bench-load-dali": "Our `dali` backend against DALI's own reader pipeline (`dali-bare`), with decode-time "
+                       "random crops: `python -m loaders.bench --backends dali,dali-bare --random-crop`.",
+}
+# The column speed-ups are measured against, per kind of record.
+REFERENCE = {"engine": "augpipe", "loader": "baseline"}
+
 
 def _cell(value) -> str:
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, (int, float)) and abs(value) >= 1000:
+        return f"{value:,.0f}"
     if isinstance(value, float):
         return f"{value:.4g}"
     return str(value).replace("|", "\\|")
@@ -23,9 +46,9 @@ def _rows(data) -> list[dict]:
     return [r for r in rows if isinstance(r, dict)]
 
 
-def _about(data, rows: list[dict]) -> list[str]:
+def _about(name: str, data, rows: list[dict]) -> list[str]:
     source = data if isinstance(data, dict) else (rows[0] if rows else {})
-    lines = []
+    lines = [ABOUT[name], ""] if name in ABOUT else []
     for key in ("what", "date", "command", "cpu", "cores"):
         if key in source:
             lines.append(f"- **{key}:** {_cell(source[key])}")
@@ -33,6 +56,37 @@ def _about(data, rows: list[dict]) -> list[str]:
         if isinstance(source.get(key), dict):
             lines.append(f"- **{key}:** " + ", ".join(f"{k} {_cell(v)}" for k, v in source[key].items()))
     return lines
+
+
+def _speed_table(rows: list[dict]) -> list[str]:
+    """images/s with one column per engine (or loader), and each column's ratio to the reference."""
+    by = next((k for k in REFERENCE if rows and all(k in r and "images_per_s" in r for r in rows)), None)
+    if by is None:
+        return []
+    keys = [k for k in ("policy", "dataset", "size", "batch") if all(k in r for r in rows)]
+    columns = list(dict.fromkeys(r[by] for r in rows))
+    cases = {}
+    for r in rows:
+        cases.setdefault(tuple(r[k] for k in keys), {})[r[by]] = r["images_per_s"]
+    reference = REFERENCE[by]
+    if by == "engine":
+        note = f"images/s; (N×) = {reference}'s speed over that engine"
+    else:
+        note = f"images/s; (N×) = that loader's speed over the {reference}"
+    lines = [note, "", "| " + " | ".join(keys + columns) + " |", "|" + "---|" * (len(keys) + len(columns))]
+    for case, speeds in cases.items():
+        cells = []
+        for column in columns:
+            speed, ref = speeds.get(column), speeds.get(reference)
+            if speed is None:
+                cells.append("")
+            elif ref is None or column == reference:
+                cells.append(_cell(speed))
+            else:
+                ratio = ref / speed if by == "engine" else speed / ref
+                cells.append(f"{_cell(speed)} ({ratio:.1f}×)")
+        lines.append("| " + " | ".join([_cell(c) for c in case] + cells) + " |")
+    return lines + [""]
 
 
 def _table(rows: list[dict]) -> list[str]:
@@ -49,12 +103,18 @@ def _table(rows: list[dict]) -> list[str]:
 
 def page() -> str:
     out = ["# Benchmarks", "",
-           "Generated from the measured figures committed in `benchmarks/` (each file names its machine, "
-           "versions and date). `make bench-aug` and `make bench-load` measure them again on your machine.", ""]
+           "Generated from the measured figures committed in `benchmarks/`, each file with its machine, "
+           "versions and date. `make bench-aug` and `make bench-load` measure them again on your machine "
+           "([Benchmarking](guide/benchmarking.md)). A shared machine moves between runs: compare engines "
+           "within one file.", ""]
     for path in sorted(DATA.glob("*.json")):
         data = json.loads(path.read_text())
         rows = _rows(data)
-        out += [f"## {path.stem}", "", *_about(data, rows), "", *_table(rows), ""]
+        speed = _speed_table(rows)
+        out += [f"## {path.stem}", "", *_about(path.stem, data, rows), ""]
+        if speed:
+            out += [*speed, "All the fields:", ""]
+        out += [*_table(rows), ""]
         plot = path.with_suffix(".png")
         if plot.exists():
             out += [f"![{path.stem}](../benchmarks/{plot.name})", ""]
