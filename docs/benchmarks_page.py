@@ -1,8 +1,8 @@
 """Writes docs/benchmarks.md from the committed benchmark data (benchmarks/*.json) when the site
 is built, so the page cannot drift from the figures: each file's description, date, machine and
 versions; for speed records (`images_per_s` by `engine` or `loader`), one table with a column per
-engine and augpipe's speed-up (or the loaders' over the torchvision baseline); then every row of
-plain fields."""
+engine and augpipe's speed-up (or the loaders' over the torchvision baseline), and a bar chart
+where the file has no committed plot; then every row of plain fields."""
 from __future__ import annotations
 
 import json
@@ -11,6 +11,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "benchmarks"
 PAGE = Path(__file__).resolve().parent / "benchmarks.md"
+PLOTS = Path(__file__).resolve().parent / "_generated"
 MAX_COLUMNS = 10
 
 # Files written by the benchmark commands as plain lists of records say what they are here.
@@ -89,6 +90,37 @@ def _speed_table(rows: list[dict]) -> list[str]:
     return lines + [""]
 
 
+def _speed_plot(name: str, rows: list[dict]) -> str | None:
+    """A bar chart of the speed records (log scale: engines differ by orders of magnitude), for a
+    file that has no committed plot of its own; returns its path relative to the page."""
+    by = next((k for k in REFERENCE if rows and all(k in r and "images_per_s" in r for r in rows)), None)
+    if by is None:
+        return None
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    keys = [k for k in ("policy", "dataset", "size", "batch") if all(k in r for r in rows)]
+    def label(r):
+        return " ".join(f"{r[k]} px" if k == "size" else f"b{r[k]}" if k == "batch" else str(r[k]) for k in keys)
+
+    cases = list(dict.fromkeys(label(r) for r in rows))
+    columns = list(dict.fromkeys(r[by] for r in rows))
+    width = 0.8 / len(columns)
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.9 * len(cases) * len(columns) ** 0.5), 3.5))
+    for i, column in enumerate(columns):
+        speeds = {label(r): r["images_per_s"] for r in rows if r[by] == column}
+        ax.bar([j + i * width for j in range(len(cases))], [speeds.get(c, 0) for c in cases], width, label=column)
+    ax.set_xticks([j + 0.4 - width / 2 for j in range(len(cases))], cases, rotation=30, ha="right", fontsize=7)
+    ax.set_yscale("log")
+    ax.set_ylabel("images/s")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    PLOTS.mkdir(exist_ok=True)
+    fig.savefig(PLOTS / f"{name}.png", dpi=110)
+    plt.close(fig)
+    return f"_generated/{name}.png"
+
+
 def _table(rows: list[dict]) -> list[str]:
     columns = []
     for row in rows:
@@ -116,8 +148,11 @@ def page() -> str:
             out += [*speed, "All the fields:", ""]
         out += [*_table(rows), ""]
         plot = path.with_suffix(".png")
+        drawn = None if plot.exists() else _speed_plot(path.stem, rows)
         if plot.exists():
-            out += [f"![{path.stem}](../benchmarks/{plot.name})", ""]
+            out.insert(out.index(f"## {path.stem}") + 2, f"![{path.stem}](../benchmarks/{plot.name})\n")
+        elif drawn:
+            out.insert(out.index(f"## {path.stem}") + 2, f"![{path.stem}]({drawn})\n")
     return "\n".join(out)
 
 
