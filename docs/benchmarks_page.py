@@ -59,12 +59,21 @@ def _about(name: str, data, rows: list[dict]) -> list[str]:
     return lines
 
 
-def _speed_table(rows: list[dict]) -> list[str]:
-    """images/s with one column per engine (or loader), and each column's ratio to the reference."""
+def _speed_layout(rows: list[dict]) -> tuple[str, list[str]] | None:
+    """For speed records: the field that names the column (`engine` or `loader`) and the fields
+    that name a case (policy or dataset, size, batch); None for other records."""
     by = next((k for k in REFERENCE if rows and all(k in r and "images_per_s" in r for r in rows)), None)
     if by is None:
+        return None
+    return by, [k for k in ("policy", "dataset", "size", "batch") if all(k in r for r in rows)]
+
+
+def _speed_table(rows: list[dict]) -> list[str]:
+    """images/s with one column per engine (or loader), and each column's ratio to the reference."""
+    layout = _speed_layout(rows)
+    if layout is None:
         return []
-    keys = [k for k in ("policy", "dataset", "size", "batch") if all(k in r for r in rows)]
+    by, keys = layout
     columns = list(dict.fromkeys(r[by] for r in rows))
     cases = {}
     for r in rows:
@@ -93,13 +102,14 @@ def _speed_table(rows: list[dict]) -> list[str]:
 def _speed_plot(name: str, rows: list[dict]) -> str | None:
     """A bar chart of the speed records (log scale: engines differ by orders of magnitude), for a
     file that has no committed plot of its own; returns its path relative to the page."""
-    by = next((k for k in REFERENCE if rows and all(k in r and "images_per_s" in r for r in rows)), None)
-    if by is None:
+    layout = _speed_layout(rows)
+    if layout is None:
         return None
+    by, keys = layout
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    keys = [k for k in ("policy", "dataset", "size", "batch") if all(k in r for r in rows)]
+
     def label(r):
         return " ".join(f"{r[k]} px" if k == "size" else f"b{r[k]}" if k == "batch" else str(r[k]) for k in keys)
 
@@ -142,17 +152,16 @@ def page() -> str:
     for path in sorted(DATA.glob("*.json")):
         data = json.loads(path.read_text())
         rows = _rows(data)
+        committed = path.with_suffix(".png")
+        plot = f"../benchmarks/{committed.name}" if committed.exists() else _speed_plot(path.stem, rows)
+        out += [f"## {path.stem}", ""]
+        if plot:
+            out += [f"![{path.stem}]({plot})", ""]
+        out += [*_about(path.stem, data, rows), ""]
         speed = _speed_table(rows)
-        out += [f"## {path.stem}", "", *_about(path.stem, data, rows), ""]
         if speed:
             out += [*speed, "All the fields:", ""]
         out += [*_table(rows), ""]
-        plot = path.with_suffix(".png")
-        drawn = None if plot.exists() else _speed_plot(path.stem, rows)
-        if plot.exists():
-            out.insert(out.index(f"## {path.stem}") + 2, f"![{path.stem}](../benchmarks/{plot.name})\n")
-        elif drawn:
-            out.insert(out.index(f"## {path.stem}") + 2, f"![{path.stem}]({drawn})\n")
     return "\n".join(out)
 
 
