@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "docs"))
 
@@ -22,6 +24,7 @@ def names(cell: str) -> set[str]:
     return set(re.findall(r"`([^`]+)`", cell))
 
 
+@pytest.fixture(scope="module")
 def fresh() -> dict:
     """The tables and the registries, made in a fresh process (tests register ops of their own)."""
     code = ("import json, sys; sys.path.insert(0, 'docs'); import tables, augpipe; "
@@ -33,8 +36,8 @@ def fresh() -> dict:
     return json.loads(out.stdout)
 
 
-def test_the_op_and_preset_tables_list_exactly_the_registries():
-    made = fresh()
+def test_the_op_and_preset_tables_list_exactly_the_registries(fresh):
+    made = fresh
     assert [row[0].strip("`") for row in rows(made["ops"])] == made["op_names"]
     assert [row[0].strip("`") for row in rows(made["presets"])] == made["preset_names"]
 
@@ -65,8 +68,8 @@ def test_an_op_registered_by_user_code_gets_its_row(tmp_path):
     assert "f=0.5" in row[1] and row[2] == "none" and row[3] == "Darker."
 
 
-def test_the_transform_table_lists_what_the_converter_supports():
-    made = fresh()
+def test_the_transform_table_lists_what_the_converter_supports(fresh):
+    made = fresh
     listed = [row[0].strip("`") for row in rows(made["transforms"])]
     assert listed == made["supported"]
     from augpipe.interop import _torchvision as converter
